@@ -1,0 +1,3 @@
+from clapdesk.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,305 @@
+"""The `clapdesk` command: the desktop app with no arguments, the engine's verbs otherwise.
+
+Exit codes: 0 success (also when some files failed: they are listed), 2 usage error, 1 a fatal
+error, reported as one plain line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from clapdesk import __version__
+
+log = logging.getLogger("clapdesk")
+
+
+class CliError(Exception):
+    """A fatal, expected error: its message is all the user sees."""
+
+
+def _global_options(suppress: bool) -> argparse.ArgumentParser:
+    """Options accepted before or after the verb. After it they must not reset what was given
+    before it, hence SUPPRESS as the verbs' default."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--library", metavar="DIR", help="library folder (default: the user "
+                        "data folder, or $CLAPDESK_LIBRARY)")
+    common.add_argument("--model", metavar="ID_OR_FOLDER", help="CLAP model: a Hugging Face id or "
+                        "a local folder (default: the library's model, $CLAPDESK_MODEL, or "
+                        "laion/larger_clap_music)")
+    common.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=None)
+    common.add_argument("--precision", choices=["float32", "int8", "float16"], default="float32",
+                        help="int8: faster on a CPU; float16: for a GPU")
+    common.add_argument("--json", action="store_true", help="print one JSON object")
+    common.add_argument("-v", "--verbose", action="store_true")
+    if suppress:
+        for action in common._actions:
+            action.default = argparse.SUPPRESS
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    top = _global_options(suppress=False)
+    common = _global_options(suppress=True)
+    parser = argparse.ArgumentParser(prog="clapdesk", parents=[top],
+                                     description="Find sounds in your sample library by describing them.")
+    parser.add_argument("--version", action="version", version=f"clapdesk {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("index", parents=[common], help="add folders to the library and index them")
+    p.add_argument("paths", nargs="*", metavar="PATH",
+                   help="folders to add (none: rescan the library's folders)")
+    p.add_argument("--workers", type=int, default=None, help="decoding threads")
+
+    for name, what in (("search", "QUERY"), ("similar", "FILE")):
+        p = sub.add_parser(name, parents=[common],
+                           help="search by description" if name == "search" else "find sound-alikes")
+        p.add_argument("target", metavar=what)
+        p.add_argument("-k", type=int, default=20, help="how many results (default 20)")
+        p.add_argument("--in", dest="folder", metavar="DIR", help="only files inside DIR")
+        p.add_argument("--min-duration", type=float, metavar="SECONDS")
+        p.add_argument("--max-duration", type=float, metavar="SECONDS")
+        p.add_argument("--format", action="append", default=[], metavar="FMT",
+                       help="only this format (WAV, AIFF, FLAC, OGG, MP3); repeatable")
+        if name == "similar":
+            p.add_argument("--where", default="", metavar="CONSTRAINTS",
+                           help='constraints in words, e.g. "loop at 120 BPM"')
+
+    sub.add_parser("doctor", parents=[common], help="versions, device, model and library state")
+    sub.add_parser("failures", parents=[common], help="files that could not be indexed, and why")
+    sub.add_parser("gui", parents=[common], help="open the desktop app (the default)")
+    _add_extensions(sub, common)
+    return parser
+
+
+def _add_extensions(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Verbs that live with their own feature (fine-tuning registers `finetune` and `models`)."""
+    try:
+        from clapdesk.finetune_cli import add_commands
+    except ImportError:
+        return
+    add_commands(sub, common)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if args.command in (None, "gui"):
+        from clapdesk.gui.app import run_app
+
+        return run_app(library=args.library, model=args.model, device=args.device)
+    handler: Callable[[argparse.Namespace], dict[str, Any]] = args.handler if hasattr(
+        args, "handler") else COMMANDS[args.command]
+    try:
+        result = handler(args)
+    except KeyboardInterrupt:
+        print("clapdesk: interrupted; everything indexed so far is kept", file=sys.stderr)
+        return 1
+    except Exception as exc:  # every expected failure has its own plain message
+        message = _plain_error(exc)
+        if args.verbose:
+            log.exception("fatal")
+        print(f"clapdesk: {message}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    return 0
+
+
+def _plain_error(exc: BaseException) -> str:
+    from clapdesk.core.catalog import CatalogError
+    from clapdesk.core.library import LibraryBusy
+    from clapdesk.core.model import ModelError
+
+    if isinstance(exc, (CliError, ModelError, CatalogError, LibraryBusy)):
+        return str(exc)
+    if isinstance(exc, OSError):
+        if exc.errno == 28:
+            return "the disk is full; the library was left as it was before this step"
+        return f"{exc.strerror or exc}: {exc.filename or ''}".strip(": ")
+    return f"unexpected error ({type(exc).__name__}): {exc}"
+
+
+def open_library(args: argparse.Namespace) -> Any:
+    from clapdesk.core.library import Library
+
+    return Library(args.library, model=args.model, device=args.device, precision=args.precision)
+
+
+def cmd_index(args: argparse.Namespace) -> dict[str, Any]:
+    library = open_library(args)
+    try:
+        for path in args.paths:
+            if not os.path.isdir(path):
+                raise CliError(f"'{path}' is not a folder")
+        folders = args.paths or [p for _, p in library.catalog.roots()]
+        if not folders:
+            raise CliError("the library has no folders yet: clapdesk index FOLDER")
+        bar = None if args.json or not sys.stderr.isatty() else _ProgressBar()
+        report = library.index_folders(folders, progress=bar, workers=args.workers)
+    finally:
+        library.close()
+    if bar:
+        bar.finish()
+    result = report.to_json()
+    if not args.json:
+        print(f"indexed {report.indexed}, unchanged {report.unchanged}, removed {report.removed}, "
+              f"renamed {report.moved}, failed {len(report.failed)} in {report.seconds:.1f} s")
+        for path, error in report.failed:
+            print(f"  failed: {result_path(path)}: {error}")
+        for root in report.offline_roots:
+            print(f"  offline (not found, kept as it was): {result_path(root)}")
+    return result
+
+
+def result_path(path: str) -> str:
+    from clapdesk.core.catalog import display_path
+
+    return display_path(path)
+
+
+def _filters(args: argparse.Namespace) -> Any:
+    from clapdesk.core.search import Filters
+
+    if args.folder and not os.path.isdir(args.folder):
+        raise CliError(f"--in: '{args.folder}' is not a folder")
+    return Filters(folder=os.path.abspath(args.folder) if args.folder else None,
+                   min_duration=args.min_duration, max_duration=args.max_duration,
+                   formats=tuple(f.upper() for f in args.format))
+
+
+def cmd_search(args: argparse.Namespace) -> dict[str, Any]:
+    from clapdesk.core.search import search_text
+
+    if args.k < 1:
+        raise CliError("-k must be at least 1")
+    library = open_library(args)
+    try:
+        started = time.perf_counter()
+        response = search_text(library, args.target, k=args.k, filters=_filters(args))
+        library.catalog.record_history("query", args.target)
+        return _show(args, response, time.perf_counter() - started)
+    finally:
+        library.close()
+
+
+def cmd_similar(args: argparse.Namespace) -> dict[str, Any]:
+    from clapdesk.core.search import search_similar
+
+    if not os.path.isfile(args.target):
+        raise CliError(f"'{args.target}' is not a file")
+    library = open_library(args)
+    try:
+        started = time.perf_counter()
+        response = search_similar(library, os.path.abspath(args.target), k=args.k,
+                                  filters=_filters(args), text=args.where)
+        return _show(args, response, time.perf_counter() - started)
+    finally:
+        library.close()
+
+
+def _show(args: argparse.Namespace, response: Any, seconds: float) -> dict[str, Any]:
+    result = response.to_json()
+    result["seconds"] = round(seconds, 4)
+    if args.json:
+        return result
+    query = response.query
+    if query is not None and query.constraints():
+        print("constraints: " + ", ".join(c.label for c in query.constraints()))
+    if not response.hits:
+        print("no results")
+    for rank, hit in enumerate(response.hits, 1):
+        f = hit.file
+        bits = [f"{f.duration:.2f}s" if f.duration else "", f"{f.bpm:.0f} BPM" if f.bpm else "",
+                f.key or "", f.kind or "", f"({hit.note} time)" if hit.note else ""]
+        print(f"{rank:3d}  {hit.score:6.3f}  {result_path(f.path)}  " + " ".join(b for b in bits if b))
+    return result
+
+
+def cmd_doctor(args: argparse.Namespace) -> dict[str, Any]:
+    import platform
+
+    import hnswlib  # noqa: F401
+    import soundfile
+    import torch
+    import transformers
+
+    from clapdesk.core.model import ModelError, pick_device
+
+    library = open_library(args)
+    try:
+        catalog_path = library.paths.catalog
+        result: dict[str, Any] = {
+            "clapdesk": __version__, "python": platform.python_version(),
+            "torch": torch.__version__, "transformers": transformers.__version__,
+            "libsndfile": soundfile.__libsndfile_version__,
+            "device": pick_device(args.device), "library": str(library.paths.root),
+            "catalog_bytes": catalog_path.stat().st_size if catalog_path.exists() else 0,
+            "files": library.catalog.count_files(), "failed": len(library.catalog.failures()),
+            "folders": [result_path(p) for _, p in library.catalog.roots()],
+            "model": library.model_ref,
+        }
+        try:
+            identity = library.identity
+            result.update(model_state="available", model_folder=identity.folder,
+                          model_key=library.model_key)
+        except ModelError as exc:
+            result.update(model_state="unavailable", model_error=str(exc))
+    finally:
+        library.close()
+    if not args.json:
+        for key, value in result.items():
+            print(f"{key:>14}: {value}")
+    return result
+
+
+def cmd_failures(args: argparse.Namespace) -> dict[str, Any]:
+    library = open_library(args)
+    try:
+        failed = [{"path": result_path(p), "error": e} for p, e in library.catalog.failures()]
+    finally:
+        library.close()
+    if not args.json:
+        for item in failed:
+            print(f"{item['path']}: {item['error']}")
+        if not failed:
+            print("no failures")
+    return {"failed": failed}
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "index": cmd_index, "search": cmd_search, "similar": cmd_similar,
+    "doctor": cmd_doctor, "failures": cmd_failures,
+}
+
+
+class _ProgressBar:
+    """A one-line progress bar on stderr for people at a terminal."""
+
+    def __init__(self) -> None:
+        self.last = 0.0
+
+    def __call__(self, progress: Any) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.1 and progress.phase == "embedding":
+            return
+        self.last = now
+        width = 30
+        filled = int(width * progress.done / progress.total) if progress.total else 0
+        eta = f" {progress.eta:.0f}s left" if progress.eta else ""
+        rate = f" {progress.rate:.1f} files/s" if progress.rate else ""
+        line = (f"\r{progress.phase:<13} [{'#' * filled}{'.' * (width - filled)}] "
+                f"{progress.done}/{progress.total}{rate}{eta}")
+        sys.stderr.write(line[:120].ljust(100))
+        sys.stderr.flush()
+
+    def finish(self) -> None:
+        sys.stderr.write("\n")

@@ -1,0 +1,215 @@
+"""Decoding audio files into what the model and the player need.
+
+Files are decoded with soundfile at their true rate, mixed to mono and resampled with soxr to
+the model's rate. Long files are read window by window (seek + read), never loaded whole, so an
+hour-long field recording costs a few windows of memory, not gigabytes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+# Extensions handed to libsndfile. Anything else in a library folder is ignored, not failed.
+AUDIO_EXTENSIONS = frozenset(
+    {".wav", ".wave", ".bwf", ".aif", ".aiff", ".aifc", ".flac", ".ogg", ".oga", ".opus",
+     ".mp3", ".w64", ".rf64", ".caf", ".au", ".snd"}
+)
+
+WINDOW_SECONDS = 10.0
+# Evenly spaced windows per long file. Six covers a minute-long loop well and bounds the cost of
+# an hour-long recording to six model windows.
+MAX_WINDOWS = 6
+# Analysis (tempo, key, loudness) looks at the start of a file; 30 s is plenty for a sample.
+ANALYSIS_SECONDS = 30.0
+
+
+class DecodeError(Exception):
+    """A file that cannot be indexed, with a reason a producer understands."""
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    duration: float
+    sample_rate: int
+    channels: int
+    frames: int
+    format: str
+    subtype: str
+
+
+@dataclass
+class DecodedAudio:
+    """What indexing needs of one file: model windows and a stretch for analysis."""
+
+    info: AudioInfo
+    windows: list[np.ndarray]  # mono float32 at the model's rate, each at most WINDOW_SECONDS
+    analysis: np.ndarray  # mono float32 at `analysis_rate`, the first ANALYSIS_SECONDS
+    analysis_rate: int
+
+
+def is_audio_path(path: str | os.PathLike[str]) -> bool:
+    return os.path.splitext(os.fspath(path))[1].lower() in AUDIO_EXTENSIONS
+
+
+def explain_error(exc: BaseException, path: str | os.PathLike[str]) -> str:
+    """Turn libsndfile's and the OS's wording into a reason a producer understands."""
+    if isinstance(exc, DecodeError):
+        return str(exc)
+    if isinstance(exc, FileNotFoundError):
+        return "file vanished while it was being indexed"
+    if isinstance(exc, PermissionError):
+        return "permission denied: clapdesk may not read this file"
+    if isinstance(exc, IsADirectoryError):
+        return "is a folder, not a file"
+    text = str(exc).lower()
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        size = -1
+    if size == 0:
+        return "file is empty"
+    if "unsupported encoding" in text or "codec" in text or "unimplemented format" in text:
+        return "unsupported codec in WAV container" if _is_riff(path) else "unsupported codec"
+    if "format not recognised" in text or "unknown format" in text or "not recognised" in text:
+        if _is_riff(path):
+            return "file is truncated or its header is damaged"
+        return "not an audio file (or a format clapdesk cannot read)"
+    if "truncat" in text or "end of file" in text or "premature" in text:
+        return "file is truncated"
+    if "error in wav" in text or "malformed" in text or "bad" in text or "header" in text:
+        return "file is truncated or its header is damaged"
+    if isinstance(exc, MemoryError):
+        return "file is too large to decode"
+    if isinstance(exc, OSError):
+        return f"could not read the file: {exc.strerror or exc}"
+    return f"could not decode the file: {exc}"
+
+
+def _is_riff(path: str | os.PathLike[str]) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(12)
+    except OSError:
+        return False
+    return head[:4] in (b"RIFF", b"RIFX", b"RF64") and head[8:12] == b"WAVE"
+
+
+def probe(path: str | os.PathLike[str]) -> AudioInfo:
+    try:
+        info = sf.info(os.fspath(path))
+    except Exception as exc:  # libsndfile raises several types; all mean "cannot read"
+        raise DecodeError(explain_error(exc, path)) from exc
+    return _info_from(info.samplerate, info.channels, info.frames, info.format, info.subtype)
+
+
+def _info_from(rate: int, channels: int, frames: int, fmt: str, subtype: str) -> AudioInfo:
+    duration = frames / rate if rate > 0 else 0.0
+    return AudioInfo(duration, int(rate), int(channels), int(frames), str(fmt), str(subtype))
+
+
+def to_mono(block: np.ndarray) -> np.ndarray:
+    """Average the channels and make NaN/Inf harmless (broken float files exist)."""
+    mono = block.mean(axis=1, dtype=np.float32) if block.ndim == 2 else block.astype(np.float32)
+    if not np.isfinite(mono).all():
+        mono = np.nan_to_num(mono, nan=0.0, posinf=0.0, neginf=0.0)
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def resample(mono: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    if from_rate == to_rate or mono.size == 0:
+        return mono.astype(np.float32, copy=False)
+    out = soxr.resample(mono, from_rate, to_rate, quality="HQ")
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def window_starts(frames: int, window: int, max_windows: int = MAX_WINDOWS) -> list[int]:
+    """Evenly spaced window starts covering a file: deterministic, so one file, one vector."""
+    if frames <= window:
+        return [0]
+    count = min(math.ceil(frames / window), max_windows)
+    if count == 1:
+        return [0]
+    last = frames - window
+    return [round(i * last / (count - 1)) for i in range(count)]
+
+
+def decode_for_index(
+    path: str | os.PathLike[str],
+    model_rate: int,
+    analysis_rate: int = 22050,
+    window_seconds: float = WINDOW_SECONDS,
+    max_windows: int = MAX_WINDOWS,
+) -> DecodedAudio:
+    """Read the windows the model embeds and the stretch analysis looks at."""
+    try:
+        with sf.SoundFile(os.fspath(path)) as handle:
+            info = _info_from(handle.samplerate, handle.channels, handle.frames,
+                              handle.format, handle.subtype)
+            if info.frames <= 0 or info.sample_rate <= 0:
+                raise DecodeError("file contains no audio")
+            native_window = max(1, round(window_seconds * info.sample_rate))
+            starts = window_starts(info.frames, native_window, max_windows)
+            analysis_frames = min(info.frames, round(ANALYSIS_SECONDS * info.sample_rate))
+            windows: list[np.ndarray] = []
+            head: np.ndarray | None = None
+            for start in starts:
+                length = min(native_window, info.frames - start)
+                if start == 0 and analysis_frames > length:
+                    # Read the analysis stretch once and cut the first window from it.
+                    block = _read(handle, 0, analysis_frames)
+                    head = to_mono(block)
+                    mono = head[:length]
+                else:
+                    mono = to_mono(_read(handle, start, length))
+                    if start == 0:
+                        head = mono[:analysis_frames]
+                windows.append(resample(mono, info.sample_rate, model_rate))
+    except DecodeError:
+        raise
+    except Exception as exc:
+        raise DecodeError(explain_error(exc, path)) from exc
+    if not windows or all(w.size == 0 for w in windows):
+        raise DecodeError("file is truncated: no audio could be read")
+    assert head is not None
+    return DecodedAudio(info, windows, resample(head, info.sample_rate, analysis_rate), analysis_rate)
+
+
+def _read(handle: sf.SoundFile, start: int, length: int) -> np.ndarray:
+    if start:
+        handle.seek(start)
+    elif handle.tell() != 0:
+        handle.seek(0)
+    block = handle.read(length, dtype="float32", always_2d=True)
+    if block.shape[0] == 0 and length > 0:
+        raise DecodeError("file is truncated: its audio data ends early")
+    return block
+
+
+def read_for_playback(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
+    """The whole file at its own rate, channels kept (at most two), for audition."""
+    try:
+        data, rate = sf.read(os.fspath(path), dtype="float32", always_2d=True)
+    except Exception as exc:
+        raise DecodeError(explain_error(exc, path)) from exc
+    if data.shape[1] > 2:
+        data = data.mean(axis=1, keepdims=True)
+    if not np.isfinite(data).all():
+        data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
+    return np.ascontiguousarray(data), int(rate)
+
+
+def write_region(source: np.ndarray, rate: int, start: int, end: int, target: Path) -> Path:
+    """Write frames [start, end) as a 24-bit WAV (a dragged waveform region)."""
+    start, end = max(0, start), min(len(source), end)
+    if end <= start:
+        raise ValueError("the selected region is empty")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(os.fspath(target), source[start:end], rate, subtype="PCM_24")
+    return target

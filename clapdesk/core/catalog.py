@@ -1,0 +1,421 @@
+"""The library's SQLite catalog: files, their analysis, features, vectors, tags and history.
+
+The catalog is the source of truth; the hnswlib index is a cache rebuilt from it. Paths are
+stored as the bytes the OS gave us (os.fsencode), because sample libraries contain file names
+that are not valid UTF-8 and must still round-trip exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+# Each entry migrates from version i to i+1. Never edit a released step: add a new one.
+MIGRATIONS: list[str] = [
+    # 0 -> 1: the first schema
+    """
+    CREATE TABLE roots(
+        id INTEGER PRIMARY KEY,
+        path BLOB UNIQUE NOT NULL,
+        added_at REAL NOT NULL
+    );
+    CREATE TABLE files(
+        id INTEGER PRIMARY KEY,
+        path BLOB UNIQUE NOT NULL,
+        root_id INTEGER REFERENCES roots(id) ON DELETE CASCADE,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        content_hash TEXT,
+        duration REAL, sample_rate INTEGER, channels INTEGER, format TEXT, subtype TEXT,
+        error TEXT,
+        indexed_at REAL
+    );
+    CREATE INDEX files_hash ON files(content_hash);
+    CREATE INDEX files_root ON files(root_id);
+    CREATE TABLE features(
+        file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+        encoder_key TEXT NOT NULL,
+        feature BLOB NOT NULL,
+        PRIMARY KEY(file_id, encoder_key)
+    );
+    CREATE TABLE vectors(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+        model_key TEXT NOT NULL,
+        vector BLOB NOT NULL,
+        UNIQUE(file_id, model_key)
+    );
+    CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);
+    """,
+    # 1 -> 2: analysis, tags, favourites and history
+    """
+    ALTER TABLE files ADD COLUMN bpm REAL;
+    ALTER TABLE files ADD COLUMN bpm_source TEXT;
+    ALTER TABLE files ADD COLUMN musical_key TEXT;
+    ALTER TABLE files ADD COLUMN key_source TEXT;
+    ALTER TABLE files ADD COLUMN kind TEXT;
+    ALTER TABLE files ADD COLUMN peak_db REAL;
+    ALTER TABLE files ADD COLUMN loudness_db REAL;
+    ALTER TABLE files ADD COLUMN brightness REAL;
+    CREATE TABLE tags(
+        file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+        tag TEXT NOT NULL,
+        source TEXT NOT NULL,          -- 'user', 'auto', 'folder', 'filename', 'csv'
+        score REAL NOT NULL DEFAULT 1,
+        hidden INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY(file_id, tag, source)
+    );
+    CREATE INDEX tags_tag ON tags(tag);
+    CREATE TABLE favourites(
+        file_id INTEGER PRIMARY KEY REFERENCES files(id) ON DELETE CASCADE,
+        added_at REAL NOT NULL
+    );
+    CREATE TABLE history(
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,            -- 'query' or 'audition'
+        value TEXT,
+        file_id INTEGER REFERENCES files(id) ON DELETE CASCADE,
+        at REAL NOT NULL
+    );
+    CREATE INDEX history_kind ON history(kind, at);
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+FILE_COLUMNS = (
+    "id, path, root_id, size, mtime_ns, content_hash, duration, sample_rate, channels, format, "
+    "subtype, error, indexed_at, bpm, bpm_source, musical_key, key_source, kind, peak_db, "
+    "loudness_db, brightness"
+)
+
+
+class CatalogError(Exception):
+    """A catalog that cannot be opened, with the reason."""
+
+
+def encode_path(path: str | os.PathLike[str]) -> bytes:
+    return os.fsencode(os.fspath(path))
+
+
+def decode_path(raw: bytes) -> str:
+    return os.fsdecode(bytes(raw))
+
+
+def display_path(path: str) -> str:
+    """A path safe to print or show, even when its bytes are not valid UTF-8."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def prefix_range(folder: str | os.PathLike[str]) -> tuple[bytes, bytes]:
+    """Byte bounds selecting every path inside `folder` with an index range scan."""
+    base = encode_path(os.path.abspath(folder)).rstrip(b"/") + b"/"
+    return base, base[:-1] + b"0"  # '0' is the byte after '/'
+
+
+@dataclass
+class FileRecord:
+    id: int
+    path: str
+    root_id: int | None
+    size: int
+    mtime_ns: int
+    content_hash: str | None
+    duration: float | None
+    sample_rate: int | None
+    channels: int | None
+    format: str | None
+    subtype: str | None
+    error: str | None
+    indexed_at: float | None
+    bpm: float | None = None
+    bpm_source: str | None = None
+    key: str | None = None
+    key_source: str | None = None
+    kind: str | None = None
+    peak_db: float | None = None
+    loudness_db: float | None = None
+    brightness: float | None = None
+
+    @classmethod
+    def from_row(cls, row: Sequence[object]) -> FileRecord:
+        values = list(row)
+        values[1] = decode_path(values[1])  # type: ignore[arg-type]
+        return cls(*values)  # type: ignore[arg-type]
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.path)
+
+
+class Catalog:
+    """One SQLite file, WAL mode, migrated on open. Not shared between threads."""
+
+    def __init__(self, path: Path | str, readonly: bool = False) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        if readonly:
+            uri = f"file:{self.path}?mode=ro"
+            self.db = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+        try:
+            self.db.execute("PRAGMA foreign_keys = ON")
+            if not readonly:
+                self.db.execute("PRAGMA journal_mode = WAL")
+                # NORMAL in WAL mode survives a process crash; only power loss may drop the
+                # last transactions, never corrupt the file.
+                self.db.execute("PRAGMA synchronous = NORMAL")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise CatalogError(f"the catalog {self.path} cannot be opened: {exc}") from exc
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise CatalogError(
+                f"the catalog {self.path} was written by a newer clapdesk (schema {version}, this "
+                f"one knows {SCHEMA_VERSION}); update clapdesk to open it. It was left untouched."
+            )
+        if version == SCHEMA_VERSION or self.readonly:
+            return
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            for step in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[step].split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self.db.close()
+
+    def transaction(self) -> sqlite3.Connection:
+        """`with catalog.transaction():` commits on success and rolls back on error."""
+        return self.db
+
+    # -- meta -------------------------------------------------------------------------------
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    # -- roots ------------------------------------------------------------------------------
+    def add_root(self, folder: str | os.PathLike[str]) -> int:
+        raw = encode_path(os.path.abspath(folder))
+        with self.db:
+            self.db.execute("INSERT OR IGNORE INTO roots(path, added_at) VALUES (?, ?)",
+                            (raw, time.time()))
+        return int(self.db.execute("SELECT id FROM roots WHERE path = ?", (raw,)).fetchone()[0])
+
+    def remove_root(self, folder: str | os.PathLike[str]) -> int:
+        """Forget a library folder and every file under it; returns how many files went."""
+        raw = encode_path(os.path.abspath(folder))
+        row = self.db.execute("SELECT id FROM roots WHERE path = ?", (raw,)).fetchone()
+        if not row:
+            return 0
+        with self.db:
+            gone = self.db.execute("DELETE FROM files WHERE root_id = ?", (row[0],)).rowcount
+            self.db.execute("DELETE FROM roots WHERE id = ?", (row[0],))
+        return gone
+
+    def roots(self) -> list[tuple[int, str]]:
+        rows = self.db.execute("SELECT id, path FROM roots ORDER BY path").fetchall()
+        return [(int(i), decode_path(p)) for i, p in rows]
+
+    # -- files ------------------------------------------------------------------------------
+    def file_stamps(self, root_id: int) -> dict[str, tuple[int, int, int, str | None, bool]]:
+        """path -> (id, size, mtime_ns, hash, failed) for every file of a root: one query."""
+        rows = self.db.execute(
+            "SELECT path, id, size, mtime_ns, content_hash, error IS NOT NULL FROM files "
+            "WHERE root_id = ?", (root_id,))
+        return {decode_path(p): (i, s, m, h, bool(f)) for p, i, s, m, h, f in rows}
+
+    def get_file(self, file_id: int) -> FileRecord | None:
+        row = self.db.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE id = ?", (file_id,)).fetchone()
+        return FileRecord.from_row(row) if row else None
+
+    def file_by_path(self, path: str | os.PathLike[str]) -> FileRecord | None:
+        row = self.db.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE path = ?",
+                              (encode_path(os.path.abspath(path)),)).fetchone()
+        return FileRecord.from_row(row) if row else None
+
+    def files(self, ids: Iterable[int] | None = None, where: str = "", params: Sequence[object] = ()
+              ) -> list[FileRecord]:
+        if ids is not None:
+            id_list = list(ids)
+            out: dict[int, FileRecord] = {}
+            for chunk in _chunks(id_list, 900):
+                marks = ",".join("?" * len(chunk))
+                for row in self.db.execute(
+                        f"SELECT {FILE_COLUMNS} FROM files WHERE id IN ({marks})", chunk):
+                    record = FileRecord.from_row(row)
+                    out[record.id] = record
+            return [out[i] for i in id_list if i in out]
+        sql = f"SELECT {FILE_COLUMNS} FROM files" + (f" WHERE {where}" if where else "")
+        return [FileRecord.from_row(r) for r in self.db.execute(sql, params)]
+
+    def failures(self) -> list[tuple[str, str]]:
+        rows = self.db.execute("SELECT path, error FROM files WHERE error IS NOT NULL ORDER BY path")
+        return [(decode_path(p), e) for p, e in rows]
+
+    def count_files(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM files WHERE error IS NULL").fetchone()[0])
+
+    def files_with_hash(self, content_hash: str, encoder_key: str) -> list[int]:
+        """Live files with this content that already have features for the encoder."""
+        rows = self.db.execute(
+            "SELECT f.id FROM files f JOIN features x ON x.file_id = f.id "
+            "WHERE f.content_hash = ? AND x.encoder_key = ? AND f.error IS NULL",
+            (content_hash, encoder_key))
+        return [int(r[0]) for r in rows]
+
+    def delete_files(self, ids: Sequence[int]) -> None:
+        with self.db:
+            for chunk in _chunks(list(ids), 900):
+                marks = ",".join("?" * len(chunk))
+                self.db.execute(f"DELETE FROM files WHERE id IN ({marks})", chunk)
+
+    def move_file(self, file_id: int, new_path: str, root_id: int, mtime_ns: int) -> None:
+        """A renamed file keeps its row: vectors, tags and favourites stay with it."""
+        with self.db:
+            self.db.execute("UPDATE files SET path = ?, root_id = ?, mtime_ns = ? WHERE id = ?",
+                            (encode_path(new_path), root_id, mtime_ns, file_id))
+
+    def touch_file(self, file_id: int, size: int, mtime_ns: int) -> None:
+        with self.db:
+            self.db.execute("UPDATE files SET size = ?, mtime_ns = ? WHERE id = ?",
+                            (size, mtime_ns, file_id))
+
+    def upsert_file(self, path: str, root_id: int, size: int, mtime_ns: int,
+                    content_hash: str | None, **fields: object) -> int:
+        """Insert or update one file's row (without committing); returns its id."""
+        columns = ["path", "root_id", "size", "mtime_ns", "content_hash", "indexed_at", *fields]
+        values = [encode_path(path), root_id, size, mtime_ns, content_hash, time.time(),
+                  *fields.values()]
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
+        marks = ",".join("?" * len(columns))
+        row = self.db.execute(
+            f"INSERT INTO files({', '.join(columns)}) VALUES ({marks}) "
+            f"ON CONFLICT(path) DO UPDATE SET {updates} RETURNING id", values).fetchone()
+        return int(row[0])
+
+    # -- features and vectors ---------------------------------------------------------------
+    def put_feature(self, file_id: int, encoder_key: str, feature: np.ndarray) -> None:
+        self.db.execute("INSERT OR REPLACE INTO features(file_id, encoder_key, feature) "
+                        "VALUES (?, ?, ?)", (file_id, encoder_key, _blob(feature)))
+
+    def put_vector(self, file_id: int, model_key: str, vector: np.ndarray) -> None:
+        self.db.execute("INSERT OR REPLACE INTO vectors(file_id, model_key, vector) "
+                        "VALUES (?, ?, ?)", (file_id, model_key, _blob(vector)))
+
+    def features(self, encoder_key: str, ids: Sequence[int] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """(file ids, features matrix) for live files."""
+        return self._matrix("features", "feature", "encoder_key", encoder_key, ids)
+
+    def vectors(self, model_key: str, ids: Sequence[int] | None = None,
+                after: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """(file ids, vectors matrix); `after` keeps rows written since a vector row id."""
+        return self._matrix("vectors", "vector", "model_key", model_key, ids, after)
+
+    def _matrix(self, table: str, column: str, key_column: str, key: str,
+                ids: Sequence[int] | None, after: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        sql = (f"SELECT t.file_id, t.{column} FROM {table} t JOIN files f ON f.id = t.file_id "
+               f"WHERE t.{key_column} = ? AND f.error IS NULL")
+        params: list[object] = [key]
+        if after:
+            sql += " AND t.id > ?"
+            params.append(after)
+        rows: list[tuple[int, bytes]] = []
+        if ids is None:
+            rows = self.db.execute(sql, params).fetchall()
+        else:
+            for chunk in _chunks(list(ids), 900):
+                marks = ",".join("?" * len(chunk))
+                rows += self.db.execute(sql + f" AND t.file_id IN ({marks})", [*params, *chunk])
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+        file_ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+        matrix = np.stack([np.frombuffer(r[1], np.float32) for r in rows])
+        return file_ids, matrix
+
+    def max_vector_row(self, model_key: str) -> int:
+        row = self.db.execute("SELECT MAX(id) FROM vectors WHERE model_key = ?", (model_key,)).fetchone()
+        return int(row[0] or 0)
+
+    def vector_file_ids(self, model_key: str) -> set[int]:
+        rows = self.db.execute(
+            "SELECT v.file_id FROM vectors v JOIN files f ON f.id = v.file_id "
+            "WHERE v.model_key = ? AND f.error IS NULL", (model_key,))
+        return {int(r[0]) for r in rows}
+
+    def files_missing_vectors(self, model_key: str) -> list[int]:
+        rows = self.db.execute(
+            "SELECT f.id FROM files f WHERE f.error IS NULL AND NOT EXISTS "
+            "(SELECT 1 FROM vectors v WHERE v.file_id = f.id AND v.model_key = ?)", (model_key,))
+        return [int(r[0]) for r in rows]
+
+    # -- tags, favourites, history ------------------------------------------------------------
+    def set_tags(self, file_id: int, tags: Iterable[tuple[str, float]], source: str) -> None:
+        """Replace one source's tags of a file (no commit: callers batch)."""
+        self.db.execute("DELETE FROM tags WHERE file_id = ? AND source = ?", (file_id, source))
+        self.db.executemany(
+            "INSERT OR REPLACE INTO tags(file_id, tag, source, score) VALUES (?, ?, ?, ?)",
+            [(file_id, tag, source, float(score)) for tag, score in tags])
+
+    def tags_of(self, file_ids: Sequence[int]) -> dict[int, list[tuple[str, str, float]]]:
+        """file id -> [(tag, source, score)] of visible tags, user tags first."""
+        out: dict[int, list[tuple[str, str, float]]] = {i: [] for i in file_ids}
+        for chunk in _chunks(list(file_ids), 900):
+            marks = ",".join("?" * len(chunk))
+            for fid, tag, source, score in self.db.execute(
+                    f"SELECT file_id, tag, source, score FROM tags WHERE hidden = 0 AND "
+                    f"file_id IN ({marks}) ORDER BY source != 'user', score DESC", chunk):
+                out[int(fid)].append((tag, source, float(score)))
+        return out
+
+    def add_favourite(self, file_id: int, on: bool = True) -> None:
+        with self.db:
+            if on:
+                self.db.execute("INSERT OR IGNORE INTO favourites VALUES (?, ?)", (file_id, time.time()))
+            else:
+                self.db.execute("DELETE FROM favourites WHERE file_id = ?", (file_id,))
+
+    def favourites(self) -> list[int]:
+        return [int(r[0]) for r in self.db.execute(
+            "SELECT file_id FROM favourites ORDER BY added_at DESC")]
+
+    def record_history(self, kind: str, value: str | None = None, file_id: int | None = None) -> None:
+        with self.db:
+            self.db.execute("INSERT INTO history(kind, value, file_id, at) VALUES (?, ?, ?, ?)",
+                            (kind, value, file_id, time.time()))
+
+    def recent(self, kind: str, limit: int = 50) -> list[str | int]:
+        column = "file_id" if kind == "audition" else "value"
+        rows = self.db.execute(
+            f"SELECT {column} FROM history WHERE kind = ? AND {column} IS NOT NULL "
+            f"GROUP BY {column} ORDER BY MAX(at) DESC LIMIT ?", (kind, limit))
+        return [r[0] for r in rows]
+
+    def integrity_ok(self) -> bool:
+        return self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _blob(array: np.ndarray) -> bytes:
+    return np.ascontiguousarray(array, dtype=np.float32).tobytes()
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for at in range(0, len(items), size):
+        yield items[at: at + size]

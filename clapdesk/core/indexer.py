@@ -1,0 +1,364 @@
+"""Indexing: scan folders, decode ahead in worker threads, embed in batches, commit as we go.
+
+Decoding, resampling and analysis run in a thread pool a bounded number of files ahead of the
+model, which runs in the calling thread in batches. Every batch is committed to the catalog
+before the next starts, so a crash or a cancel loses at most one batch and a new run resumes
+where the last one stopped (unchanged files are skipped by size and mtime, without decoding).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from clapdesk.core import audio
+from clapdesk.core.catalog import Catalog, display_path
+from clapdesk.core.model import ClapEmbedder
+from clapdesk.core.scan import FoundFile, content_hash, walk_audio
+from clapdesk.core.tagging import AUTO_TAG_VOCABULARY, analyse_file, auto_tags, name_tags
+from clapdesk.core.vector_index import VectorIndex
+
+log = logging.getLogger(__name__)
+
+BATCH_WINDOWS = 8  # windows per model call: the sweet spot on a 2-core CPU
+INDEX_SAVE_SECONDS = 60.0
+
+
+@dataclass
+class Progress:
+    phase: str  # "scanning", "loading model", "embedding", "saving", "done"
+    done: int = 0
+    total: int = 0
+    current: str = ""
+    rate: float = 0.0  # files per second
+    eta: float | None = None  # seconds left
+
+    def to_json(self) -> dict[str, object]:
+        return {"phase": self.phase, "done": self.done, "total": self.total,
+                "current": display_path(self.current), "rate": round(self.rate, 2),
+                "eta": None if self.eta is None else round(self.eta, 1)}
+
+
+@dataclass
+class IndexReport:
+    indexed: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    moved: int = 0
+    duplicates: int = 0
+    reprojected: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    offline_roots: list[str] = field(default_factory=list)
+    cancelled: bool = False
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "indexed": self.indexed, "unchanged": self.unchanged, "removed": self.removed,
+            "moved": self.moved, "duplicates": self.duplicates,
+            "failed": [{"path": display_path(p), "error": e} for p, e in self.failed],
+            "offline": [display_path(p) for p in self.offline_roots],
+            "cancelled": self.cancelled, "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class _Job:
+    found: FoundFile
+    root_id: int
+    file_id: int | None  # the existing row when a known file changed or needs re-embedding
+
+
+@dataclass
+class _Decoded:
+    job: _Job
+    digest: str | None = None
+    decoded: audio.DecodedAudio | None = None
+    analysis: dict[str, object] = field(default_factory=dict)
+    moved_from: int | None = None
+    error: str | None = None
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+class Indexer:
+    """One indexing run over some library folders."""
+
+    def __init__(self, catalog: Catalog, index: VectorIndex, embedder: Callable[[], ClapEmbedder],
+                 workers: int | None = None) -> None:
+        self.catalog = catalog
+        self.index = index
+        self.get_embedder = embedder
+        self.workers = workers or max(1, min(4, os.cpu_count() or 1))
+        self._vocabulary: np.ndarray | None = None
+        self._roots: dict[int, str] | None = None
+
+    def run(self, folders: list[str], progress: ProgressCallback | None = None,
+            cancel: threading.Event | None = None) -> IndexReport:
+        started = time.monotonic()
+        report = IndexReport()
+        cancel = cancel or threading.Event()
+        notify = progress or (lambda p: None)
+        notify(Progress("scanning"))
+        jobs, vanished = self._plan(folders, report, notify)
+        embedder: ClapEmbedder | None = None
+        if jobs or self.catalog.files_missing_vectors(self.index.model_key):
+            notify(Progress("loading model", total=len(jobs)))
+            embedder = self.get_embedder()
+            report.reprojected = self._reproject(embedder)
+        if jobs and embedder is not None:
+            self._embed_all(jobs, vanished, embedder, report, notify, cancel)
+        # Files still unaccounted for are gone from disk (a rename was matched above).
+        if not report.cancelled:
+            gone = [file_id for file_id in vanished.values() if file_id is not None]
+            self.catalog.delete_files(gone)
+            self.index.remove(set(gone))
+            report.removed = len(gone)
+        notify(Progress("saving"))
+        self.index.save()
+        report.seconds = time.monotonic() - started
+        notify(Progress("done", report.indexed, report.indexed))
+        return report
+
+    # -- planning -------------------------------------------------------------------------------
+    def _plan(self, folders: list[str], report: IndexReport, notify: ProgressCallback
+              ) -> tuple[list[_Job], dict[str, int | None]]:
+        """Decide per file: unchanged, changed, new or vanished. Nothing is decoded here."""
+        jobs: list[_Job] = []
+        vanished: dict[str, int | None] = {}  # content hash -> file id of a file that went away
+        encoder_key = self.index.model_key.split("+", 1)[0]
+        have_features = self._ids_with_features(encoder_key)
+        for folder in folders:
+            folder = os.path.abspath(folder)
+            if not os.path.isdir(folder):
+                report.offline_roots.append(folder)
+                continue
+            root_id = self.catalog.add_root(folder)
+            known = self.catalog.file_stamps(root_id)
+            scan = walk_audio(folder)
+            notify(Progress("scanning", 0, len(scan.found), folder))
+            for found in scan.found:
+                stamp = known.pop(found.path, None)
+                if stamp is None:
+                    jobs.append(_Job(found, root_id, None))
+                    continue
+                file_id, size, mtime_ns, _digest, failed = stamp
+                unchanged = size == found.size and mtime_ns == found.mtime_ns
+                if unchanged and (failed or file_id in have_features):
+                    report.unchanged += 1
+                else:
+                    jobs.append(_Job(found, root_id, file_id))
+            for file_id, _size, _mtime, digest, _failed in known.values():
+                vanished.setdefault(digest or f"lost:{file_id}", file_id)
+                if digest and vanished[digest] != file_id:
+                    vanished[f"lost:{file_id}"] = file_id
+        return jobs, vanished
+
+    def _ids_with_features(self, encoder_key: str) -> set[int]:
+        rows = self.catalog.db.execute(
+            "SELECT file_id FROM features WHERE encoder_key = ?", (encoder_key,))
+        return {int(r[0]) for r in rows}
+
+    def _reproject(self, embedder: ClapEmbedder) -> int:
+        """Files with stored features but no vector for the active head: no decoding needed."""
+        missing = self.catalog.files_missing_vectors(embedder.model_key)
+        ids, feats = self.catalog.features(embedder.encoder_key, missing)
+        if not len(ids):
+            return 0
+        vectors = embedder.project_audio(feats)
+        with self.catalog.transaction():
+            for file_id, vector in zip(ids, vectors):
+                self.catalog.put_vector(int(file_id), embedder.model_key, vector)
+        self.index.add(ids, vectors)
+        return len(ids)
+
+    # -- the pipeline ----------------------------------------------------------------------------
+    def _embed_all(self, jobs: list[_Job], vanished: dict[str, int | None], embedder: ClapEmbedder,
+                   report: IndexReport, notify: ProgressCallback, cancel: threading.Event) -> None:
+        rate = embedder.sampling_rate
+        ahead = self.workers * 2 + BATCH_WINDOWS
+        vanished_hashes = {h for h in vanished if not h.startswith("lost:")}
+        pending: deque[Future[_Decoded]] = deque()
+        batch: list[_Decoded] = []
+        timer = _Rate(len(jobs))
+        last_save = time.monotonic()
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="clapdesk-decode") as pool:
+            queue = iter(jobs)
+            try:
+                while True:
+                    while len(pending) < ahead and not cancel.is_set():
+                        job = next(queue, None)
+                        if job is None:
+                            break
+                        pending.append(pool.submit(_decode_job, job, rate, vanished_hashes))
+                    if not pending:
+                        break
+                    item = pending.popleft().result()
+                    if item.moved_from is None and item.digest in vanished_hashes:
+                        item.moved_from = vanished.get(item.digest)
+                    done = self._settle(item, vanished, embedder, report, batch)
+                    if done and sum(len(d.decoded.windows) for d in batch if d.decoded) >= BATCH_WINDOWS:
+                        self._flush(batch, embedder, report)
+                    timer.tick(1)
+                    notify(Progress("embedding", timer.done, timer.total, item.job.found.path,
+                                    timer.rate(), timer.eta()))
+                    if cancel.is_set():
+                        report.cancelled = True
+                        break
+                    if time.monotonic() - last_save > INDEX_SAVE_SECONDS:
+                        self.index.save()
+                        last_save = time.monotonic()
+            finally:
+                for future in pending:
+                    future.cancel()
+                if batch:
+                    self._flush(batch, embedder, report)
+
+    def _settle(self, item: _Decoded, vanished: dict[str, int | None], embedder: ClapEmbedder,
+                report: IndexReport, batch: list[_Decoded]) -> bool:
+        """Record a failure, a move or a duplicate at once; queue the rest for the model."""
+        found = item.job.found
+        if item.error is not None:
+            with self.catalog.transaction():
+                self.catalog.upsert_file(found.path, item.job.root_id, found.size, found.mtime_ns,
+                                         item.digest, error=item.error)
+            report.failed.append((found.path, item.error))
+            return False
+        if item.moved_from is not None and item.digest is not None:
+            vanished[item.digest] = None  # claimed: the old path is this file, renamed
+            if item.job.file_id is not None and item.job.file_id != item.moved_from:
+                self.catalog.delete_files([item.job.file_id])
+                self.index.remove({item.job.file_id})
+            self.catalog.move_file(item.moved_from, found.path, item.job.root_id, found.mtime_ns)
+            report.moved += 1
+            return False
+        twins = self.catalog.files_with_hash(item.digest, embedder.encoder_key) if item.digest else []
+        twins = [t for t in twins if t != item.job.file_id]
+        if twins:
+            self._copy_twin(item, twins[0], embedder)
+            report.duplicates += 1
+            report.indexed += 1
+            return False
+        if item.decoded is None:
+            # Its content matched a vanished file that another path has claimed: decode it now.
+            item = _decode_job(item.job, embedder.sampling_rate, set())
+            if item.error is not None:
+                return self._settle(item, vanished, embedder, report, batch)
+        batch.append(item)
+        return True
+
+    def _copy_twin(self, item: _Decoded, twin: int, embedder: ClapEmbedder) -> None:
+        """Identical content is embedded once: the copy reuses its twin's feature and vector."""
+        found = item.job.found
+        _, feats = self.catalog.features(embedder.encoder_key, [twin])
+        vector = embedder.project_audio(feats)[0]
+        twin_record = self.catalog.get_file(twin)
+        if item.decoded is None and twin_record is not None:
+            item.analysis = {
+                "duration": twin_record.duration, "sample_rate": twin_record.sample_rate,
+                "channels": twin_record.channels, "format": twin_record.format,
+                "subtype": twin_record.subtype, "bpm": twin_record.bpm,
+                "bpm_source": twin_record.bpm_source, "musical_key": twin_record.key,
+                "key_source": twin_record.key_source, "kind": twin_record.kind,
+                "peak_db": twin_record.peak_db, "loudness_db": twin_record.loudness_db,
+                "brightness": twin_record.brightness,
+            }
+        with self.catalog.transaction():
+            file_id = self._write_row(item)
+            self.catalog.put_feature(file_id, embedder.encoder_key, feats[0])
+            self.catalog.put_vector(file_id, embedder.model_key, vector)
+        self.index.add(np.array([file_id]), vector[None, :])
+        log.debug("%s duplicates file %d", found.path, twin)
+
+    def _write_row(self, item: _Decoded) -> int:
+        found, decoded = item.job.found, item.decoded
+        info = decoded.info if decoded else None
+        fields: dict[str, object] = {"error": None}
+        if info is not None:
+            fields.update(duration=info.duration, sample_rate=info.sample_rate,
+                          channels=info.channels, format=info.format, subtype=info.subtype)
+        fields.update(item.analysis)
+        file_id = self.catalog.upsert_file(found.path, item.job.root_id, found.size,
+                                           found.mtime_ns, item.digest, **fields)
+        for source, tags in name_tags(found.path, self._root_path(item.job.root_id)).items():
+            self.catalog.set_tags(file_id, [(t, 1.0) for t in tags], source)
+        return file_id
+
+    def _root_path(self, root_id: int) -> str:
+        if self._roots is None or root_id not in self._roots:
+            self._roots = dict(self.catalog.roots())
+        return self._roots.get(root_id, "")
+
+    def _flush(self, batch: list[_Decoded], embedder: ClapEmbedder, report: IndexReport) -> None:
+        """Embed a batch and commit it in one transaction."""
+        items = [d for d in batch if d.decoded is not None]
+        batch.clear()
+        if not items:
+            return
+        feats = embedder.pooled_features([d.decoded.windows for d in items])  # type: ignore[union-attr]
+        vectors = embedder.project_audio(feats)
+        if self._vocabulary is None:
+            self._vocabulary = embedder.embed_text([f"the sound of {w}" for w in AUTO_TAG_VOCABULARY])
+        suggestions = auto_tags(vectors, self._vocabulary)
+        ids = []
+        with self.catalog.transaction():
+            for item, feat, vector, tags in zip(items, feats, vectors, suggestions):
+                file_id = self._write_row(item)
+                self.catalog.put_feature(file_id, embedder.encoder_key, feat)
+                self.catalog.put_vector(file_id, embedder.model_key, vector)
+                self.catalog.set_tags(file_id, tags, "auto")
+                ids.append(file_id)
+        self.index.add(np.array(ids), vectors)
+        report.indexed += len(items)
+
+
+def _decode_job(job: _Job, model_rate: int, vanished_hashes: set[str]) -> _Decoded:
+    """Runs in a worker thread: hash, then decode and analyse unless the file merely moved."""
+    item = _Decoded(job)
+    path = job.found.path
+    try:
+        item.digest = content_hash(path)
+    except OSError as exc:
+        item.error = audio.explain_error(exc, path)
+        return item
+    if item.digest in vanished_hashes:
+        return item  # a renamed file keeps its vector: no decoding
+    try:
+        item.decoded = audio.decode_for_index(path, model_rate)
+        item.analysis = analyse_file(item.decoded, path)
+    except audio.DecodeError as exc:
+        item.error = str(exc)
+    except Exception as exc:  # one odd file must never stop a run
+        log.exception("unexpected failure decoding %s", display_path(path))
+        item.error = audio.explain_error(exc, path)
+    return item
+
+
+class _Rate:
+    """Files per second over the last few seconds, and the time left at that pace."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done = total, 0
+        self.marks: deque[tuple[float, int]] = deque(maxlen=64)
+        self.marks.append((time.monotonic(), 0))
+
+    def tick(self, n: int) -> None:
+        self.done += n
+        self.marks.append((time.monotonic(), self.done))
+
+    def rate(self) -> float:
+        (t0, d0), (t1, d1) = self.marks[0], self.marks[-1]
+        return (d1 - d0) / (t1 - t0) if t1 > t0 else 0.0
+
+    def eta(self) -> float | None:
+        rate = self.rate()
+        return (self.total - self.done) / rate if rate > 0 else None

@@ -1,0 +1,201 @@
+"""A library: one catalog, its vector index and the model that made the vectors.
+
+This is the object the CLI and the GUI hold. It opens fast (no torch import), loads the model
+lazily and only once, and takes an exclusive lock for anything that writes vectors, so a second
+clapdesk on the same library can search but never corrupts it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from clapdesk.core.catalog import Catalog
+from clapdesk.core.indexer import Indexer, IndexReport, Progress
+from clapdesk.core.model import (
+    DEFAULT_MODEL,
+    ClapEmbedder,
+    ModelIdentity,
+    resolve_model,
+)
+from clapdesk.core.paths import LibraryPaths
+from clapdesk.core.vector_index import VectorIndex, model_slug
+
+log = logging.getLogger(__name__)
+
+try:  # advisory locks; Windows has none through fcntl and relies on SQLite's own locking
+    import fcntl
+except ImportError:  # pragma: no cover - not on Linux or macOS
+    fcntl = None  # type: ignore[assignment]
+
+
+class LibraryBusy(Exception):
+    """Another clapdesk is writing to this library."""
+
+
+class Library:
+    def __init__(self, root: str | Path | None = None, model: str | None = None,
+                 device: str | None = None, precision: str = "float32",
+                 allow_download: bool = True) -> None:
+        self.paths = LibraryPaths(root)
+        self.paths.root.mkdir(parents=True, exist_ok=True)
+        self.catalog = Catalog(self.paths.catalog)
+        remembered = self.catalog.get_meta("model")
+        self.model_ref = model or os.environ.get("CLAPDESK_MODEL") or remembered or DEFAULT_MODEL
+        if self.model_ref != remembered:
+            # A library remembers its model; naming another one switches it (and re-embeds).
+            self.catalog.set_meta("model", self.model_ref)
+        self.device = device
+        self.precision = precision
+        self.allow_download = allow_download
+        self._identity: ModelIdentity | None = None
+        self._embedder: ClapEmbedder | None = None
+        self._index: VectorIndex | None = None
+        self._model_lock = threading.Lock()
+        self._lock_handle: int | None = None
+        self.load_warning: str | None = None  # set when a fine-tuned version fell back
+
+    # -- the model ------------------------------------------------------------------------------
+    @property
+    def identity(self) -> ModelIdentity:
+        """Resolving is cheap (no torch): the hub cache or the folder is looked up."""
+        if self._identity is None:
+            self._identity = resolve_model(self.model_ref, allow_download=self.allow_download)
+        return self._identity
+
+    @property
+    def active_version(self) -> str | None:
+        return self.catalog.get_meta(f"active_version:{self.identity.encoder_key}")
+
+    @property
+    def model_key(self) -> str:
+        """The key of the vectors searched now: the encoder plus any fine-tuned version."""
+        version = self.active_version
+        return f"{self.identity.encoder_key}+{version}" if version else self.identity.encoder_key
+
+    @property
+    def model_loaded(self) -> bool:
+        return self._embedder is not None
+
+    def embedder(self) -> ClapEmbedder:
+        """The loaded model, loading it once (thread-safe); raises ModelError with a plain message."""
+        with self._model_lock:
+            if self._embedder is None:
+                embedder = ClapEmbedder(self.identity, device=self.device, precision=self.precision)
+                self._apply_version(embedder)
+                self._embedder = embedder
+            return self._embedder
+
+    def _apply_version(self, embedder: ClapEmbedder) -> None:
+        version = self.active_version
+        if not version:
+            return
+        from clapdesk.core.versions import load_heads
+
+        try:
+            audio_head, text_head = load_heads(self.paths.models, version, embedder)
+        except Exception as exc:
+            log.warning("fine-tuned version %s failed to load (%s); using the base model",
+                        version, exc)
+            self.catalog.set_meta(f"active_version:{self.identity.encoder_key}", None)
+            self.load_warning = (f"The fine-tuned version '{version}' could not be loaded "
+                                 f"({exc}); clapdesk fell back to the base model.")
+            return
+        embedder.use_heads(audio_head, text_head, self.model_key)
+
+    def set_active_version(self, version: str | None) -> None:
+        """Switch heads (a fine-tuned version or the base); vectors are re-projected, not re-made."""
+        self.catalog.set_meta(f"active_version:{self.identity.encoder_key}", version)
+        with self._model_lock:
+            if self._embedder is not None:
+                if version:
+                    self._apply_version(self._embedder)
+                else:
+                    model = self._embedder.model
+                    self._embedder.use_heads(model.audio_projection, model.text_projection,
+                                             self.model_key)
+        self._index = None
+
+    # -- the index ------------------------------------------------------------------------------
+    def vector_index(self) -> VectorIndex:
+        if self._index is None or self._index.model_key != self.model_key:
+            index = VectorIndex(self.paths.index_file(model_slug(self.model_key)), self.model_key)
+            index.open(self.catalog)
+            self._index = index
+        return self._index
+
+    def refresh_index(self) -> None:
+        """Pick up vectors another process or thread wrote since the index was opened."""
+        if self._index is not None:
+            self._index.sync(self.catalog)
+
+    # -- writing --------------------------------------------------------------------------------
+    def acquire_writer(self) -> None:
+        if fcntl is None or self._lock_handle is not None:
+            return
+        handle = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            other = os.pread(handle, 32, 0).decode(errors="replace").strip()
+            os.close(handle)
+            raise LibraryBusy(
+                f"the library {self.paths.root} is being updated by another clapdesk"
+                + (f" (process {other})" if other else "")
+                + "; searching still works, indexing must wait until it finishes"
+            ) from None
+        os.ftruncate(handle, 0)
+        os.pwrite(handle, str(os.getpid()).encode(), 0)
+        self._lock_handle = handle
+
+    def release_writer(self) -> None:
+        if self._lock_handle is not None:
+            os.close(self._lock_handle)  # closing releases the flock
+            self._lock_handle = None
+
+    def index_folders(self, folders: list[str], progress: Callable[[Progress], None] | None = None,
+                      cancel: threading.Event | None = None, workers: int | None = None
+                      ) -> IndexReport:
+        """Add folders to the library and bring it up to date with them."""
+        self.acquire_writer()
+        try:
+            # The indexer gets its own connection: it commits from its own thread while the
+            # GUI keeps reading through ours (WAL lets both proceed).
+            catalog = Catalog(self.paths.catalog)
+            try:
+                indexer = Indexer(catalog, self.vector_index(), self.embedder, workers=workers)
+                return indexer.run([os.path.abspath(f) for f in folders], progress, cancel)
+            finally:
+                catalog.close()
+        finally:
+            self.release_writer()
+
+    def rescan(self, progress: Callable[[Progress], None] | None = None,
+               cancel: threading.Event | None = None) -> IndexReport:
+        return self.index_folders([path for _, path in self.catalog.roots()], progress, cancel)
+
+    def remove_folder(self, folder: str) -> int:
+        self.acquire_writer()
+        try:
+            gone = self.catalog.remove_root(folder)
+            if self._index is not None:
+                self._index.sync(self.catalog)
+                self._index.save()
+            return gone
+        finally:
+            self.release_writer()
+
+    def close(self) -> None:
+        if self._index is not None and self._index.dirty and self._lock_handle is None:
+            try:
+                self.acquire_writer()
+                self._index.save()
+            except (LibraryBusy, OSError) as exc:
+                log.info("index not saved on close: %s", exc)
+            finally:
+                self.release_writer()
+        self.catalog.close()
+

@@ -1,0 +1,308 @@
+"""Loading a CLAP model safely and turning audio windows and text into vectors.
+
+Every model is loaded from a local folder: a hub id is first resolved to its snapshot in the
+normal Hugging Face cache (so a model downloaded once works offline), and only downloaded when it
+is not cached. Weights load from safetensors only and never with remote code.
+
+Vectors are made in two steps so fine-tuning stays cheap: the audio encoder gives a pooled
+"feature" per file (stored in the catalog), and a light projection head turns features into the
+normalised search vectors. A fine-tuned version swaps the heads, never the encoder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "laion/larger_clap_music"
+# Files a CLAP snapshot needs; pickle weights (*.bin, *.pt) are deliberately absent.
+MODEL_FILE_PATTERNS = ["*.json", "*.safetensors", "*.txt", "vocab.*", "merges.txt", "*.model"]
+
+
+class ModelError(Exception):
+    """A model that cannot be used, with a message that says what to do."""
+
+
+class ModelUnavailable(ModelError):
+    """The model is neither cached nor downloadable right now."""
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What a library stores beside its vectors, so vectors of two models never mix."""
+
+    ref: str  # what the user named: a hub id or a folder
+    folder: str  # where the files were loaded from
+    revision: str  # hub commit, or a hash of the weights for a plain folder
+
+    @property
+    def encoder_key(self) -> str:
+        name = self.ref if not os.path.isdir(self.ref) else Path(self.ref).name
+        return f"{name}@{self.revision[:16]}"
+
+
+def model_ref_from_env(explicit: str | None = None) -> str | None:
+    return explicit or os.environ.get("CLAPDESK_MODEL") or None
+
+
+def pick_device(requested: str | None = None) -> str:
+    import torch
+
+    if requested and requested != "auto":
+        if requested.startswith("cuda") and not torch.cuda.is_available():
+            raise ModelError(f"device '{requested}' was asked for, but no CUDA GPU is available")
+        return requested
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def _weights_digest(folder: Path) -> str:
+    """A hash of a plain folder's weights, cached by size and mtime so it is paid once."""
+    weights = sorted(folder.glob("*.safetensors"))
+    stamp = [(w.name, w.stat().st_size, w.stat().st_mtime_ns) for w in weights]
+    from clapdesk.core.paths import cache_dir
+
+    cache_file = cache_dir() / "weight-digests.json"
+    try:
+        cache = json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    key = str(folder.resolve())
+    if cache.get(key, {}).get("stamp") == stamp:
+        return str(cache[key]["digest"])
+    digest = hashlib.blake2b(digest_size=16)
+    for weight in weights:
+        with open(weight, "rb") as handle:
+            while chunk := handle.read(1 << 22):
+                digest.update(chunk)
+    value = digest.hexdigest()
+    cache[key] = {"stamp": stamp, "digest": value}
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(cache))
+        os.replace(tmp, cache_file)
+    except OSError:
+        pass  # only a cache
+    return value
+
+
+def resolve_model(ref: str, allow_download: bool = True, tqdm_class: Any = None) -> ModelIdentity:
+    """Find the model's files locally, downloading them once if allowed."""
+    path = Path(ref).expanduser()
+    # A hub id looks like "owner/name"; anything that exists, or looks like a path, is a folder.
+    if path.is_dir() or ref.startswith((".", "/", "~")) or ref.count("/") > 1 or "\\" in ref:
+        if not path.is_dir():
+            raise ModelError(f"model folder '{ref}' does not exist")
+        check_model_folder(path)
+        return ModelIdentity(str(path.resolve()), str(path.resolve()), _weights_digest(path))
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = snapshot_download(ref, allow_patterns=MODEL_FILE_PATTERNS, local_files_only=True)
+    except Exception:
+        if not allow_download or os.environ.get("HF_HUB_OFFLINE") == "1":
+            raise ModelUnavailable(_unavailable_message(ref)) from None
+        try:
+            folder = snapshot_download(ref, allow_patterns=MODEL_FILE_PATTERNS, tqdm_class=tqdm_class)
+        except Exception as exc:
+            log.info("download of %s failed: %s", ref, exc)
+            raise ModelUnavailable(_unavailable_message(ref)) from None
+    check_model_folder(Path(folder))
+    return ModelIdentity(ref, folder, Path(folder).name)
+
+
+def _unavailable_message(ref: str) -> str:
+    return (
+        f"The model '{ref}' is not on this computer and could not be downloaded "
+        "(no connection to the Hugging Face hub?). Connect once to download it, or point "
+        "clapdesk at a folder that holds a CLAP model: --model /path/to/folder "
+        "(or CLAPDESK_MODEL=/path/to/folder)."
+    )
+
+
+def check_model_folder(folder: Path) -> None:
+    """Refuse folders clapdesk cannot or must not load, before torch is involved."""
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        raise ModelError(f"'{folder}' has no config.json: it is not a model folder")
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"the model's config.json in '{folder}' is damaged: {exc}") from exc
+    if config.get("model_type") != "clap":
+        raise ModelError(
+            f"'{folder}' holds a '{config.get('model_type', 'unknown')}' model, not a CLAP model"
+        )
+    if not any(folder.glob("*.safetensors")):
+        if any(folder.glob("*.bin")) or any(folder.glob("*.pt")) or any(folder.glob("*.ckpt")):
+            raise ModelError(
+                f"'{folder}' only has pickle weights (.bin/.pt); clapdesk loads safetensors only, "
+                "because pickle files can run code. Convert the weights to safetensors."
+            )
+        raise ModelError(f"'{folder}' has no model weights (model.safetensors is missing)")
+
+
+class ClapEmbedder:
+    """A loaded CLAP model: audio windows to features, features and text to vectors."""
+
+    def __init__(self, identity: ModelIdentity, device: str | None = None,
+                 precision: str = "float32") -> None:
+        import torch
+        from transformers import ClapModel, ClapProcessor
+
+        self.identity = identity
+        self.device = pick_device(device)
+        self.precision = precision
+        folder = identity.folder
+        try:
+            model = ClapModel.from_pretrained(folder, use_safetensors=True, dtype=torch.float32)
+            processor = ClapProcessor.from_pretrained(folder)
+        except Exception as exc:
+            raise ModelError(f"the model in '{folder}' could not be loaded: {_first_line(exc)}") from exc
+        text_dim = model.text_projection.linear2.out_features
+        audio_dim = model.audio_projection.linear2.out_features
+        if text_dim != audio_dim:
+            raise ModelError(
+                f"the model's audio vectors ({audio_dim}) and text vectors ({text_dim}) differ in "
+                "size, so text cannot search audio"
+            )
+        model.eval()
+        if precision == "int8":
+            if self.device != "cpu":
+                raise ModelError("int8 precision is for the CPU; use float16 on a GPU")
+            model.audio_model = torch.ao.quantization.quantize_dynamic(
+                model.audio_model, {torch.nn.Linear}, dtype=torch.qint8
+            )
+        model.to(self.device)
+        if precision == "float16":
+            model.audio_model.half()
+        self.model = model
+        self.processor = processor
+        self.feature_extractor = processor.feature_extractor
+        self.sampling_rate = int(self.feature_extractor.sampling_rate)
+        self.window_samples = int(self.feature_extractor.nb_max_samples)
+        self.dim = audio_dim
+        self.feature_dim = int(model.audio_projection.linear1.in_features)
+        # Heads map pooled encoder features to the shared space; fine-tuned versions replace them.
+        self.audio_head: torch.nn.Module = model.audio_projection
+        self.text_head: torch.nn.Module = model.text_projection
+        self.model_key = identity.encoder_key
+        self._fast_mel = _make_fast_mel(self.feature_extractor, self.device)
+
+    @property
+    def encoder_key(self) -> str:
+        return self.identity.encoder_key
+
+    def use_heads(self, audio_head: Any, text_head: Any, model_key: str) -> None:
+        """Switch to a fine-tuned version's heads (the encoder and its features are unchanged)."""
+        self.audio_head = audio_head.to(self.device).eval()
+        self.text_head = text_head.to(self.device).eval()
+        self.model_key = model_key
+
+    def features_for(self, windows: Sequence[np.ndarray]) -> np.ndarray:
+        """Pre-projection audio features, one row per window (float32)."""
+        import torch
+
+        if not windows:
+            return np.zeros((0, self.feature_dim), np.float32)
+        clips = [w[: self.window_samples] if w.size else np.zeros(1, np.float32) for w in windows]
+        if self._fast_mel is not None:
+            inputs = self._fast_mel(clips)
+        else:
+            inputs = self.feature_extractor(
+                clips, sampling_rate=self.sampling_rate, return_tensors="pt"
+            )
+        mel = inputs["input_features"].to(self.device)
+        if self.precision == "float16":
+            mel = mel.half()
+        with torch.inference_mode():
+            out = self.model.audio_model(input_features=mel, is_longer=inputs["is_longer"].to(self.device))
+        return out.pooler_output.float().cpu().numpy().astype(np.float32)
+
+    def pooled_features(self, files: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
+        """One feature per file: the mean over its windows, all windows in one batch."""
+        flat = [w for windows in files for w in windows]
+        feats = self.features_for(flat)
+        pooled, at = [], 0
+        for windows in files:
+            pooled.append(feats[at: at + len(windows)].mean(axis=0))
+            at += len(windows)
+        return np.stack(pooled).astype(np.float32) if pooled else feats
+
+    def project_audio(self, features: np.ndarray) -> np.ndarray:
+        """Features to L2-normalised search vectors through the active head."""
+        import torch
+
+        if len(features) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(features, np.float32)).to(self.device)
+            vectors = torch.nn.functional.normalize(self.audio_head(x).float(), dim=-1)
+        return vectors.cpu().numpy().astype(np.float32)
+
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        tokens = self.processor.tokenizer(
+            list(texts), padding=True, truncation=True, return_tensors="pt"
+        ).to(self.device)
+        with torch.inference_mode():
+            pooled = self.model.text_model(
+                input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
+            ).pooler_output
+            vectors = torch.nn.functional.normalize(self.text_head(pooled).float(), dim=-1)
+        return vectors.cpu().numpy().astype(np.float32)
+
+    def text_features(self, texts: Sequence[str]) -> np.ndarray:
+        """Pre-projection text features (for fine-tuning the text head)."""
+        import torch
+
+        tokens = self.processor.tokenizer(
+            list(texts), padding=True, truncation=True, return_tensors="pt"
+        ).to(self.device)
+        with torch.inference_mode():
+            pooled = self.model.text_model(
+                input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
+            ).pooler_output
+        return pooled.float().cpu().numpy().astype(np.float32)
+
+
+def _make_fast_mel(feature_extractor: Any, device: str) -> Any:
+    """The batched torch log-mel when it is available and matches this extractor."""
+    try:
+        from clapdesk.core.features import BatchedLogMel
+    except ImportError:
+        return None
+    try:
+        return BatchedLogMel(feature_extractor, device=device)
+    except Exception as exc:  # an extractor the fast path does not cover: use the reference
+        log.info("batched log-mel unavailable (%s); using the reference extractor", exc)
+        return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def load_embedder(ref: str | None = None, device: str | None = None, precision: str = "float32",
+                  allow_download: bool = True) -> ClapEmbedder:
+    identity = resolve_model(ref or DEFAULT_MODEL, allow_download=allow_download)
+    return ClapEmbedder(identity, device=device, precision=precision)

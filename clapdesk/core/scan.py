@@ -1,0 +1,86 @@
+"""Walking library folders and deciding, without decoding, what needs work."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from clapdesk.core.audio import is_audio_path
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FoundFile:
+    path: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass
+class ScanResult:
+    found: list[FoundFile] = field(default_factory=list)
+    unreadable_folders: list[tuple[str, str]] = field(default_factory=list)
+
+
+def walk_audio(root: str) -> ScanResult:
+    """Every audio file under `root`, following folder links once (a link loop ends there)."""
+    result = ScanResult()
+    seen_dirs: set[tuple[int, int]] = set()
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            info = os.stat(folder)
+        except OSError as exc:
+            result.unreadable_folders.append((folder, exc.strerror or str(exc)))
+            continue
+        key = (info.st_dev, info.st_ino)
+        if key in seen_dirs:
+            continue  # a symlink loop or a folder linked twice
+        seen_dirs.add(key)
+        try:
+            with os.scandir(folder) as entries:
+                items = list(entries)
+        except OSError as exc:
+            result.unreadable_folders.append((folder, exc.strerror or str(exc)))
+            continue
+        for entry in sorted(items, key=lambda e: e.name):
+            if entry.name.startswith("."):
+                continue  # hidden files: macOS resource forks ("._kick.wav") are not audio
+            try:
+                if entry.is_dir(follow_symlinks=True):
+                    stack.append(entry.path)
+                    continue
+                if not is_audio_path(entry.name):
+                    continue
+                st = entry.stat(follow_symlinks=True)
+            except OSError:
+                # A dangling link or a file that vanished mid-scan: nothing to index.
+                continue
+            if stat.S_ISREG(st.st_mode):
+                result.found.append(FoundFile(entry.path, st.st_size, st.st_mtime_ns))
+    return result
+
+
+def content_hash(path: str) -> str:
+    """blake2b of the whole file: identical content means identical sound."""
+    digest = hashlib.blake2b(digest_size=20)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def roots_present(roots: list[tuple[int, str]]) -> Iterator[tuple[int, str, bool]]:
+    """Whether each root is reachable: an unplugged drive must not empty the library."""
+    for root_id, path in roots:
+        yield root_id, path, os.path.isdir(path)

@@ -1,0 +1,188 @@
+"""Search: text or a sound in, ranked files out, honouring tempo, key, type and length.
+
+CLAP ranks by sound; what CLAP cannot count (tempo, key, length) is parsed out of the query and
+applied as constraints. The ANN index answers first; when its candidates hold too few files
+that meet the constraints, an exact search over the catalog's matching files takes over, so a
+query never comes back empty while matching files exist.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from clapdesk.core import audio
+from clapdesk.core.catalog import FileRecord, display_path, prefix_range
+from clapdesk.core.library import Library
+from clapdesk.core.query import ParsedQuery, parse_query
+
+ANN_OVERFETCH = 10  # candidates per wanted result when constraints must be checked
+ANN_MIN_CANDIDATES = 400
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Constraints that come from the user interface rather than the query text."""
+
+    folder: str | None = None
+    min_duration: float | None = None
+    max_duration: float | None = None
+    formats: tuple[str, ...] = ()
+
+    @property
+    def active(self) -> bool:
+        return bool(self.folder or self.formats or self.min_duration is not None
+                    or self.max_duration is not None)
+
+
+@dataclass
+class Hit:
+    file: FileRecord
+    score: float
+    note: str | None = None  # "half" or "double" when only half/double time matches
+    tags: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, object]:
+        f = self.file
+        return {
+            "path": display_path(f.path), "score": round(self.score, 4),
+            "duration": None if f.duration is None else round(f.duration, 3),
+            "bpm": None if f.bpm is None else round(f.bpm, 1), "key": f.key, "kind": f.kind,
+            "tempo_match": self.note, "format": f.format, "sample_rate": f.sample_rate,
+            "channels": f.channels, "tags": self.tags,
+        }
+
+
+@dataclass
+class SearchResponse:
+    hits: list[Hit]
+    query: ParsedQuery | None = None
+    exact: bool = False  # True when the exact filtered search was needed
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {"results": [h.to_json() for h in self.hits]}
+        if self.query is not None:
+            out["query"] = self.query.to_json()
+        return out
+
+
+def search_text(library: Library, text: str, k: int = 50, filters: Filters | None = None,
+                parsed: ParsedQuery | None = None) -> SearchResponse:
+    """Natural language to the best k files. `parsed` lets the GUI pass a query with chips removed."""
+    parsed = parsed or parse_query(text)
+    filters = filters or Filters()
+    vector = None
+    if parsed.text:
+        vector = library.embedder().embed_text([parsed.text])[0]
+    hits, exact = _rank(library, vector, k, parsed, filters, exclude=set())
+    return SearchResponse(hits, parsed, exact)
+
+
+def search_similar(library: Library, path: str, k: int = 50, filters: Filters | None = None,
+                   text: str = "") -> SearchResponse:
+    """Sound-alikes of a file, in the library or not; `text` adds constraints ("at 120 BPM")."""
+    parsed = parse_query(text)
+    filters = filters or Filters()
+    record = library.catalog.file_by_path(path)
+    vector = None
+    if record is not None:
+        _, matrix = library.catalog.vectors(library.model_key, [record.id])
+        vector = matrix[0] if len(matrix) else None
+    if vector is None:
+        embedder = library.embedder()
+        decoded = audio.decode_for_index(path, embedder.sampling_rate)
+        vector = embedder.project_audio(embedder.pooled_features([decoded.windows]))[0]
+    exclude = {record.id} if record is not None else set()
+    hits, exact = _rank(library, vector, k, parsed, filters, exclude)
+    return SearchResponse(hits, parsed, exact)
+
+
+def _rank(library: Library, vector: np.ndarray | None, k: int, parsed: ParsedQuery,
+          filters: Filters, exclude: set[int]) -> tuple[list[Hit], bool]:
+    index = library.vector_index()
+    constrained = parsed.has_constraints or filters.active
+    if vector is not None and len(index):
+        wanted = k + len(exclude)
+        fetch = max(wanted * ANN_OVERFETCH, ANN_MIN_CANDIDATES) if constrained else wanted
+        candidates = [(i, s) for i, s in index.query(vector, fetch) if i not in exclude]
+        records = {r.id: r for r in library.catalog.files([i for i, _ in candidates])}
+        hits = _accepted(library, candidates, records, parsed, filters, k)
+        if len(hits) >= k or not constrained or len(candidates) >= len(index) - len(exclude):
+            return hits, False
+    # Exact search over every file that meets the constraints.
+    records = {r.id: r for r in _matching_records(library, parsed, filters) if r.id not in exclude}
+    if vector is None:
+        scored = [(i, 0.0) for i in sorted(records, key=lambda i: records[i].path)]
+    else:
+        ids, matrix = library.catalog.vectors(library.model_key, list(records))
+        scores = matrix @ vector if len(ids) else np.zeros(0, np.float32)
+        scored = [(int(ids[j]), float(scores[j])) for j in np.argsort(-scores)]
+    return _accepted(library, scored, records, parsed, filters, k), True
+
+
+def _accepted(library: Library, scored: list[tuple[int, float]], records: dict[int, FileRecord],
+              parsed: ParsedQuery, filters: Filters, k: int) -> list[Hit]:
+    hits: list[Hit] = []
+    tags = library.catalog.tags_of([i for i, _ in scored[: k * ANN_OVERFETCH]]) if scored else {}
+    for file_id, score in scored:
+        record = records.get(file_id)
+        if record is None or not _meets_filters(record, filters):
+            continue
+        words = [t for t, _, _ in tags.get(file_id, [])]
+        text_fields = " ".join([os.path.basename(record.path), *words])
+        ok, note = parsed.accepts(record.bpm, record.key, record.kind, record.duration, text_fields)
+        if not ok:
+            continue
+        hits.append(Hit(record, score, note, _unique(words)))
+        if len(hits) >= k:
+            break
+    return hits
+
+
+def _meets_filters(record: FileRecord, filters: Filters) -> bool:
+    if filters.folder:
+        low, high = prefix_range(filters.folder)
+        raw = os.fsencode(record.path)
+        if not (low <= raw < high):
+            return False
+    if filters.formats and (record.format or "").upper() not in filters.formats:
+        return False
+    duration = record.duration or 0.0
+    if filters.min_duration is not None and duration < filters.min_duration:
+        return False
+    return filters.max_duration is None or duration <= filters.max_duration
+
+
+def _matching_records(library: Library, parsed: ParsedQuery, filters: Filters) -> list[FileRecord]:
+    """Narrow with SQL what SQL can check; `_accepted` checks the rest exactly."""
+    where, params = ["error IS NULL"], []
+    if filters.folder:
+        where.append("path >= ? AND path < ?")
+        params += list(prefix_range(filters.folder))
+    if parsed.kind:
+        where.append("kind = ?")
+        params.append(parsed.kind)
+    if parsed.key:
+        where.append("musical_key = ?")
+        params.append(parsed.key)
+    if parsed.has_bpm:
+        where.append("bpm IS NOT NULL")
+    low = max(v for v in (parsed.duration_min, filters.min_duration, 0.0) if v is not None)
+    if low > 0:
+        where.append("duration >= ?")
+        params.append(low)
+    highs = [v for v in (parsed.duration_max, filters.max_duration) if v is not None]
+    if highs:
+        where.append("duration <= ?")
+        params.append(min(highs))
+    return library.catalog.files(where=" AND ".join(where), params=params)
+
+
+def _unique(words: list[str]) -> list[str]:
+    seen: list[str] = []
+    for word in words:
+        if word not in seen:
+            seen.append(word)
+    return seen
