@@ -1,0 +1,461 @@
+"""Audition: a sample plays the instant its row is selected.
+
+API (call from the GUI thread):
+
+    player = Player(parent=None)
+    player.play(path, start=0.0)   # cached audio starts at once; a cold file decodes off-thread
+    player.stop()
+    player.toggle(path)            # stops `path` if it is playing, else plays it
+    player.seek(seconds)           # jumps; when stopped, plays the current file from there
+    player.set_loop(bool); player.set_volume(0.0..1.0)
+    player.set_device(name_or_index | None)   # None: the system's default output
+    player.predecode(paths)        # decode the next rows ahead so arrowing down plays instantly
+    player.decoded(path) -> (data, rate) | None  # cached audio, never decodes (for the waveform)
+    player.load(path) -> (data, rate)            # cached or decoded now: call it off the GUI thread
+    player.available               # False once we know there is no usable output device
+    player.is_playing, player.current_path
+    player.last_start_latency      # seconds from play() to the first callback carrying its audio
+    player.close()                 # on exit: stops, closes the stream, ends the decode threads
+
+Signals: started(str path), stopped(), position(float seconds, ~30 Hz while playing),
+error(str message). Without an output device the player says so once through `error` and
+every call stays a harmless no-op, so the rest of the app works unchanged.
+
+Playback is a `sounddevice.OutputStream` with a callback reading from the decoded array, so a
+start costs no decoding and no file I/O; the stream is kept open between plays while the rate
+and device stay the same. Signals may be emitted from the decode thread; Qt queues them to the
+GUI thread's receivers.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from clapdesk.core.audio import DecodeError, read_for_playback, resample
+
+POSITION_INTERVAL_MS = 33  # ~30 Hz playhead updates
+CACHE_BYTES = 256 * 1024 * 1024
+# Predecoding is a guess about what plays next; a huge file is not worth the memory on a guess.
+PREDECODE_MAX_FILE_BYTES = 64 * 1024 * 1024
+PREDECODE_AHEAD = 4
+# A little above PortAudio's "low" so a busy GUI thread holding the GIL does not cause clicks.
+OUTPUT_LATENCY = 0.03
+
+_sd_lock = threading.Lock()
+_sd_module: ModuleType | None = None
+_sd_failure: str | None = None
+
+
+def _sounddevice() -> ModuleType | None:
+    """Import sounddevice once (it initialises PortAudio); None when PortAudio is missing."""
+    global _sd_module, _sd_failure
+    with _sd_lock:
+        if _sd_module is None and _sd_failure is None:
+            try:
+                import sounddevice
+
+                _sd_module = sounddevice
+            except OSError as exc:  # the PortAudio library itself is not installed
+                _sd_failure = f"the PortAudio library could not be loaded ({exc})"
+        return _sd_module
+
+
+class AudioCache:
+    """Decoded files, least recently used dropped first, bounded in bytes. Thread-safe."""
+
+    def __init__(self, max_bytes: int = CACHE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[str, tuple[np.ndarray, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, path: str) -> tuple[np.ndarray, int] | None:
+        with self._lock:
+            item = self._items.get(path)
+            if item is not None:
+                self._items.move_to_end(path)
+            return item
+
+    def put(self, path: str, data: np.ndarray, rate: int) -> None:
+        if data.nbytes > self.max_bytes // 2:
+            return  # one long recording must not evict everything else
+        with self._lock:
+            old = self._items.pop(path, None)
+            if old is not None:
+                self._bytes -= old[0].nbytes
+            self._items[path] = (data, rate)
+            self._bytes += data.nbytes
+            while self._bytes > self.max_bytes and len(self._items) > 1:
+                _, (dropped, _) = self._items.popitem(last=False)
+                self._bytes -= dropped.nbytes
+
+    def __contains__(self, path: str) -> bool:
+        with self._lock:
+            return path in self._items
+
+
+@dataclass
+class _Voice:
+    """One file being played: read by the audio callback, moved by `seek`."""
+
+    path: str
+    data: np.ndarray  # (frames, channels) float32 at the stream's rate
+    rate: int
+    requested_at: float
+    pos: int = 0
+    finished: bool = False
+    first_callback_at: float | None = field(default=None)
+
+
+class Player(QObject):
+    started = Signal(str)
+    stopped = Signal()
+    position = Signal(float)
+    error = Signal(str)
+
+    def __init__(self, parent: QObject | None = None, cache_bytes: int = CACHE_BYTES) -> None:
+        super().__init__(parent)
+        self.cache = AudioCache(cache_bytes)
+        # One thread for what the user asked to hear, another for guesses, so a click never
+        # waits behind predecoding.
+        self._urgent = ThreadPoolExecutor(1, thread_name_prefix="clapdesk-play")
+        self._ahead = ThreadPoolExecutor(1, thread_name_prefix="clapdesk-ahead")
+        self._inflight: dict[str, Future[tuple[np.ndarray, int]]] = {}
+        self._ahead_pending: dict[str, Future[tuple[np.ndarray, int]]] = {}
+        self._futures_lock = threading.Lock()
+
+        self._voice: _Voice | None = None
+        self._voice_lock = threading.Lock()  # shared with the audio callback; held briefly
+        self._stream: Any = None
+        self._stream_key: tuple[Any, int, int] | None = None
+        self._stream_ending = False  # the callback has asked PortAudio to stop
+        self._stream_lock = threading.RLock()
+
+        self._request = 0  # bumped by every play/stop so a late cold decode does not start
+        self._pending_path: str | None = None
+        self._current_path: str | None = None
+        self._loop = False
+        self._volume = 1.0
+        self._device: int | str | None = None
+        self._unavailable: str | None = None
+        self._error_told = False
+        self._last_latency: float | None = None
+
+        self._timer = QTimer(self)
+        self._timer.setInterval(POSITION_INTERVAL_MS)
+        self._timer.timeout.connect(self._tick)
+        # Initialising PortAudio can take tens of milliseconds: do it before the first click.
+        self._ahead.submit(_sounddevice)
+
+    # ----------------------------------------------------------------- public API
+    @property
+    def available(self) -> bool:
+        if self._unavailable is None and self._output_device_info() is None:
+            return False
+        return self._unavailable is None
+
+    @property
+    def is_playing(self) -> bool:
+        voice = self._voice
+        return self._pending_path is not None or (voice is not None and not voice.finished)
+
+    @property
+    def current_path(self) -> str | None:
+        return self._current_path
+
+    @property
+    def last_start_latency(self) -> float | None:
+        return self._last_latency
+
+    def play(self, path: str | os.PathLike[str], start: float = 0.0) -> None:
+        requested_at = time.perf_counter()
+        path = os.fspath(path)
+        self._request += 1
+        request = self._request
+        self._current_path = path
+        if self._unavailable is not None:
+            return
+        cached = self.cache.get(path)
+        if cached is not None:
+            self._pending_path = None
+            self._begin(request, path, cached, start, requested_at)
+        else:
+            self._pending_path = path
+            future = self._decode(path, urgent=True)
+            future.add_done_callback(
+                lambda f: self._decoded_for_play(request, path, f, start, requested_at))
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._request += 1
+        was_playing = self.is_playing
+        self._pending_path = None
+        with self._voice_lock:
+            self._voice = None  # the callback writes silence and ends the stream
+        self._timer.stop()
+        if was_playing:
+            self.stopped.emit()
+
+    def toggle(self, path: str | os.PathLike[str]) -> None:
+        path = os.fspath(path)
+        if self.is_playing and self._current_path == path:
+            self.stop()
+        else:
+            self.play(path)
+
+    def seek(self, seconds: float) -> None:
+        voice = self._voice
+        if voice is not None and not voice.finished:
+            voice.pos = int(np.clip(seconds * voice.rate, 0, len(voice.data)))
+        elif self._current_path is not None:
+            self.play(self._current_path, start=seconds)
+
+    def set_loop(self, loop: bool) -> None:
+        self._loop = bool(loop)
+
+    def set_volume(self, volume: float) -> None:
+        self._volume = float(np.clip(volume, 0.0, 1.0))
+
+    def set_device(self, device: int | str | None) -> None:
+        """Choose the output; a new choice gets a fresh chance (and a fresh error if it fails)."""
+        self.stop()
+        with self._stream_lock:
+            self._close_stream()
+            self._device = device
+            self._unavailable = None
+            self._error_told = False
+
+    def decoded(self, path: str | os.PathLike[str]) -> tuple[np.ndarray, int] | None:
+        return self.cache.get(os.fspath(path))
+
+    def load(self, path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
+        """Audio of `path`, shared with playback: never decodes a file twice at once."""
+        path = os.fspath(path)
+        cached = self.cache.get(path)
+        if cached is not None:
+            return cached
+        return self._decode(path, urgent=True).result()
+
+    def predecode(self, paths: Iterable[str | os.PathLike[str]]) -> None:
+        wanted = [os.fspath(p) for p in paths][:PREDECODE_AHEAD]
+        with self._futures_lock:
+            # The user moved on: guesses about rows no longer ahead are dropped if not started.
+            for path, future in list(self._ahead_pending.items()):
+                if path not in wanted and future.cancel():
+                    self._ahead_pending.pop(path, None)
+                    self._inflight.pop(path, None)
+        for path in wanted:
+            if path in self.cache:
+                continue
+            try:
+                if os.path.getsize(path) > PREDECODE_MAX_FILE_BYTES:
+                    continue
+            except OSError:
+                continue
+            self._decode(path, urgent=False)
+
+    def close(self) -> None:
+        self.stop()
+        with self._stream_lock:
+            self._close_stream()
+        self._ahead.shutdown(wait=True, cancel_futures=True)
+        self._urgent.shutdown(wait=True, cancel_futures=True)
+
+    # ----------------------------------------------------------------- decoding
+    def _decode(self, path: str, urgent: bool) -> Future[tuple[np.ndarray, int]]:
+        with self._futures_lock:
+            future = self._inflight.get(path)
+            if future is not None and not future.cancelled():
+                # A queued guess that is now wanted right away moves to the urgent thread.
+                if urgent and path in self._ahead_pending and future.cancel():
+                    self._ahead_pending.pop(path, None)
+                else:
+                    return future
+            pool = self._urgent if urgent else self._ahead
+            future = pool.submit(self._read, path)
+            self._inflight[path] = future
+            if not urgent:
+                self._ahead_pending[path] = future
+            return future
+
+    def _read(self, path: str) -> tuple[np.ndarray, int]:
+        try:
+            data, rate = read_for_playback(path)
+            self.cache.put(path, data, rate)
+            return data, rate
+        finally:
+            with self._futures_lock:
+                self._inflight.pop(path, None)
+                self._ahead_pending.pop(path, None)
+
+    def _decoded_for_play(self, request: int, path: str, future: Future[Any], start: float,
+                          requested_at: float) -> None:
+        if request != self._request or future.cancelled():
+            return  # another row was selected meanwhile
+        exc = future.exception()
+        if exc is not None:
+            self._pending_path = None
+            message = str(exc) if isinstance(exc, DecodeError) else f"{type(exc).__name__}: {exc}"
+            self.error.emit(f"Cannot play {os.path.basename(path)}: {message}")
+            return
+        self._begin(request, path, future.result(), start, requested_at)
+
+    # ----------------------------------------------------------------- the stream
+    def _begin(self, request: int, path: str, audio: tuple[np.ndarray, int], start: float,
+               requested_at: float) -> None:
+        data, rate = audio
+        with self._stream_lock:
+            if request != self._request:
+                return
+            stream = self._stream_for(rate, data.shape[1])
+            if stream is None:
+                self._pending_path = None
+                return
+            if stream.samplerate != rate:  # the device refused the file's rate
+                data = _resample_block(data, rate, int(stream.samplerate))
+                rate = int(stream.samplerate)
+            voice = _Voice(path, data, rate, requested_at,
+                           pos=int(np.clip(start * rate, 0, len(data))))
+            with self._voice_lock:
+                if request != self._request:
+                    return  # stop() or another play() won the race
+                self._voice = voice
+                self._pending_path = None
+                restart = self._stream_ending or not stream.active
+                self._stream_ending = False
+            try:
+                if restart:
+                    if not stream.stopped:
+                        stream.abort()  # the callback had finished: reset before a new start
+                    stream.start()
+            except Exception as exc:  # noqa: BLE001 - PortAudio errors are reported, not raised
+                self._close_stream()
+                self._report_unavailable(f"the audio output failed to start ({exc})")
+                return
+        self.started.emit(path)
+
+    def _stream_for(self, rate: int, channels: int) -> Any:
+        sd = _sounddevice()
+        if sd is None:
+            self._report_unavailable(_sd_failure or "PortAudio is missing")
+            return None
+        info = self._output_device_info()
+        if info is None:
+            return None
+        out_channels = max(1, min(2, int(info["max_output_channels"])))
+        key = (self._device, rate, out_channels)
+        if self._stream is not None and self._stream_key == key:
+            return self._stream
+        self._close_stream()
+        last_error: Exception | None = None
+        # The file's own rate first (no resampling); the device's default rate if refused.
+        for candidate in dict.fromkeys([rate, int(info["default_samplerate"])]):
+            try:
+                stream = sd.OutputStream(
+                    device=self._device, samplerate=candidate, channels=out_channels,
+                    dtype="float32", latency=OUTPUT_LATENCY, callback=self._callback)
+            except Exception as exc:  # noqa: BLE001 - sd.PortAudioError and bad settings
+                last_error = exc
+                continue
+            self._stream, self._stream_key = stream, key
+            return stream
+        self._report_unavailable(f"the audio output could not be opened ({last_error})")
+        return None
+
+    def _output_device_info(self) -> dict[str, Any] | None:
+        sd = _sounddevice()
+        if sd is None:
+            self._report_unavailable(_sd_failure or "PortAudio is missing")
+            return None
+        try:
+            info = sd.query_devices(self._device, kind="output")
+        except Exception as exc:  # noqa: BLE001 - no default output, unknown name, bad index
+            what = "no default audio output" if self._device is None else \
+                f"no audio output called {self._device!r}"
+            self._report_unavailable(f"{what} ({exc})")
+            return None
+        if int(info["max_output_channels"]) < 1:
+            self._report_unavailable(f"{info['name']} has no output channels")
+            return None
+        return info
+
+    def _close_stream(self) -> None:
+        stream, self._stream, self._stream_key = self._stream, None, None
+        if stream is not None:
+            try:
+                stream.abort()
+                stream.close()
+            except Exception:  # noqa: BLE001, S110 - closing a dead device must not raise
+                pass
+
+    def _report_unavailable(self, reason: str) -> None:
+        self._unavailable = reason
+        self._pending_path = None
+        if not self._error_told:
+            self._error_told = True
+            self.error.emit(f"Audio playback is off: {reason}. Everything else still works.")
+
+    def _callback(self, out: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        with self._voice_lock:
+            voice = self._voice
+            if voice is None or voice.finished:
+                out.fill(0)
+                self._stream_ending = True
+                raise _sounddevice().CallbackStop  # type: ignore[union-attr]
+        if voice.first_callback_at is None:
+            voice.first_callback_at = time.perf_counter()
+            self._last_latency = voice.first_callback_at - voice.requested_at
+        data, written, loop = voice.data, 0, self._loop
+        while written < frames:
+            count = min(frames - written, len(data) - voice.pos)
+            if count <= 0:
+                if loop and len(data):
+                    voice.pos = 0
+                    continue
+                break
+            chunk = data[voice.pos:voice.pos + count]
+            if chunk.shape[1] == out.shape[1] or chunk.shape[1] == 1:
+                out[written:written + count] = chunk  # mono broadcasts to both channels
+            else:
+                out[written:written + count] = chunk.mean(axis=1, keepdims=True)
+            voice.pos += count
+            written += count
+        if written < frames:
+            out[written:].fill(0)
+            voice.finished = True  # the next callback ends the stream after this block plays
+        volume = self._volume
+        if volume != 1.0:
+            out *= volume
+
+    def _tick(self) -> None:
+        voice = self._voice
+        if voice is None:
+            if self._pending_path is None:
+                self._timer.stop()
+            return
+        latency = float(self._stream.latency) if self._stream is not None else 0.0
+        self.position.emit(max(0.0, min(voice.pos / voice.rate - latency,
+                                        len(voice.data) / voice.rate)))
+        if voice.finished:
+            with self._voice_lock:
+                if self._voice is voice:
+                    self._voice = None
+            self._timer.stop()
+            self.stopped.emit()
+
+
+def _resample_block(data: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    channels = [resample(np.ascontiguousarray(data[:, c]), from_rate, to_rate)
+                for c in range(data.shape[1])]
+    return np.ascontiguousarray(np.stack(channels, axis=1), dtype=np.float32)

@@ -1,0 +1,90 @@
+"""ALSA configurations for playback tests, and a runner for scripts that must start PortAudio.
+
+PortAudio reads the ALSA configuration once, when sounddevice is imported, so every test that
+plays through a configuration written here runs its script in a fresh Python process with
+`ALSA_CONFIG_PATH` set (see `run_script`).
+
+    config, capture = write_capture_config(folder)   # default PCM = a file of raw s16 stereo
+    config = write_missing_device_config(folder)     # default PCM = a sound card that is not there
+    result = run_script(code, alsa_env(config))       # the JSON object the script printed last
+    frames = read_capture(capture)                    # float32 (frames, 2)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SYSTEM_ALSA_CONF = Path("/usr/share/alsa/alsa.conf")
+CAPTURE_CHANNELS = 2
+
+
+def write_capture_config(folder: Path) -> tuple[Path, Path]:
+    """`default` = `plug` into a `file` PCM over `null`: whatever is played lands in a file.
+
+    The plug fixes the file's format (s16, two channels) whatever the player opens with, and
+    keeps the player's rate. The null slave consumes audio as fast as it comes, so a 0.5 s
+    sound is captured in a few milliseconds.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    capture = folder / "capture.raw"
+    config = folder / "asoundrc"
+    config.write_text(
+        "pcm.!default {\n"
+        "    type plug\n"
+        f"    slave {{ pcm \"clapdesk_capture\"; format S16_LE; channels {CAPTURE_CHANNELS} }}\n"
+        "}\n"
+        "pcm.clapdesk_capture {\n"
+        "    type file\n"
+        "    slave.pcm \"null\"\n"
+        f"    file \"{capture}\"\n"
+        "    format \"raw\"\n"
+        "}\n"
+    )
+    return config, capture
+
+
+def write_missing_device_config(folder: Path) -> Path:
+    """`default` = a hardware card that does not exist, as on a machine with no sound card."""
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "asoundrc-missing"
+    config.write_text("pcm.!default {\n    type hw\n    card 29\n}\n"
+                      "ctl.!default {\n    type hw\n    card 29\n}\n")
+    return config
+
+
+def alsa_env(config: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["ALSA_CONFIG_PATH"] = f"{SYSTEM_ALSA_CONF}:{config}"
+    env.setdefault("QT_QPA_PLATFORM", "offscreen")
+    return env
+
+
+def read_capture(capture: Path) -> np.ndarray:
+    raw = np.fromfile(capture, dtype="<i2") if capture.exists() else np.zeros(0, "<i2")
+    usable = len(raw) - len(raw) % CAPTURE_CHANNELS
+    return (raw[:usable].reshape(-1, CAPTURE_CHANNELS) / 32768.0).astype(np.float32)
+
+
+def portaudio_loads() -> bool:
+    """True when the PortAudio library is installed (libportaudio2 on Debian)."""
+    probe = subprocess.run([sys.executable, "-c", "import sounddevice"], capture_output=True)
+    return probe.returncode == 0
+
+
+def run_script(code: str, env: dict[str, str], timeout: float = 60.0) -> dict[str, Any]:
+    """Run `code` in a new interpreter; it must print one JSON object as its last line."""
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise AssertionError(f"script failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    if not lines:
+        raise AssertionError(f"script printed nothing:\n{done.stderr}")
+    return json.loads(lines[-1])
