@@ -101,6 +101,8 @@ class Indexer:
         self.workers = workers or max(1, min(4, os.cpu_count() or 1))
         self._vocabulary: np.ndarray | None = None
         self._roots: dict[int, str] | None = None
+        # Files whose identical twin waits in the unflushed batch: copied once it is embedded.
+        self._twins_waiting: list[_Decoded] = []
 
     def run(self, folders: list[str], progress: ProgressCallback | None = None,
             cancel: threading.Event | None = None) -> IndexReport:
@@ -248,6 +250,9 @@ class Indexer:
             report.duplicates += 1
             report.indexed += 1
             return False
+        if item.digest is not None and any(d.digest == item.digest for d in batch):
+            self._twins_waiting.append(item)
+            return False
         if item.decoded is None:
             # Its content matched a vanished file that another path has claimed: decode it now.
             item = _decode_job(item.job, embedder.sampling_rate, set())
@@ -260,7 +265,9 @@ class Indexer:
         """Identical content is embedded once: the copy reuses its twin's feature and vector."""
         found = item.job.found
         _, feats = self.catalog.features(embedder.encoder_key, [twin])
-        vector = embedder.project_audio(feats)[0]
+        _, vectors = self.catalog.vectors(embedder.model_key, [twin])
+        # The twin's own vector, not a re-projection: identical files, identical vectors.
+        vector = vectors[0] if len(vectors) else embedder.project_audio(feats)[0]
         twin_record = self.catalog.get_file(twin)
         if item.decoded is None and twin_record is not None:
             item.analysis = {
@@ -319,6 +326,12 @@ class Indexer:
                 ids.append(file_id)
         self.index.add(np.array(ids), vectors)
         report.indexed += len(items)
+        waiting, self._twins_waiting = self._twins_waiting, []
+        for item in waiting:
+            twins = self.catalog.files_with_hash(item.digest or "", embedder.encoder_key)
+            self._copy_twin(item, twins[0], embedder)
+            report.duplicates += 1
+            report.indexed += 1
 
 
 def _decode_job(job: _Job, model_rate: int, vanished_hashes: set[str]) -> _Decoded:
