@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -25,6 +26,9 @@ class FoundFile:
 class ScanResult:
     found: list[FoundFile] = field(default_factory=list)
     unreadable_folders: list[tuple[str, str]] = field(default_factory=list)
+    # Entries named like audio that are not readable files (link loops, dangling links, pipes),
+    # with the reason: they are listed as failures, never opened (reading a pipe would hang).
+    not_files: list[tuple[str, str]] = field(default_factory=list)
 
 
 def walk_audio(root: str) -> ScanResult:
@@ -59,12 +63,24 @@ def walk_audio(root: str) -> ScanResult:
                 if not is_audio_path(entry.name):
                     continue
                 st = entry.stat(follow_symlinks=True)
-            except OSError:
-                # A dangling link or a file that vanished mid-scan: nothing to index.
-                continue
+            except OSError as exc:
+                reason = _link_problem(entry.path, exc)
+                if reason:
+                    result.not_files.append((entry.path, reason))
+                continue  # otherwise the file vanished mid-scan: nothing to index
             if stat.S_ISREG(st.st_mode):
                 result.found.append(FoundFile(entry.path, st.st_size, st.st_mtime_ns))
+            else:
+                result.not_files.append((entry.path, "not a regular file (a pipe or a device)"))
     return result
+
+
+def _link_problem(path: str, exc: OSError) -> str | None:
+    if exc.errno == errno.ELOOP:
+        return "the link loops back on itself"
+    if os.path.islink(path):
+        return "the link points to a file that does not exist"
+    return None
 
 
 def content_hash(path: str) -> str:
