@@ -148,6 +148,10 @@ class Indexer:
             known = self.catalog.file_stamps(root_id)
             scan = walk_audio(folder)
             notify(Progress("scanning", 0, len(scan.found), folder))
+            # Link loops, pipes and unreadable folders are listed each run; they have no row.
+            report.failed.extend(scan.not_files)
+            report.failed.extend((path, f"folder cannot be read: {why}")
+                                 for path, why in scan.unreadable_folders)
             for found in scan.found:
                 stamp = known.pop(found.path, None)
                 if stamp is None:
@@ -339,6 +343,11 @@ def _decode_job(job: _Job, model_rate: int, vanished_hashes: set[str]) -> _Decod
     item = _Decoded(job)
     path = job.found.path
     try:
+        # Stat again before reading: a file rewritten since the scan is stored with the stamp
+        # of what is read now, and one rewritten while being read is re-read by the next scan.
+        st = os.stat(path)
+        if (st.st_size, st.st_mtime_ns) != (job.found.size, job.found.mtime_ns):
+            job.found = FoundFile(path, st.st_size, st.st_mtime_ns)
         item.digest = content_hash(path)
     except OSError as exc:
         item.error = audio.explain_error(exc, path)
