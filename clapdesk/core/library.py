@@ -45,9 +45,8 @@ class Library:
         self.catalog = Catalog(self.paths.catalog)
         remembered = self.catalog.get_meta("model")
         self.model_ref = model or os.environ.get("CLAPDESK_MODEL") or remembered or DEFAULT_MODEL
-        if self.model_ref != remembered:
-            # A library remembers its model; naming another one switches it (and re-embeds).
-            self.catalog.set_meta("model", self.model_ref)
+        # A library remembers its model; naming another one switches it (and re-embeds). It is
+        # remembered once it has loaded (see embedder()): a broken model never replaces a good one.
         self.device = device
         self.precision = precision
         self.allow_download = allow_download
@@ -87,15 +86,17 @@ class Library:
                 embedder = ClapEmbedder(self.identity, device=self.device, precision=self.precision)
                 self._apply_version(embedder)
                 self._embedder = embedder
+                if self.catalog.get_meta("model") != self.model_ref:
+                    self.catalog.set_meta("model", self.model_ref)
             return self._embedder
 
     def _apply_version(self, embedder: ClapEmbedder) -> None:
         version = self.active_version
         if not version:
             return
-        from clapdesk.core.versions import load_heads
-
         try:
+            from clapdesk.core.versions import load_heads
+
             audio_head, text_head = load_heads(self.paths.models, version, embedder)
         except Exception as exc:
             log.warning("fine-tuned version %s failed to load (%s); using the base model",
@@ -166,6 +167,10 @@ class Library:
             # GUI keeps reading through ours (WAL lets both proceed).
             catalog = Catalog(self.paths.catalog)
             try:
+                if self.active_version:
+                    # Load first: a version that fails falls back to the base model, and the
+                    # index must be the base model's, not the broken version's.
+                    self.embedder()
                 indexer = Indexer(catalog, self.vector_index(), self.embedder, workers=workers)
                 return indexer.run([os.path.abspath(f) for f in folders], progress, cancel)
             finally:
