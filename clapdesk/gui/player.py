@@ -23,8 +23,8 @@ every call stays a harmless no-op, so the rest of the app works unchanged.
 
 Playback is a `sounddevice.OutputStream` with a callback reading from the decoded array, so a
 start costs no decoding and no file I/O; the stream is kept open between plays while the rate
-and device stay the same. Signals may be emitted from the decode thread; Qt queues them to the
-GUI thread's receivers.
+and device stay the same. A cold file is decoded on a worker thread and then
+started on the GUI thread, so every signal comes from the GUI thread.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
 from clapdesk.core.audio import DecodeError, read_for_playback, resample
 
@@ -123,6 +123,9 @@ class Player(QObject):
     stopped = Signal()
     position = Signal(float)
     error = Signal(str)
+    # A cold decode finished (emitted on the decode thread, handled on the GUI thread, so
+    # started/stopped/position always come from one thread, in order).
+    _cold_ready = Signal(int, str, object, float, float)
 
     def __init__(self, parent: QObject | None = None, cache_bytes: int = CACHE_BYTES) -> None:
         super().__init__(parent)
@@ -155,6 +158,7 @@ class Player(QObject):
         self._timer = QTimer(self)
         self._timer.setInterval(POSITION_INTERVAL_MS)
         self._timer.timeout.connect(self._tick)
+        self._cold_ready.connect(self._decoded_for_play, Qt.ConnectionType.QueuedConnection)
         # Initialising PortAudio can take tens of milliseconds: do it before the first click.
         self._ahead.submit(_sounddevice)
 
@@ -194,7 +198,7 @@ class Player(QObject):
             self._pending_path = path
             future = self._decode(path, urgent=True)
             future.add_done_callback(
-                lambda f: self._decoded_for_play(request, path, f, start, requested_at))
+                lambda f: self._cold_ready.emit(request, path, f, start, requested_at))
         self._timer.start()
 
     def stop(self) -> None:
