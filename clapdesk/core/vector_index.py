@@ -8,6 +8,7 @@ the catalog with nothing more than a log line.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -56,7 +57,11 @@ class VectorIndex:
             if not self._load():
                 self.rebuild(catalog)
                 return
-            self.sync(catalog)
+            try:
+                self.sync(catalog)
+            except RuntimeError as exc:  # hnswlib refusing an index that disagrees with its sidecar
+                log.info("index %s out of step with the catalog (%s): rebuilding", self.path, exc)
+                self.rebuild(catalog)
 
     def _load(self) -> bool:
         try:
@@ -69,7 +74,9 @@ class VectorIndex:
         if meta.get("model_key") != self.model_key or not self.path.exists():
             log.info("index %s is for another model or missing: rebuilding", self.path)
             return False
-        if self.path.stat().st_size != meta.get("bytes"):
+        stat = self.path.stat()
+        if stat.st_size != meta.get("bytes") or stat.st_mtime_ns != meta.get("mtime_ns", stat.st_mtime_ns):
+            # A crash between replacing the index and its sidecar leaves a pair that disagree.
             log.info("index %s does not match its metadata: rebuilding", self.path)
             return False
         try:
@@ -164,8 +171,14 @@ class VectorIndex:
             meta_tmp = self.meta_path.with_name(self.meta_path.name + ".tmp")
             try:
                 self.index.save_index(str(tmp))
+                written = tmp.stat()
+                if written.st_size != self.index.index_file_size():
+                    # hnswlib does not report a failed write (a full disk): check the size.
+                    raise OSError(errno.ENOSPC, "the index file could not be written in full",
+                                  str(tmp))
                 meta = {"model_key": self.model_key, "dim": self.dim, "seen_row": self.seen_row,
-                        "capacity": self.index.get_max_elements(), "bytes": tmp.stat().st_size,
+                        "capacity": self.index.get_max_elements(), "bytes": written.st_size,
+                        "mtime_ns": written.st_mtime_ns,
                         "live": sorted(self.live), "deleted": sorted(self.deleted)}
                 meta_tmp.write_text(json.dumps(meta))
                 _fsync(tmp)
