@@ -7,9 +7,11 @@ error, reported as one plain line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -121,9 +123,12 @@ def _plain_error(exc: BaseException) -> str:
 
     if isinstance(exc, (CliError, ModelError, CatalogError, LibraryBusy)):
         return str(exc)
+    disk_full = "the disk is full; the library was left as it was before this step"
+    if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
+        return disk_full  # SQLite's own words for ENOSPC: "database or disk is full"
     if isinstance(exc, OSError):
-        if exc.errno == 28:
-            return "the disk is full; the library was left as it was before this step"
+        if exc.errno == errno.ENOSPC:
+            return disk_full
         return f"{exc.strerror or exc}: {exc.filename or ''}".strip(": ")
     return f"unexpected error ({type(exc).__name__}): {exc}"
 
