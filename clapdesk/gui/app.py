@@ -1,0 +1,74 @@
+"""Starting the desktop app: `clapdesk`, `clapdesk gui` or the `clapdesk-gui` launcher.
+
+The window is shown first and everything slow (reading the library, torch, the model) starts
+from the event loop afterwards, so the app is on screen in about a second.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from clapdesk.core.catalog import CatalogError
+from clapdesk.core.library import Library
+from clapdesk.gui.main_window import MainWindow
+from clapdesk.gui.settings import Settings
+from clapdesk.gui.theme import app_icon, apply_dark_theme
+
+log = logging.getLogger(__name__)
+
+
+def application() -> QApplication:
+    app = QApplication.instance()
+    if not isinstance(app, QApplication):
+        app = QApplication(sys.argv[:1])
+    app.setApplicationName("clapdesk")
+    app.setApplicationDisplayName("clapdesk")
+    app.setDesktopFileName("io.github.clapdesk")
+    app.setWindowIcon(app_icon())
+    apply_dark_theme(app)
+    return app
+
+
+def open_library(library: str | None, model: str | None, device: str | None,
+                 settings: Settings) -> Library:
+    """The library with the model and device from the command line, else from the settings.
+
+    Downloads are never started from here: the window asks first, with the size.
+    """
+    device = device or settings.get("device")
+    return Library(library, model=model or settings.get("model") or None,
+                   device=None if device == "auto" else device, allow_download=False)
+
+
+def create_window(library: str | None = None, model: str | None = None,
+                  device: str | None = None) -> MainWindow:
+    settings = Settings()
+    window = MainWindow(open_library(library, model, device, settings), settings)
+    window.show()
+    QTimer.singleShot(0, window.start)
+    return window
+
+
+def run_app(library: str | None = None, model: str | None = None, device: str | None = None) -> int:
+    app = application()
+    try:
+        window = create_window(library, model, device)
+    except CatalogError as exc:
+        QMessageBox.critical(None, "clapdesk cannot open the library", str(exc))
+        return 1
+    code = app.exec()
+    window.shutdown()
+    return code
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return run_app()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,111 @@
+"""What the window runs on the pools: browsing the catalog and searching. No Qt in here.
+
+Browsing jobs open their own catalog connection, so they never share a cursor with the GUI
+thread or the indexer. Searches run on the model pool and carry a generation number: a search
+that is no longer the newest when its turn comes is skipped without touching the model.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from clapdesk.core.catalog import Catalog, prefix_range
+from clapdesk.core.library import Library
+from clapdesk.core.query import ParsedQuery
+from clapdesk.core.search import Filters, Hit, SearchResponse, search_similar, search_text
+
+BROWSE_LIMIT = 5000  # rows shown when browsing a place without a query
+ALL, FOLDER, FAVOURITES, RECENT = "all", "folder", "favourites", "recent"
+
+# Library.vector_index() opens the index lazily; two threads opening it at once would make two.
+INDEX_OPEN_LOCK = threading.Lock()
+
+
+@dataclass
+class Overview:
+    """What the side panel and the failures panel show."""
+
+    roots: list[str] = field(default_factory=list)
+    offline: set[str] = field(default_factory=set)
+    total: int = 0
+    favourites: list[int] = field(default_factory=list)
+    recent: int = 0
+    queries: list[str] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class SearchOutcome:
+    generation: int
+    response: SearchResponse | None  # None: skipped because a newer search came in
+    title: str = ""
+
+
+def load_overview(catalog_path: Path) -> Overview:
+    catalog = Catalog(catalog_path)
+    try:
+        roots = [path for _, path in catalog.roots()]
+        return Overview(
+            roots=roots, offline={r for r in roots if not os.path.isdir(r)},
+            total=catalog.count_files(), favourites=catalog.favourites(),
+            recent=len(catalog.recent("audition", 200)),
+            queries=[str(q) for q in catalog.recent("query", 200)],
+            failures=catalog.failures())
+    finally:
+        catalog.close()
+
+
+def load_place(catalog_path: Path, kind: str, value: str = "", limit: int = BROWSE_LIMIT
+               ) -> list[Hit]:
+    """The files of a place (the whole library, a folder, favourites, recent), as score-less hits."""
+    catalog = Catalog(catalog_path)
+    try:
+        if kind == FAVOURITES:
+            records = catalog.files(catalog.favourites()[:limit])
+        elif kind == RECENT:
+            records = catalog.files([int(i) for i in catalog.recent("audition", limit)])
+        elif kind == FOLDER and value:
+            low, high = prefix_range(value)
+            records = catalog.files(where="error IS NULL AND path >= ? AND path < ? "
+                                    "ORDER BY path LIMIT ?", params=(low, high, limit))
+        else:
+            records = catalog.files(where="error IS NULL ORDER BY path LIMIT ?", params=(limit,))
+        records = [r for r in records if r.error is None]
+        tags = catalog.tags_of([r.id for r in records])
+        hits = []
+        for record in records:
+            words: list[str] = []
+            for tag, _source, _score in tags.get(record.id, []):
+                if tag not in words:
+                    words.append(tag)
+            hits.append(Hit(record, 0.0, None, words))
+        return hits
+    finally:
+        catalog.close()
+
+
+def open_index(library: Library) -> None:
+    # Vectors indexed by this app land in this same index object; no per-search sync needed.
+    with INDEX_OPEN_LOCK:
+        library.vector_index()
+
+
+def run_search(library: Library, generation: int, newest: Callable[[], int], text: str,
+               parsed: ParsedQuery, k: int, filters: Filters) -> SearchOutcome:
+    if generation != newest():
+        return SearchOutcome(generation, None)
+    open_index(library)
+    return SearchOutcome(generation, search_text(library, text, k, filters, parsed), text)
+
+
+def run_similar(library: Library, generation: int, newest: Callable[[], int], path: str, k: int,
+                filters: Filters, where: str = "") -> SearchOutcome:
+    if generation != newest():
+        return SearchOutcome(generation, None)
+    open_index(library)
+    title = f"Sounds like {os.path.basename(path)}"
+    return SearchOutcome(generation, search_similar(library, path, k, filters, where), title)

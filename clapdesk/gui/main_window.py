@@ -1,0 +1,611 @@
+"""The main window: search field, places, results, audition, status.
+
+The window only arranges and forwards: indexing lives in indexing.py, the model in
+model_control.py, audition rules in audition.py, catalog reads and searches in jobs.py, all run
+through one TaskRunner. The window is usable before the model has loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+
+from PySide6.QtCore import (
+    QEvent,
+    QItemSelectionModel,
+    QModelIndex,
+    QObject,
+    QSortFilterProxyModel,
+    Qt,
+    QTimer,
+    QUrl,
+)
+from PySide6.QtGui import QCloseEvent, QDesktopServices, QKeyEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QDockWidget,
+    QFileDialog,
+    QHeaderView,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from clapdesk.core.catalog import display_path
+from clapdesk.core.indexer import IndexReport
+from clapdesk.core.library import Library
+from clapdesk.core.model import ModelError
+from clapdesk.core.query import ParsedQuery
+from clapdesk.core.search import Filters, Hit
+from clapdesk.gui import jobs
+from clapdesk.gui.actions import build_actions, shortcut_table
+from clapdesk.gui.audition import AuditionController, TransportBar
+from clapdesk.gui.delegates import MatchBarDelegate
+from clapdesk.gui.indexing import IndexingController, IndexProgress
+from clapdesk.gui.model_control import READY, UNAVAILABLE, DownloadDialog, ModelController
+from clapdesk.gui.panels import QUERY, FailuresPanel, SidePanel
+from clapdesk.gui.player import Player
+from clapdesk.gui.results_model import MATCH, NAME, OBJECT_ROLE, SORT_ROLE, TAGS, WAVE, ResultsModel
+from clapdesk.gui.search_bar import SearchBar
+from clapdesk.gui.settings import Settings
+from clapdesk.gui.settings_dialog import SettingsDialog
+from clapdesk.gui.theme import app_icon
+from clapdesk.gui.workers import TaskRunner
+
+log = logging.getLogger(__name__)
+
+LIVE_REFRESH_MS = 3000  # while indexing, the browsed place is re-read this often
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, library: Library, settings: Settings | None = None,
+                 player: Player | None = None) -> None:
+        super().__init__()
+        self.library = library
+        self.settings = settings or Settings()
+        self.setWindowTitle("clapdesk")
+        self.setWindowIcon(app_icon())
+        self.runner = TaskRunner(self)
+        self.runner.failed.connect(self._task_failed)
+        self.generation = 0  # bumped by every search or browse; older answers are dropped
+        self.place: tuple[str, str] = (jobs.ALL, "")
+        self.queries: list[str] = []
+        self.favourite_ids: set[int] = set()
+        self.pending_search: tuple[str, ParsedQuery] | None = None
+        self.last_query = ""
+        self.query_recorded = True
+        self._build_views()
+        self.player = player or Player(self)
+        self.audition = AuditionController(
+            self.player, self.transport, self, self.settings.get("auto_play_delay_ms"),
+            self.settings.get("auto_play"))
+        self.audition.auditioned.connect(self._auditioned)
+        self.player.error.connect(lambda message: self.statusBar().showMessage(message, 8000))
+        self.actions_by_name = build_actions(self)
+        self.transport.play.clicked.connect(self.on_play_stop)
+        self.transport.loop.toggled.connect(self.actions_by_name["loop"].setChecked)
+        self.transport.loop.setChecked(self.settings.get("loop"))
+        self.transport.volume.setValue(self.settings.get("volume"))
+        self.player.set_device(self.settings.get("audio_output") or None)
+        self.model_ctl = ModelController(library, self.runner, self)
+        self.model_ctl.state_changed.connect(self._model_state)
+        self.model_ctl.download_needed.connect(self._offer_download)
+        self.indexing = IndexingController(library, self.runner, self)
+        self.indexing.watching = self.settings.get("watch_folders")
+        self.indexing.started.connect(self._index_started)
+        self.indexing.progressed.connect(self.progress.show_progress)
+        self.indexing.finished.connect(self._index_finished)
+        self.indexing.failed.connect(lambda m: self.statusBar().showMessage(m, 15000))
+        self.indexing.roots_changed.connect(self.refresh_overview)
+        self.progress.cancel.clicked.connect(self.on_cancel_indexing)
+        self.live_timer = QTimer(self)
+        self.live_timer.setInterval(LIVE_REFRESH_MS)
+        self.live_timer.timeout.connect(self._live_refresh)
+        self._restore_layout()
+
+    # -- building -----------------------------------------------------------------------------
+    def _build_views(self) -> None:
+        self.search = SearchBar(self)
+        self.search.search_requested.connect(self._search)
+        self.search.cleared.connect(self.browse)
+        self.search.field.returnPressed.connect(self._record_query)
+        self.search.field.installEventFilter(self)
+        self.title = QLabel("", self)
+        self.model = ResultsModel(self)
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setSortRole(SORT_ROLE)
+        self.view = QTableView(self)
+        self.view.setModel(self.proxy)
+        self.view.setSortingEnabled(True)
+        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.view.setDragEnabled(True)  # plain drag, no modifier: rows become file URLs
+        self.view.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+        self.view.setDefaultDropAction(Qt.DropAction.CopyAction)
+        self.view.setAlternatingRowColors(True)
+        self.view.setShowGrid(False)
+        self.view.setWordWrap(False)
+        self.view.verticalHeader().hide()
+        self.view.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 10)
+        header = self.view.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(TAGS, QHeaderView.ResizeMode.Stretch)
+        self.view.setColumnWidth(NAME, 320)
+        self.view.setColumnWidth(MATCH, 90)
+        self.view.setItemDelegateForColumn(MATCH, MatchBarDelegate(self.view))
+        self.view.setColumnHidden(WAVE, True)  # shown once thumbnails are available
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.view.customContextMenuRequested.connect(self._row_menu)
+        self.view.selectionModel().currentRowChanged.connect(self._current_changed)
+        self.view.pressed.connect(self._pressed)
+        self.view.doubleClicked.connect(lambda _i: self.on_play_stop())
+        self.view.viewport().installEventFilter(self)
+        self._current_at_press: str | None = None
+
+        self.transport = TransportBar(self)
+        self.audition_box = QWidget(self)
+        audition_layout = QVBoxLayout(self.audition_box)
+        audition_layout.setContentsMargins(0, 0, 0, 0)
+        audition_layout.addWidget(self.transport)
+
+        self.side = SidePanel(self)
+        self.side.place_selected.connect(self._place)
+        self.side.add_folder_requested.connect(self.on_add_folder)
+        self.side.remove_folder_requested.connect(self._remove_folder)
+        self.side.rescan_requested.connect(self.on_update_library)
+
+        results = QWidget(self)
+        results_layout = QVBoxLayout(results)
+        results_layout.setContentsMargins(6, 6, 6, 0)
+        results_layout.addWidget(self.search)
+        results_layout.addWidget(self.title)
+        self.results_split = QSplitter(Qt.Orientation.Vertical, self)
+        self.results_split.addWidget(self.view)
+        self.results_split.addWidget(self.audition_box)
+        self.results_split.setStretchFactor(0, 4)
+        results_layout.addWidget(self.results_split, 1)
+        self.side_split = QSplitter(Qt.Orientation.Horizontal, self)
+        self.side_split.addWidget(self.side)
+        self.side_split.addWidget(results)
+        self.side_split.setStretchFactor(1, 1)
+        self.side_split.setSizes([240, 960])
+        self.setCentralWidget(self.side_split)
+
+        self.failures = FailuresPanel(self)
+        self.failures_dock = QDockWidget("Files that could not be indexed", self)
+        self.failures_dock.setObjectName("failures")
+        self.failures_dock.setWidget(self.failures)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.failures_dock)
+        self.failures_dock.hide()
+
+        self.progress = IndexProgress(self)
+        self.model_label = QLabel("Model: starting…", self)
+        self.model_label.setObjectName("modelState")
+        self.statusBar().addPermanentWidget(self.progress)
+        self.statusBar().addPermanentWidget(self.model_label)
+
+    def _restore_layout(self) -> None:
+        geometry = self.settings.layout("geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1280, 800)
+        for name, widget in (("side_split", self.side_split), ("results_split", self.results_split)):
+            state = self.settings.layout(name)
+            if state is not None:
+                widget.restoreState(state)
+        state = self.settings.layout("window_state")
+        if state is not None:
+            self.restoreState(state)
+        self.actions_by_name["toggle_side"].setChecked(True)
+
+    def start(self) -> None:
+        """After the window is shown: read the library, watch its folders, load the model."""
+        self.refresh_overview()
+        self.browse()
+        self.indexing.rewatch()
+        self.model_ctl.start()
+
+    # -- places and browsing ------------------------------------------------------------------
+    def refresh_overview(self) -> None:
+        self.runner.submit(jobs.load_overview, self.library.paths.catalog, name="read library",
+                           on_result=self._show_overview)
+
+    def _show_overview(self, overview: jobs.Overview) -> None:
+        self.side.set_folders(overview.roots, overview.offline)
+        self.side.set_counts(overview.total, len(overview.favourites), overview.recent)
+        self.favourite_ids = set(overview.favourites)
+        self.queries = overview.queries
+        self.side.set_history(self.queries)
+        self.search.set_history(self.queries)
+        self.failures.set_failures(overview.failures)
+        self.failures_dock.setWindowTitle(f"Files that could not be indexed ({len(overview.failures)})")
+
+    def _place(self, kind: str, value: str) -> None:
+        if kind == QUERY:
+            self.search.set_text(value)
+            return
+        self.place = (kind, value)
+        self.search.field.clear()
+        self.search.fire()  # an empty query browses the place
+
+    def browse(self) -> None:
+        self.generation += 1
+        generation = self.generation
+        kind, value = self.place
+        self.runner.submit(jobs.load_place, self.library.paths.catalog, kind, value,
+                           name="browse", on_result=lambda hits: self._show_browse(generation, hits))
+
+    def _show_browse(self, generation: int, hits: list[Hit]) -> None:
+        if generation != self.generation:
+            return
+        kind, value = self.place
+        where = {jobs.ALL: "All sounds", jobs.FAVOURITES: "Favourites",
+                 jobs.RECENT: "Recently auditioned"}.get(kind, display_path(value))
+        more = "+" if len(hits) >= jobs.BROWSE_LIMIT else ""
+        self._set_rows(hits, scored=False, title=f"{where} — {len(hits)}{more} sounds")
+
+    def _set_rows(self, hits: list[Hit], scored: bool, title: str) -> None:
+        keep = self.selected_paths()
+        self.model.set_hits(hits, scored)
+        if scored:
+            self.view.sortByColumn(MATCH, Qt.SortOrder.DescendingOrder)
+        elif self.view.horizontalHeader().sortIndicatorSection() == MATCH:
+            self.view.sortByColumn(NAME, Qt.SortOrder.AscendingOrder)
+        self.title.setText(title)
+        self._select_paths(keep)
+
+    def _live_refresh(self) -> None:
+        if not self.search.text().strip():
+            self.browse()
+
+    # -- searching ----------------------------------------------------------------------------
+    def _search(self, text: str, parsed: ParsedQuery) -> None:
+        if self.last_query != text:
+            self.last_query, self.query_recorded = text, False
+        if parsed.text and self.model_ctl.state != READY:
+            self.pending_search = (text, parsed)
+            self.title.setText(f"“{text}” will be searched as soon as the model is ready")
+            return
+        self.generation += 1
+        kind, value = self.place
+        filters = Filters(folder=value) if kind == jobs.FOLDER else Filters()
+        self.runner.submit(jobs.run_search, self.library, self.generation, lambda: self.generation,
+                           text, parsed, self.settings.get("results"), filters, pool="model",
+                           name="search", on_result=self._show_search, on_error=self._search_failed)
+
+    def _show_search(self, outcome: jobs.SearchOutcome) -> None:
+        if outcome.response is None or outcome.generation != self.generation:
+            return  # a newer search or browse has been asked for since
+        hits = outcome.response.hits
+        scored = bool(outcome.response.query and outcome.response.query.text) or \
+            outcome.title.startswith("Sounds like")
+        label = outcome.title if outcome.title.startswith("Sounds like") else f"“{outcome.title}”"
+        self._set_rows(hits, scored, f"{len(hits)} results for {label}")
+
+    def _search_failed(self, exc: BaseException) -> None:
+        if isinstance(exc, ModelError):
+            self.statusBar().showMessage(str(exc), 15000)
+        else:
+            self.runner.report("search", exc)
+
+    def _record_query(self) -> None:
+        text = self.search.text().strip()
+        if text and not self.query_recorded:
+            self.query_recorded = True
+            self.library.catalog.record_history("query", text)
+            self.queries = [text, *[q for q in self.queries if q != text]]
+            self.side.set_history(self.queries)
+            self.search.set_history(self.queries)
+
+    # -- rows ---------------------------------------------------------------------------------
+    def selected_hits(self) -> list[Hit]:
+        rows = self.view.selectionModel().selectedRows()
+        hits = [i.data(OBJECT_ROLE) for i in sorted(rows, key=lambda i: i.row())]
+        current = self.current_hit()
+        if not hits and current is not None:
+            hits = [current]
+        return hits
+
+    def selected_paths(self) -> list[str]:
+        return [h.file.path for h in self.selected_hits()]
+
+    def current_hit(self) -> Hit | None:
+        index = self.view.currentIndex()
+        return index.data(OBJECT_ROLE) if index.isValid() else None
+
+    def _select_paths(self, paths: list[str]) -> None:
+        if not paths:
+            return
+        selection = self.view.selectionModel()
+        first = True
+        for path in paths:
+            row = self.model.row_of(path)
+            if row < 0:
+                continue
+            index = self.proxy.mapFromSource(self.model.index(row, 0))
+            flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
+            if first:
+                selection.setCurrentIndex(index, QItemSelectionModel.SelectionFlag.NoUpdate)
+                first = False
+            selection.select(index, flags)
+
+    def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if not current.isValid():
+            return
+        hit = current.data(OBJECT_ROLE)
+        ahead = []
+        for offset in range(1, 5):
+            below = current.siblingAtRow(current.row() + offset)
+            if below.isValid():
+                ahead.append(below.data(OBJECT_ROLE).file.path)
+        if QApplication.mouseButtons() != Qt.MouseButton.NoButton:
+            self.audition.player.predecode(ahead)  # a click plays from `pressed`, at once
+            return
+        self.audition.selection_moved(hit.file.path, ahead)
+
+    def _pressed(self, index: QModelIndex) -> None:
+        if QApplication.keyboardModifiers() != Qt.KeyboardModifier.NoModifier:
+            return  # Ctrl/Shift-click builds a selection; it should not blast sounds
+        hit = index.data(OBJECT_ROLE)
+        if hit is not None:
+            self.audition.clicked(hit.file.path, self._current_at_press == hit.file.path)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.view.viewport() and event.type() == QEvent.Type.MouseButtonPress:
+            current = self.current_hit()
+            self._current_at_press = current.file.path if current else None
+        elif watched is self.search.field and event.type() == QEvent.Type.KeyPress:
+            key = event.key() if isinstance(event, QKeyEvent) else None
+            if key in (Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_PageUp, Qt.Key.Key_PageDown) \
+                    and self.proxy.rowCount():
+                # Arrowing from the search field moves through the results (and auditions).
+                self.view.setFocus()
+                if not self.view.currentIndex().isValid():
+                    self.view.setCurrentIndex(self.proxy.index(0, NAME))
+                    return True
+                QApplication.sendEvent(self.view, event)
+                return True
+        return super().eventFilter(watched, event)
+
+    def _row_menu(self, at: object) -> None:
+        if self.current_hit() is None:
+            return
+        menu = QMenu(self)
+        for name in ("play_stop", "similar", "reveal", "copy_path", "favourite"):
+            menu.addAction(self.actions_by_name[name])
+        menu.popup(self.view.viewport().mapToGlobal(at))  # type: ignore[arg-type]
+
+    # -- model --------------------------------------------------------------------------------
+    def _model_state(self, state: str, message: str) -> None:
+        short = {"checking": "Model: looking…", "downloading": "Model: downloading…",
+                 "loading": "Model: loading…", READY: "Model ready",
+                 UNAVAILABLE: "Model unavailable"}[state]
+        self.model_label.setText(short)
+        self.model_label.setToolTip(message)
+        self.model_label.setProperty("state", state)
+        self.model_label.style().unpolish(self.model_label)
+        self.model_label.style().polish(self.model_label)
+        if state in (READY, UNAVAILABLE):
+            self.statusBar().showMessage(message, 0 if state == UNAVAILABLE else 5000)
+        if state == READY and self.pending_search is not None:
+            text, parsed = self.pending_search
+            self.pending_search = None
+            if text == self.search.text().strip():
+                self._search(text, parsed)
+
+    def _offer_download(self, ref: str) -> None:
+        dialog = DownloadDialog(ref, self.model_ctl, self)
+        dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        dialog.open()
+        self.download_dialog = dialog
+
+    # -- indexing -----------------------------------------------------------------------------
+    def _index_started(self) -> None:
+        self.progress.bar.setRange(0, 0)
+        self.progress.show()
+        self.live_timer.start()
+
+    def _index_finished(self, report: IndexReport | None) -> None:
+        self.live_timer.stop()
+        self.progress.hide()
+        self.refresh_overview()
+        if self.search.text().strip():
+            self.search.fire()
+        else:
+            self.browse()
+        if report is None:
+            return
+        parts = [f"{report.indexed} sounds indexed"]
+        if report.unchanged:
+            parts.append(f"{report.unchanged} unchanged")
+        if report.failed:
+            parts.append(f"{len(report.failed)} could not be read (Ctrl+Shift+E)")
+        if report.offline_roots:
+            parts.append(f"{len(report.offline_roots)} folder(s) offline")
+        verb = "Indexing cancelled" if report.cancelled else "Library updated"
+        self.statusBar().showMessage(f"{verb}: " + ", ".join(parts), 15000)
+
+    def _remove_folder(self, folder: str) -> None:
+        answer = QMessageBox.question(
+            self, "Remove library folder",
+            f"Forget {display_path(folder)} and its sounds? The files themselves stay on disk.")
+        if answer == QMessageBox.StandardButton.Yes:
+            self.indexing.remove(folder)
+
+    def _task_failed(self, name: str, exc: BaseException) -> None:
+        self.statusBar().showMessage(f"Something went wrong ({name}): {exc}", 15000)
+
+    def _auditioned(self, path: str) -> None:
+        row = self.model.row_of(path)
+        if row >= 0:
+            self.library.catalog.record_history("audition", file_id=self.model.hit(row).file.id)
+        if self.search.text().strip():
+            self._record_query()  # a query good enough to listen to is worth remembering
+
+    # -- commands (named by actions.py) ---------------------------------------------------------
+    def on_add_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add a folder of samples")
+        if folder:
+            self.indexing.index([folder])
+
+    def on_update_library(self) -> None:
+        roots = [path for _, path in self.library.catalog.roots()]
+        if roots:
+            self.indexing.index(roots)
+
+    def on_cancel_indexing(self) -> None:
+        self.indexing.cancel()
+
+    def on_show_failures(self) -> None:
+        self.failures_dock.show()
+        self.failures_dock.raise_()
+
+    def on_fine_tune(self) -> None:
+        try:
+            from clapdesk.gui.finetune_wizard import FineTuneWizard
+        except ImportError as exc:
+            self.statusBar().showMessage(f"Fine-tuning is not available in this build ({exc})", 8000)
+            return
+        wizard = FineTuneWizard(self.library, self)
+        wizard.open()
+
+    def on_settings(self) -> None:
+        roots = [path for _, path in self.library.catalog.roots()]
+        dialog = SettingsDialog(self.settings, roots, self)
+        if dialog.exec() != SettingsDialog.DialogCode.Accepted:
+            return
+        dialog.save()
+        self.audition.auto_play = self.settings.get("auto_play")
+        self.audition.set_delay(self.settings.get("auto_play_delay_ms"))
+        self.player.set_device(self.settings.get("audio_output") or None)
+        self.indexing.watching = self.settings.get("watch_folders")
+        added = [f for f in dialog.folders() if f not in roots]
+        for gone in (f for f in roots if f not in dialog.folders()):
+            self.indexing.remove(gone)
+        if added:
+            self.indexing.index(added)
+        if self.settings.get("model") and self.settings.get("model") != self.library.model_ref:
+            self.statusBar().showMessage("The new model is used from the next start.", 8000)
+
+    def on_quit(self) -> None:
+        self.close()
+
+    def on_find(self) -> None:
+        self.search.field.setFocus()
+        self.search.field.selectAll()
+
+    def on_play_stop(self) -> None:
+        hit = self.current_hit()
+        self.audition.toggle(hit.file.path if hit else None)
+
+    def on_stop(self) -> None:
+        self.audition.stop()
+
+    def on_loop(self, on: bool) -> None:
+        self.transport.loop.setChecked(on)
+        self.settings.set("loop", on)
+
+    def on_volume_up(self) -> None:
+        self.transport.volume.setValue(self.transport.volume.value() + 5)
+
+    def on_volume_down(self) -> None:
+        self.transport.volume.setValue(self.transport.volume.value() - 5)
+
+    def on_similar(self) -> None:
+        hit = self.current_hit()
+        if hit is None:
+            return
+        if self.model_ctl.state != READY:
+            self.statusBar().showMessage("Similar sounds need the model; it is not ready yet.", 6000)
+            return
+        self.generation += 1
+        self.runner.submit(jobs.run_similar, self.library, self.generation, lambda: self.generation,
+                           hit.file.path, self.settings.get("results"), Filters(), pool="model",
+                           name="similar", on_result=self._show_search, on_error=self._search_failed)
+
+    def on_favourite(self) -> None:
+        hits = self.selected_hits()
+        if not hits:
+            return
+        on = any(h.file.id not in self.favourite_ids for h in hits)
+        for hit in hits:
+            self.library.catalog.add_favourite(hit.file.id, on)
+            (self.favourite_ids.add if on else self.favourite_ids.discard)(hit.file.id)
+        self.statusBar().showMessage(
+            f"{len(hits)} sound(s) {'added to' if on else 'removed from'} favourites", 4000)
+        self.refresh_overview()
+
+    def on_reveal(self) -> None:
+        hit = self.current_hit()
+        if hit is not None:
+            reveal_in_file_manager(hit.file.path)
+
+    def on_copy_path(self) -> None:
+        paths = self.selected_paths()
+        if paths:
+            QApplication.clipboard().setText("\n".join(display_path(p) for p in paths))
+            self.statusBar().showMessage(f"Copied {len(paths)} path(s)", 3000)
+
+    def on_toggle_side(self, on: bool) -> None:
+        self.side.setVisible(on)
+
+    def on_shortcuts(self) -> None:
+        rows = "".join(f"<tr><td><b>{keys}</b></td><td>&nbsp;&nbsp;{what}</td></tr>"
+                       for keys, what in shortcut_table())
+        QMessageBox.information(self, "Keyboard shortcuts", f"<table>{rows}</table>")
+
+    def on_about(self) -> None:
+        from clapdesk import __version__
+
+        QMessageBox.about(self, "About clapdesk",
+                          f"<b>clapdesk {__version__}</b><br>Find sounds in your own sample "
+                          "library by describing them. Local and private: your files never move.")
+
+    # -- closing ------------------------------------------------------------------------------
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.settings.set_layout("geometry", self.saveGeometry())
+        self.settings.set_layout("window_state", self.saveState())
+        self.settings.set_layout("side_split", self.side_split.saveState())
+        self.settings.set_layout("results_split", self.results_split.saveState())
+        self.settings.set("volume", self.transport.volume.value())
+        self.settings.sync()
+        self.shutdown()
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        """Stop everything this window started; safe to call twice."""
+        if getattr(self, "_shut", False):
+            return
+        self._shut = True
+        self.live_timer.stop()
+        self.search.timer.stop()
+        self.audition.timer.stop()
+        self.indexing.stop_watching()
+        self.indexing.cancel()
+        self.player.close()
+        self.runner.shutdown()
+        self.library.close()
+
+
+def reveal_in_file_manager(path: str) -> None:
+    """Show the file selected in the system's file manager (its folder where that is all we can)."""
+    try:
+        if sys.platform == "darwin":
+            subprocess.Popen(["open", "-R", path])
+            return
+        if sys.platform == "win32":
+            subprocess.Popen(["explorer", "/select,", os.path.normpath(path)])
+            return
+    except OSError:
+        pass
+    QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.dirname(path)))

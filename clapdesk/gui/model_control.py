@@ -1,0 +1,219 @@
+"""The model's life in the app: find it, download it once (with real progress), load it.
+
+All of it runs on the one-thread model pool, so the window is up and the library browsable
+before torch is even imported. States: checking -> (downloading) -> loading -> ready, or
+unavailable with a plain message; browsing, playing and dragging work in every state.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from clapdesk.core.library import Library
+from clapdesk.core.model import ModelError, ModelUnavailable, resolve_model
+from clapdesk.gui.jobs import open_index
+from clapdesk.gui.workers import TaskRunner
+
+# What the first run downloads for the default model: laion/larger_clap_music's
+# model.safetensors (float32, ~776 MB) plus its small tokenizer and config files. Shown before
+# the download starts; the progress bar uses the server's real sizes once they are known.
+LARGER_CLAP_MUSIC_BYTES = 776 * 1000 * 1000
+KNOWN_MODEL_BYTES = {"laion/larger_clap_music": LARGER_CLAP_MUSIC_BYTES}
+
+CHECKING, DOWNLOADING, LOADING, READY, UNAVAILABLE = (
+    "checking", "downloading", "loading", "ready", "unavailable")
+
+
+def is_hub_id(ref: str) -> bool:
+    return ref.count("/") == 1 and not ref.startswith((".", "/", "~")) and not Path(ref).is_dir()
+
+
+def byte_reporting_tqdm(report: Callable[[int, int], None]) -> type:
+    """A tqdm class for `resolve_model(..., tqdm_class=...)` that reports bytes, never prints.
+
+    huggingface_hub makes one instance per progress bar; only byte bars (unit "B") are
+    reported, as (bytes done, bytes expected) summed over those bars.
+    """
+    from tqdm.auto import tqdm
+
+    bars: list[Any] = []
+
+    class ByteReporter(tqdm):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.pop("name", None)
+            kwargs["disable"] = False
+            kwargs["file"] = io.StringIO()  # a frozen GUI app may have no stderr at all
+            super().__init__(*args, **kwargs)
+            if kwargs.get("unit") == "B":
+                bars.append(self)
+
+        def update(self, n: float | None = 1) -> bool | None:
+            shown = super().update(n)
+            if self in bars:
+                # Both byte bars track the same bytes (network and disk): report the larger.
+                done = max(int(b.n) for b in bars)
+                total = max(int(b.total or 0) for b in bars)
+                report(done, total)
+            return shown
+
+    return ByteReporter
+
+
+class ModelController(QObject):
+    state_changed = Signal(str, str)  # state, message for the status bar
+    download_needed = Signal(str)  # the hub id
+    download_progress = Signal(int, int)  # bytes done, bytes total (0: unknown)
+
+    def __init__(self, library: Library, runner: TaskRunner, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.library = library
+        self.runner = runner
+        self.state = CHECKING
+        self.message = ""
+
+    def _set(self, state: str, message: str) -> None:
+        self.state, self.message = state, message
+        self.state_changed.emit(state, message)
+
+    @property
+    def ready(self) -> bool:
+        return self.state == READY
+
+    # -- steps --------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Find the model without downloading; then load it, or ask to download it."""
+        self._set(CHECKING, f"Model: looking for {self.library.model_ref}…")
+        self.runner.submit(lambda: self.library.identity, pool="model", name="find model",
+                           on_result=lambda _id: self.load(), on_error=self._not_found)
+
+    def _not_found(self, exc: BaseException) -> None:
+        ref = self.library.model_ref
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        if isinstance(exc, ModelUnavailable) and is_hub_id(ref) and not offline:
+            self._set(UNAVAILABLE, f"Model {ref} is not downloaded yet")
+            self.download_needed.emit(ref)
+            return
+        self._failed(exc)
+
+    def _failed(self, exc: BaseException) -> None:
+        if isinstance(exc, ModelError):
+            message = str(exc)
+        else:
+            self.runner.report("model", exc)  # unexpected: logged with its traceback
+            message = f"The model could not be loaded: {exc}"
+        self._set(UNAVAILABLE, message)
+
+    def load(self) -> None:
+        self._set(LOADING, f"Model: loading {self.library.model_ref}…")
+
+        def load_all() -> None:
+            self.library.embedder()
+            open_index(self.library)
+
+        self.runner.submit(load_all, pool="model", name="load model",
+                           on_result=lambda _r: self._set(READY, self._ready_text()),
+                           on_error=self._failed)
+
+    def _ready_text(self) -> str:
+        warning = self.library.load_warning
+        name = os.path.basename(self.library.model_ref.rstrip("/")) or self.library.model_ref
+        return warning or f"Model {name} ready"
+
+    def download(self) -> None:
+        ref = self.library.model_ref
+        self._set(DOWNLOADING, f"Model: downloading {ref}…")
+        tqdm_class = byte_reporting_tqdm(self.download_progress.emit)
+        self.runner.submit(resolve_model, ref, True, tqdm_class, pool="model", name="download model",
+                           on_result=lambda _id: self.load(), on_error=self._failed)
+
+    def use_folder(self, folder: str) -> None:
+        """Point the library at a model folder instead (remembered by the library)."""
+        self.library.model_ref = folder
+        self.library.catalog.set_meta("model", folder)  # a failed lookup caches nothing
+        self.start()
+
+
+class DownloadDialog(QDialog):
+    """Says what will be downloaded and how big it is; shows real progress; offers a folder."""
+
+    def __init__(self, ref: str, controller: ModelController, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.setWindowTitle("Download the sound model")
+        size = KNOWN_MODEL_BYTES.get(ref)
+        size_text = f"about {size / 1e6:,.0f} MB" if size else "a few hundred MB"
+        self.expected = size or 0
+        text = QLabel(
+            f"clapdesk needs the model <b>{ref}</b> to search by description. It is not on this "
+            f"computer yet: the download is {size_text}, once; after that clapdesk works offline."
+            "<br><br>Browsing, playing and dragging work while it downloads.", self)
+        text.setWordWrap(True)
+        text.setTextFormat(Qt.TextFormat.RichText)
+        self.bar = QProgressBar(self)
+        self.bar.setRange(0, 1000)
+        self.bar.setValue(0)
+        self.bar.setFormat("Not started")
+        self.buttons = QDialogButtonBox(self)
+        self.download_button = QPushButton("Download", self)
+        self.download_button.setDefault(True)
+        self.folder_button = QPushButton("Use a model folder instead…", self)
+        self.later_button = QPushButton("Not now", self)
+        for button, role in ((self.download_button, QDialogButtonBox.ButtonRole.AcceptRole),
+                             (self.folder_button, QDialogButtonBox.ButtonRole.ActionRole),
+                             (self.later_button, QDialogButtonBox.ButtonRole.RejectRole)):
+            self.buttons.addButton(button, role)
+        self.download_button.clicked.connect(self._download)
+        self.folder_button.clicked.connect(self._folder)
+        self.later_button.clicked.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(text)
+        layout.addWidget(self.bar)
+        layout.addWidget(self.buttons)
+        controller.download_progress.connect(self._progress)
+        controller.state_changed.connect(self._state)
+
+    def _download(self) -> None:
+        self.download_button.setEnabled(False)
+        self.folder_button.setEnabled(False)
+        self.later_button.setText("Hide")
+        self.bar.setFormat("Starting…")
+        self.controller.download()
+
+    def _folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a folder holding a CLAP model")
+        if folder:
+            self.accept()
+            self.controller.use_folder(folder)
+
+    def _progress(self, done: int, total: int) -> None:
+        total = total or self.expected
+        if total > 0:
+            self.bar.setValue(int(1000 * min(1.0, done / total)))
+            self.bar.setFormat(f"{done / 1e6:,.0f} of {total / 1e6:,.0f} MB")
+        else:
+            self.bar.setFormat(f"{done / 1e6:,.0f} MB")
+
+    def _state(self, state: str, message: str) -> None:
+        if state in (LOADING, READY):
+            self.accept()
+        elif state == UNAVAILABLE and not self.download_button.isEnabled():
+            self.bar.setFormat("Download failed")
+            self.download_button.setEnabled(True)
+            self.folder_button.setEnabled(True)
+            self.setToolTip(message)

@@ -1,0 +1,206 @@
+"""The results table: search hits (or a browsed folder) as a QAbstractTableModel.
+
+Rows are core `Hit`s. `SORT_ROLE` gives raw numbers so the proxy sorts durations and tempos as
+numbers, `OBJECT_ROLE` gives the Hit itself, and `mimeData` turns selected rows into file URLs
+so that dragging rows into a DAW or a file manager drops the files themselves.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import urllib.parse
+from collections.abc import Callable, Sequence
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QByteArray,
+    QMimeData,
+    QModelIndex,
+    QPersistentModelIndex,
+    Qt,
+    QUrl,
+)
+from PySide6.QtGui import QPixmap
+
+from clapdesk.core.catalog import display_path
+from clapdesk.core.search import Hit
+
+WAVE, NAME, MATCH, DURATION, BPM, KEY, KIND, TAGS, FOLDER = range(9)
+HEADERS = ("Wave", "Name", "Match", "Length", "BPM", "Key", "Type", "Tags", "Folder")
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+OBJECT_ROLE = Qt.ItemDataRole.UserRole + 2
+SCORE_ROLE = Qt.ItemDataRole.UserRole + 3  # the match as 0..1 relative to the best hit
+URI_LIST = "text/uri-list"
+
+Index = QModelIndex | QPersistentModelIndex
+
+
+def file_url(path: str) -> QUrl:
+    """A file:// URL from the path's exact bytes, so names that are not UTF-8 still drop right."""
+    raw = os.fsencode(os.path.abspath(path))
+    if os.sep == "\\":  # Windows: QUrl knows drive letters and backslashes
+        return QUrl.fromLocalFile(path)
+    return QUrl.fromEncoded(QByteArray(b"file://" + urllib.parse.quote_from_bytes(raw).encode()))
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None or math.isnan(seconds):
+        return ""
+    if seconds < 10:
+        return f"{seconds:.2f} s"
+    minutes, rest = divmod(int(round(seconds)), 60)
+    return f"{minutes}:{rest:02d}"
+
+
+class ResultsModel(QAbstractTableModel):
+    def __init__(self, parent: object | None = None) -> None:
+        super().__init__(parent)  # type: ignore[arg-type]
+        self._hits: list[Hit] = []
+        self._scored = False
+        self._best = 1.0
+        self._worst = 0.0
+        self.thumbnail: Callable[[str], QPixmap | None] | None = None  # set by the window
+
+    # -- filling ------------------------------------------------------------------------------
+    def set_hits(self, hits: Sequence[Hit], scored: bool = True) -> None:
+        """Replace every row (a model reset: views keep nothing stale)."""
+        self.beginResetModel()
+        self._hits = list(hits)
+        self._scored = scored and bool(self._hits)
+        scores = [h.score for h in self._hits]
+        self._best = max(scores) if scores else 1.0
+        self._worst = min(scores) if scores else 0.0
+        self.endResetModel()
+
+    def hits(self) -> list[Hit]:
+        return list(self._hits)
+
+    def hit(self, row: int) -> Hit:
+        return self._hits[row]
+
+    def row_of(self, path: str) -> int:
+        for row, hit in enumerate(self._hits):
+            if hit.file.path == path:
+                return row
+        return -1
+
+    def refresh_column(self, column: int, path: str | None = None) -> None:
+        """Repaint one column (a thumbnail arrived) without a reset; one row when a path is given."""
+        if not self._hits:
+            return
+        if path is not None:
+            row = self.row_of(path)
+            if row >= 0:
+                at = self.index(row, column)
+                self.dataChanged.emit(at, at, [Qt.ItemDataRole.DecorationRole])
+            return
+        self.dataChanged.emit(self.index(0, column), self.index(len(self._hits) - 1, column))
+
+    @property
+    def scored(self) -> bool:
+        return self._scored
+
+    # -- the table ----------------------------------------------------------------------------
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
+        return 0 if parent.isValid() else len(self._hits)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(HEADERS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,
+                   role: int = Qt.ItemDataRole.DisplayRole) -> object:
+        if orientation == Qt.Orientation.Horizontal and 0 <= section < len(HEADERS):
+            if role == Qt.ItemDataRole.DisplayRole:
+                return HEADERS[section]
+            if role == Qt.ItemDataRole.ToolTipRole and section == MATCH:
+                return "How well the sound matches the search (cosine similarity)"
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
+        if not index.isValid() or not 0 <= index.row() < len(self._hits):
+            return None
+        hit = self._hits[index.row()]
+        column = index.column()
+        if role == OBJECT_ROLE:
+            return hit
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._display(hit, column)
+        if role == SORT_ROLE:
+            return self._sort_value(hit, column)
+        if role == SCORE_ROLE and column == MATCH:
+            if not self._scored:
+                return None
+            span = self._best - self._worst
+            return 1.0 if span <= 1e-9 else 0.15 + 0.85 * (hit.score - self._worst) / span
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if column in (NAME, FOLDER):
+                return display_path(hit.file.path)
+            if column == BPM and hit.note:
+                return f"matches at {hit.note} time"
+            if column == TAGS and hit.tags:
+                return ", ".join(hit.tags)
+        if role == Qt.ItemDataRole.DecorationRole and column == WAVE and self.thumbnail:
+            return self.thumbnail(hit.file.path)
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in (DURATION, BPM, MATCH):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def _display(self, hit: Hit, column: int) -> str | None:
+        f = hit.file
+        if column == NAME:
+            return display_path(f.name)
+        if column == MATCH:
+            return f"{hit.score:.2f}" if self._scored else ""
+        if column == DURATION:
+            return format_duration(f.duration)
+        if column == BPM:
+            if f.bpm is None:
+                return ""
+            return f"{f.bpm:.0f}" + (f" ({hit.note})" if hit.note else "")
+        if column == KEY:
+            return f.key or ""
+        if column == KIND:
+            return {"loop": "Loop", "one-shot": "One-shot"}.get(f.kind or "", f.kind or "")
+        if column == TAGS:
+            return ", ".join(hit.tags[:6])
+        if column == FOLDER:
+            return display_path(os.path.basename(os.path.dirname(f.path)))
+        return None
+
+    def _sort_value(self, hit: Hit, column: int) -> object:
+        f = hit.file
+        if column == MATCH:
+            return float(hit.score)
+        if column == DURATION:
+            return float(f.duration if f.duration is not None else -1.0)
+        if column == BPM:
+            return float(f.bpm if f.bpm is not None else -1.0)
+        if column == WAVE:
+            return float(f.peak_db if f.peak_db is not None else -200.0)
+        value = self._display(hit, column)
+        return (value or "").lower()
+
+    # -- dragging out -------------------------------------------------------------------------
+    def flags(self, index: Index) -> Qt.ItemFlag:
+        base = super().flags(index)
+        if index.isValid():
+            return base | Qt.ItemFlag.ItemIsDragEnabled
+        return base
+
+    def mimeTypes(self) -> list[str]:
+        return [URI_LIST, "text/plain"]
+
+    def supportedDragActions(self) -> Qt.DropAction:
+        return Qt.DropAction.CopyAction
+
+    def mimeData(self, indexes: Sequence[QModelIndex]) -> QMimeData:
+        rows = sorted({i.row() for i in indexes if i.isValid() and i.model() is self})
+        paths = [self._hits[r].file.path for r in rows if 0 <= r < len(self._hits)]
+        data = QMimeData()
+        data.setUrls([file_url(p) for p in paths])
+        data.setText("\n".join(display_path(p) for p in paths))
+        return data
+
+    def paths(self, rows: Sequence[int]) -> list[str]:
+        return [self._hits[r].file.path for r in rows if 0 <= r < len(self._hits)]
