@@ -14,7 +14,8 @@ API (call from the GUI thread):
     player.load(path) -> (data, rate)            # cached or decoded now: call it off the GUI thread
     player.available               # False once we know there is no usable output device
     player.is_playing, player.current_path
-    player.last_start_latency      # seconds from play() to the first callback carrying its audio
+    player.last_start_latency      # seconds from the latest play() to the first callback that
+                                   # carried its audio; None until that callback has run
     player.close()                 # on exit: stops, closes the stream, ends the decode threads
 
 Signals: started(str path), stopped(), position(float seconds, ~30 Hz while playing),
@@ -188,6 +189,7 @@ class Player(QObject):
         self._request += 1
         request = self._request
         self._current_path = path
+        self._last_latency = None
         if self._unavailable is not None:
             return
         cached = self.cache.get(path)
