@@ -126,19 +126,24 @@ def test_loop_repeats_and_volume_scales(tmp_path: Path) -> None:
 def test_a_predecoded_next_row_starts_without_decoding(tmp_path: Path) -> None:
     config, capture = asound.write_capture_config(tmp_path / "alsa")
     first = write_tone(tmp_path / "row1.wav", seconds=0.2, freq=330)
-    # A long FLAC: decoding it on demand would take far longer than 30 ms.
-    nxt = tmp_path / "row2.flac"
-    t = np.arange(40 * RATE) / RATE
-    sf.write(nxt, np.stack([0.3 * np.sin(2 * np.pi * 220 * t)] * 2, axis=1), RATE)
+    # Long FLACs: decoding one on demand takes far longer than a cached start.
+    t = np.arange(20 * RATE) / RATE
+    rows = []
+    for i in range(3):
+        path = tmp_path / f"row{i + 2}.flac"
+        sf.write(path, np.stack([0.3 * np.sin(2 * np.pi * (220 + 50 * i) * t)] * 2, axis=1), RATE)
+        rows.append(str(path))
 
-    report = run_plan([{"play": str(first)},
-                       {"play": str(nxt), "predecode": [str(nxt)], "wait": 0.3}], config)
+    plan = [{"play": str(first)}]
+    plan += [{"play": row, "predecode": [row], "wait": 0.2} for row in rows]
+    report = run_plan(plan, config)
 
-    assert report["cached_before_play"] == [False, True]
+    assert report["cached_before_play"] == [False, True, True, True]
     assert not [e for e in report["events"] if e[0] == "error"]
-    cold, warm = report["latencies"]
-    assert warm is not None and warm < 0.030, report
-    assert cold is not None and cold >= 0.0
+    cold, *warm = report["latencies"]
+    assert None not in warm and cold is not None
+    # The median of three, so one scheduler hiccup on a loaded CI machine does not decide it.
+    assert float(np.median(warm)) < 0.030, report
     assert len(asound.read_capture(capture)) > int(0.2 * RATE)
 
 
