@@ -276,17 +276,15 @@ class _Parser:
         while match := self.take(r"\b(?:no|without|minus|except|exclude|excluding)\s+(?:any\s+)?(loops?|one[\s-]?shots?|oneshots?)\b"):
             word = match.group(1).lower()
             self.fields.setdefault("kind", "one-shot" if word.startswith("loop") else "loop")
-        patterns = (
-            r"(?:(?<=\s)|^)[-−]([^\W\d_][\w'#-]*)",
-            r"\b(?:no|without|minus|except|exclude|excluding)\s+(?:any\s+)?([^\W\d_][\w'#-]*)",
-        )
-        for pattern in patterns:
-            while match := self.take(pattern):
-                word = names.singular(match.group(1).lower().strip("'-"))
-                canonical = names.normalise_word(word)
-                word = canonical[0] if len(canonical) == 1 else word
-                if word and word not in self.exclude:
-                    self.exclude.append(word)
+        # "-vocal" or "no vocals", in the order written.
+        pattern = (r"(?:(?<=\s)|^)[-−]([^\W\d_][\w'#-]*)"
+                   r"|\b(?:no|without|minus|except|exclude|excluding)\s+(?:any\s+)?([^\W\d_][\w'#-]*)")
+        while match := self.take(pattern):
+            word = names.singular((match.group(1) or match.group(2)).lower().strip("'-"))
+            canonical = names.normalise_word(word)
+            word = canonical[0] if len(canonical) == 1 else word
+            if word and word not in self.exclude:
+                self.exclude.append(word)
 
     def _tempo(self) -> None:
         ranges = (
