@@ -1,0 +1,55 @@
+"""Observation hooks for clapdesk child processes started by the reliability tests.
+
+Python imports `sitecustomize` at start-up when this folder is on PYTHONPATH, so the tests can
+run the real `python -m clapdesk` and still see inside it. Each hook is off unless its
+environment variable is set:
+
+- CLAPDESK_TEST_EMBED_LOG=FILE: every batch handed to the model appends one JSON line with the
+  paths in it, flushed before the model runs, so a SIGKILL cannot hide an embedding.
+- CLAPDESK_TEST_PAUSE_IN_SAVE=FILE: the index save stops for a minute right after the index file
+  was replaced and before its sidecar is, and creates FILE to say so: the test kills it there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+_EMBED_LOG = os.environ.get("CLAPDESK_TEST_EMBED_LOG")
+_PAUSE_MARK = os.environ.get("CLAPDESK_TEST_PAUSE_IN_SAVE")
+
+if _EMBED_LOG:
+    from clapdesk.core import indexer as _indexer
+
+    _original_flush = _indexer.Indexer._flush
+
+    def _logged_flush(self, batch, embedder, report):  # type: ignore[no-untyped-def]
+        paths = [d.job.found.path for d in batch if d.decoded is not None]
+        if paths:
+            with open(_EMBED_LOG, "a", encoding="utf-8", errors="surrogateescape") as log:
+                log.write(json.dumps({"pid": os.getpid(), "paths": paths}) + "\n")
+        return _original_flush(self, batch, embedder, report)
+
+    _indexer.Indexer._flush = _logged_flush
+
+if _PAUSE_MARK:
+    from clapdesk.core import vector_index as _vector_index
+
+    _real_replace = os.replace
+
+    class _PausingOs:
+        """Stands in for `os` inside vector_index: pauses after the first replace of a save."""
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(os, name)
+
+        @staticmethod
+        def replace(src, dst):  # type: ignore[no-untyped-def]
+            _real_replace(src, dst)
+            if str(dst).endswith(".hnsw"):
+                with open(_PAUSE_MARK, "w") as mark:
+                    mark.write(str(os.getpid()))
+                time.sleep(60)
+
+    _vector_index.os = _PausingOs()  # type: ignore[assignment]
