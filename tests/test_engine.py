@@ -261,3 +261,33 @@ def test_search_filters(tiny_model: Path, tmp_path: Path) -> None:
     short = search_text(library, "pad", k=50, filters=Filters(max_duration=2.0)).hits
     assert len(short) == 8
     library.close()
+
+
+def test_progress_cancel_and_resume(tiny_model: Path, tmp_path: Path) -> None:
+    import threading
+
+    folder = make_library_folder(tmp_path / "samples", 24)
+    library = Library(model=str(tiny_model))
+    cancel = threading.Event()
+    seen = []
+
+    def on_progress(progress) -> None:
+        seen.append(progress)
+        if progress.phase == "embedding" and progress.done >= 10:
+            cancel.set()
+
+    first = library.index_folders([str(folder)], progress=on_progress, cancel=cancel)
+    assert first.cancelled and 0 < first.indexed < 24
+    embedding = [p for p in seen if p.phase == "embedding"]
+    assert embedding[0].total == 24 and embedding[-1].current.endswith(".wav")
+    assert any(p.rate > 0 and p.eta is not None for p in embedding)
+    assert library.catalog.integrity_ok()
+    done_ids = library.catalog.vector_file_ids(library.model_key)
+    assert len(done_ids) == first.indexed
+
+    resumed = library.index_folders([str(folder)])
+    assert not resumed.cancelled
+    assert resumed.unchanged == first.indexed and resumed.indexed == 24 - first.indexed
+    assert len(library.catalog.vector_file_ids(library.model_key)) == 24
+    assert len(library.vector_index()) == 24
+    library.close()
