@@ -1,0 +1,188 @@
+"""From a library's tags to the texts a fine-tuning run pairs with its sounds.
+
+Tags come from folders, file names, the user and an optional CSV. Each sample gets several
+texts built from varied templates ("a kick one-shot", "kick from 808 Kit", "bass loop at 120
+BPM in A minor"): varied phrasing is what lets a fine-tuned CLAP understand queries worded in
+ways the templates never used. Every text remembers which tags it names, so the loss can treat
+every sample carrying those tags as a match.
+
+Pure functions apart from reading the CSV; no torch.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from clapdesk.core.names import name_tokens
+
+TAG_SOURCES = ("folder", "filename", "user", "csv")
+DEFAULT_TAG_SOURCES = ("folder", "filename", "user")
+# A tag on more than this share of the files says nothing that tells them apart ("samples",
+# the label's name); a tag on fewer than MIN_FILES_PER_TAG files cannot be learned from.
+MAX_TAG_SHARE = 0.5
+MIN_FILES_PER_TAG = 2
+TEXTS_PER_SAMPLE = 4
+
+_SINGLE_TEMPLATES = ("{t}", "a {t} sound", "the sound of a {t}", "{t} sample", "a {t}")
+_KIND_TEMPLATES = ("a {t} {kind}", "{t} {kind}")
+_PACK_TEMPLATES = ("{t} from {pack}", "{t} sound from {pack}")
+_MUSIC_TEMPLATES = ("{t} at {bpm} BPM", "{t} in {key}", "{t} at {bpm} BPM in {key}")
+_CSV_SPLIT_RE = re.compile(r"[;|,]+")
+
+
+def is_splice_path(path: str) -> bool:
+    """True inside a Splice downloads folder: Splice's licence forbids training AI on its sounds."""
+    parts = os.path.normpath(path).split(os.sep)
+    return any("splice" in part.lower() for part in parts[:-1])
+
+
+def pack_of(path: str, root: str) -> str:
+    """The first folder level under the library root: the pack a sample came in."""
+    relative = os.path.relpath(path, root) if root else os.path.basename(path)
+    parts = relative.split(os.sep)
+    if len(parts) < 2 or parts[0] == "..":
+        return ""
+    return parts[0]
+
+
+def read_tags_csv(csv_path: str) -> dict[str, list[str]]:
+    """`path,tags` rows to absolute path -> tags. Tags may be split by ';', '|' or further columns.
+
+    Relative paths are taken relative to the CSV's folder, where such a file usually lives.
+    """
+    base = os.path.dirname(os.path.abspath(csv_path))
+    out: dict[str, list[str]] = {}
+    with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+        for row in csv.reader(handle):
+            if not row or not row[0].strip() or row[0].strip().lower() == "path":
+                continue
+            path = os.path.abspath(os.path.join(base, os.path.expanduser(row[0].strip())))
+            tags = out.setdefault(path, [])
+            for cell in row[1:]:
+                for piece in _CSV_SPLIT_RE.split(cell):
+                    tag = " ".join(piece.lower().split())
+                    if tag and tag not in tags:
+                        tags.append(tag)
+    return out
+
+
+@dataclass
+class SampleTags:
+    """One sample with everything its texts can be built from."""
+
+    file_id: int
+    path: str
+    pack: str
+    tags: list[str]  # in order of trust: user, csv, filename, folder
+    bpm: float | None = None
+    key: str | None = None
+    kind: str | None = None
+    splice: bool = False
+
+
+@dataclass
+class TextPair:
+    """A text for a sample and the vocabulary tags the text names."""
+
+    file_id: int
+    text: str
+    tags: frozenset[str]
+
+
+@dataclass
+class Vocabulary:
+    tags: list[str]
+    counts: dict[str, int] = field(default_factory=dict)
+    dropped_common: list[str] = field(default_factory=list)  # on too many files to mean anything
+
+    def index(self) -> dict[str, int]:
+        return {t: i for i, t in enumerate(self.tags)}
+
+
+def merge_tags(by_source: dict[str, Iterable[str]], sources: Sequence[str]) -> list[str]:
+    """Tags of the chosen sources, most trusted first, each once; multi-word tags kept whole."""
+    out: list[str] = []
+    for source in ("user", "csv", "filename", "folder"):
+        if source not in sources:
+            continue
+        for tag in by_source.get(source, ()):
+            tag = " ".join(str(tag).lower().split())
+            if tag and tag not in out:
+                out.append(tag)
+    return out
+
+
+def choose_vocabulary(samples: Sequence[SampleTags], max_share: float = MAX_TAG_SHARE,
+                      min_files: int = MIN_FILES_PER_TAG) -> Vocabulary:
+    """The tags worth learning: on at least `min_files` files and on no more than `max_share`."""
+    counts = Counter(t for s in samples for t in set(s.tags))
+    limit = max(min_files, int(max_share * len(samples)))
+    common = sorted(t for t, n in counts.items() if n > limit)
+    kept = sorted(t for t, n in counts.items() if min_files <= n <= limit)
+    return Vocabulary(kept, {t: counts[t] for t in kept}, common)
+
+
+def _pack_words(pack: str) -> str:
+    return " ".join(name_tokens(pack)) or pack.lower()
+
+
+def _phrase(tags: Sequence[str]) -> str:
+    return " ".join(tags)
+
+
+def texts_for(sample: SampleTags, vocabulary: set[str], rng: random.Random,
+              count: int = TEXTS_PER_SAMPLE) -> list[TextPair]:
+    """Up to `count` different texts for one sample, each naming at least one vocabulary tag."""
+    tags = [t for t in sample.tags if t in vocabulary]
+    if not tags:
+        return []
+    kind = sample.kind if sample.kind in ("loop", "one-shot") else None
+    key = sample.key or ""  # "A minor" reads better to a text encoder than "Am"
+    pack = _pack_words(sample.pack) if sample.pack else ""
+    candidates: list[tuple[str, tuple[str, ...]]] = []
+    for tag in tags[:3]:
+        candidates.append((rng.choice(_SINGLE_TEMPLATES).format(t=tag), (tag,)))
+    chosen = tuple(tags[:2]) if len(tags) > 1 else (tags[0],)
+    if len(chosen) > 1:
+        candidates.append((rng.choice(_SINGLE_TEMPLATES).format(t=_phrase(chosen)), chosen))
+    if kind:
+        candidates.append((rng.choice(_KIND_TEMPLATES).format(t=_phrase(chosen), kind=kind), chosen))
+    if pack:
+        tag = rng.choice(tags)
+        candidates.append((rng.choice(_PACK_TEMPLATES).format(t=tag, pack=pack), (tag,)))
+    if sample.bpm and key:
+        text = rng.choice(_MUSIC_TEMPLATES).format(t=tags[0], bpm=round(sample.bpm), key=key)
+        candidates.append((text, (tags[0],)))
+    elif sample.bpm:
+        candidates.append((f"{tags[0]} at {round(sample.bpm)} BPM", (tags[0],)))
+    seen: set[str] = set()
+    pairs: list[TextPair] = []
+    # The single-tag texts come first so every tag is taught; the rest are shuffled for variety.
+    head, tail = candidates[: min(len(tags), 2)], candidates[min(len(tags), 2):]
+    rng.shuffle(tail)
+    for text, named in head + tail:
+        if text in seen:
+            continue
+        seen.add(text)
+        pairs.append(TextPair(sample.file_id, text, frozenset(named)))
+        if len(pairs) >= count:
+            break
+    return pairs
+
+
+def build_pairs(samples: Sequence[SampleTags], vocabulary: Vocabulary, seed: int = 0,
+                count: int = TEXTS_PER_SAMPLE) -> list[TextPair]:
+    rng = random.Random(seed)
+    words = set(vocabulary.tags)
+    return [pair for sample in samples for pair in texts_for(sample, words, rng, count)]
+
+
+def query_text(tag: str) -> str:
+    """How evaluation asks for a tag: the bare word, as a producer types it in the search box."""
+    return tag

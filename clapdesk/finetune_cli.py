@@ -1,0 +1,117 @@
+"""The `clapdesk finetune` and `clapdesk models` verbs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from clapdesk.cli import CliError, open_library
+
+
+def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("finetune", parents=[common],
+                       help="teach the search your library's tags (a new model version)")
+    p.add_argument("--tags", default="folder,filename,user", metavar="SOURCES",
+                   help="where tags come from: folder, filename, user, csv:FILE "
+                        "(comma-separated; default folder,filename,user)")
+    p.add_argument("--mode", choices=["quick", "deep"], default="quick",
+                   help="quick: train light heads on stored features (default); deep: not "
+                        "available in this version")
+    p.add_argument("--holdout-by", choices=["pack", "random"], default="pack",
+                   help="hold out whole packs (default, honest) or random files")
+    p.add_argument("--include-splice", action="store_true",
+                   help="also train on files in Splice folders (their licence forbids it)")
+    p.add_argument("--no-activate", action="store_true",
+                   help="save the version without making it the one searched")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default 300)")
+    p.set_defaults(handler=cmd_finetune)
+
+    p = sub.add_parser("models", parents=[common], help="list, activate or revert model versions")
+    p.add_argument("action", nargs="?", choices=["list", "activate", "revert", "delete"],
+                   default="list")
+    p.add_argument("name", nargs="?", metavar="VERSION", help="the version to activate or delete")
+    p.set_defaults(handler=cmd_models)
+
+
+def cmd_finetune(args: argparse.Namespace) -> dict[str, Any]:
+    from clapdesk.core.finetune import (
+        FineTuneError,
+        FineTuneOptions,
+        FineTuneProgress,
+        parse_sources,
+        run_finetune,
+    )
+
+    try:
+        sources, csv_path = parse_sources(args.tags)
+    except FineTuneError as exc:
+        raise CliError(str(exc)) from None
+    options = FineTuneOptions(sources=sources, csv_path=csv_path, mode=args.mode,
+                              holdout_by=args.holdout_by, include_splice=args.include_splice,
+                              activate=not args.no_activate)
+    if args.steps is not None:
+        if args.steps < 1:
+            raise CliError("--steps must be at least 1")
+        options.steps = args.steps
+    show = not args.json and sys.stderr.isatty()
+
+    def progress(p: FineTuneProgress) -> None:
+        if show:
+            total = f"/{p.total}" if p.total else ""
+            sys.stderr.write(f"\r{p.phase:<14} {p.done}{total}".ljust(60))
+            sys.stderr.flush()
+
+    library = open_library(args)
+    try:
+        result = run_finetune(library, options, progress)
+    except FineTuneError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        library.close()
+    if show:
+        sys.stderr.write("\n")
+    out = result.to_json()
+    if not args.json:
+        print(f"version {result.version}: trained on {result.train} files, measured on "
+              f"{result.heldout} held-out files ({result.holdout_by}) in {result.seconds:.1f} s")
+        print(f"{'':>6} {'before':>8} {'after':>8}")
+        for key, before in result.before.items():
+            print(f"{key:>6} {before:8.3f} {result.after[key]:8.3f}")
+        for note in result.notes:
+            print(f"note: {note}")
+        print("activated" if result.activated else
+              f"not activated: clapdesk models activate {result.version}")
+    return out
+
+
+def cmd_models(args: argparse.Namespace) -> dict[str, Any]:
+    from clapdesk.core import versions
+
+    library = open_library(args)
+    try:
+        if args.action in ("activate", "delete") and not args.name:
+            raise CliError(f"models {args.action} needs a VERSION name (see clapdesk models list)")
+        try:
+            if args.action == "activate":
+                versions.activate(library, args.name)
+            elif args.action == "revert":
+                versions.revert(library)
+            elif args.action == "delete":
+                versions.delete(library, args.name)
+        except versions.VersionError as exc:
+            raise CliError(str(exc)) from None
+        encoder_key = library.identity.encoder_key
+        listed = versions.list_versions(library.paths.models, encoder_key, library.active_version)
+        result = {"base": encoder_key, "active": library.active_version, "model": library.model_key,
+                  "versions": [v.to_json() for v in listed]}
+    finally:
+        library.close()
+    if not args.json:
+        marker = "*" if result["active"] is None else " "
+        print(f"{marker} base  {encoder_key}")
+        for v in listed:
+            after = v.info.get("after") or {}
+            figures = f"R@10 {after.get('R@10', 0):.3f}" if after else ""
+            print(f"{'*' if v.active else ' '} {v.name}  {v.to_json()['created']}  {figures}")
+    return result
