@@ -21,6 +21,7 @@ from clapdesk.core.library import Library  # noqa: E402
 POOL_TIMEOUT_MS = 30000
 
 
+
 @pytest.fixture
 def make_window(qtbot, tiny_model: Path) -> Iterator[Callable[..., object]]:  # noqa: ANN001
     """Build a shown MainWindow over an isolated library; `model=` overrides the tiny CLAP."""

@@ -1,0 +1,237 @@
+"""The main window over a real library: indexing, searching, dragging, cancelling, failures."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from conftest import family_sound, write_sound
+from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, QUrl
+
+from clapdesk.core.catalog import Catalog
+from clapdesk.core.library import Library
+from clapdesk.gui.model_control import READY, UNAVAILABLE
+from clapdesk.gui.results_model import NAME, URI_LIST
+
+FAMILIES = ("kick", "hihat", "pad", "bass")
+MAX_UI_GAP_S = 0.100
+
+
+def make_sounds(folder: Path, count: int, broken: bool = False) -> list[Path]:
+    paths = [write_sound(folder / f"{FAMILIES[i % 4]}_{i:03d}.wav", family_sound(FAMILIES[i % 4], i))
+             for i in range(count)]
+    if broken:
+        (folder / "broken.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEnot really audio")
+    return paths
+
+
+class GapMeter:
+    """A 10 ms QTimer on the GUI thread; the largest gap between ticks is how long it was blocked."""
+
+    def __init__(self) -> None:
+        self.timer = QTimer()
+        self.timer.setInterval(10)
+        self.timer.timeout.connect(self._tick)
+        self.last = 0.0
+        self.largest = 0.0
+
+    def start(self) -> None:
+        self.last = time.perf_counter()
+        self.timer.start()
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.largest = max(self.largest, now - self.last)
+        self.last = now
+
+    def stop(self) -> float:
+        self.timer.stop()
+        return self.largest
+
+
+def wait_model_ready(qtbot, window) -> None:  # noqa: ANN001
+    qtbot.waitUntil(lambda: window.model_ctl.state in (READY, UNAVAILABLE), timeout=60000)
+    assert window.model_ctl.state == READY, window.model_ctl.message
+
+
+def test_indexing_from_the_gui_fills_the_table_without_blocking_the_ui(
+        qtbot, make_window, tmp_path: Path) -> None:  # noqa: ANN001
+    sounds = make_sounds(tmp_path / "samples", 24, broken=True)
+    window = make_window()
+    wait_model_ready(qtbot, window)  # torch's import is start-up's cost, not indexing's
+    seen: list[tuple[int, int]] = []
+    window.indexing.progressed.connect(
+        lambda p: seen.append((window.progress.bar.value(), window.progress.bar.maximum())))
+    meter = GapMeter()
+    meter.start()
+    with qtbot.waitSignal(window.indexing.finished, timeout=120000) as finished:
+        window.indexing.index([str(tmp_path / "samples")])
+    largest = meter.stop()
+    report = finished.args[0]
+    assert report is not None and report.indexed == len(sounds)
+    qtbot.waitUntil(lambda: window.model.rowCount() == len(sounds), timeout=10000)
+    names = {window.model.hit(r).file.name for r in range(window.model.rowCount())}
+    assert names == {p.name for p in sounds}
+    values = [v for v, top in seen if top > 0]
+    assert len(set(values)) >= 3, f"the progress bar did not move: {seen}"
+    assert largest < MAX_UI_GAP_S, f"the UI thread was blocked for {largest * 1000:.0f} ms"
+    # The unreadable file is listed with its reason, and the window says so without a traceback.
+    qtbot.waitUntil(lambda: window.failures.count() == 1, timeout=5000)
+    path, reason = window.failures.rows()[0]
+    assert path.endswith("broken.wav") and reason and "Traceback" not in reason
+    assert "could not be read" in window.statusBar().currentMessage()
+
+
+def index_with_core(folder: Path, model: Path, count: int = 16) -> list[Path]:
+    sounds = make_sounds(folder, count)
+    library = Library(model=str(model))
+    try:
+        library.index_folders([str(folder)])
+    finally:
+        library.close()
+    return sounds
+
+
+def test_a_search_shows_rows_and_dragging_them_gives_file_urls(
+        qtbot, make_window, tiny_model: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    sounds = index_with_core(tmp_path / "samples", tiny_model)
+    window = make_window()
+    qtbot.waitUntil(lambda: window.model.rowCount() == len(sounds), timeout=10000)  # browsable
+    wait_model_ready(qtbot, window)
+    window.model.set_hits([], scored=False)
+    window.search.field.setText("punchy kick")
+    window.search.field.textEdited.emit("punchy kick")  # as typed: debounced
+    assert window.model.rowCount() == 0
+    qtbot.waitUntil(lambda: window.model.rowCount() > 0 and window.model.scored, timeout=10000)
+    assert "punchy kick" in window.title.text()
+
+    # Select two rows and ask the view's model (the proxy) for the drag data, as a drag does.
+    selection = window.view.selectionModel()
+    flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
+    for row in (0, 2):
+        selection.select(window.proxy.index(row, NAME), flags)
+    chosen = {window.proxy.index(r, NAME).data(Qt.ItemDataRole.UserRole + 2).file.path for r in (0, 2)}
+    assert window.view.dragEnabled()
+    assert window.proxy.flags(window.proxy.index(0, NAME)) & Qt.ItemFlag.ItemIsDragEnabled
+    mime = window.proxy.mimeData(selection.selectedIndexes())
+    assert mime.hasFormat(URI_LIST)
+    urls = mime.urls()
+    assert all(isinstance(u, QUrl) and u.isLocalFile() for u in urls)
+    assert {u.toLocalFile() for u in urls} == chosen
+    assert all(Path(u.toLocalFile()).is_file() for u in urls)
+
+
+def test_constraints_show_as_chips_that_can_be_removed(
+        qtbot, make_window, tiny_model: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    index_with_core(tmp_path / "samples", tiny_model, count=8)
+    window = make_window()
+    wait_model_ready(qtbot, window)
+    window.search.set_text("dark pad loop at 120 bpm")
+    assert window.search.chip_labels() == ["120 BPM", "loop"]
+    qtbot.waitUntil(lambda: "results for" in window.title.text(), timeout=10000)
+    assert window.model.rowCount() == 0  # no generated sound is a 120 BPM loop
+    chip = next(c for c in window.search.parsed.constraints() if c.kind == "bpm")
+    window.search.remove_chip(chip)
+    window.search.remove_chip(window.search.parsed.constraints()[0])
+    assert window.search.chip_labels() == []
+    qtbot.waitUntil(lambda: window.model.rowCount() == 8, timeout=10000)
+
+
+def test_cancelling_indexing_stops_it_and_leaves_a_consistent_library(
+        qtbot, make_window, tmp_path: Path) -> None:  # noqa: ANN001
+    sounds = make_sounds(tmp_path / "samples", 60)
+    window = make_window()
+    wait_model_ready(qtbot, window)
+
+    def cancel_once_embedding(progress) -> None:  # noqa: ANN001
+        if progress.phase == "embedding" and progress.done >= 3:
+            window.on_cancel_indexing()
+
+    window.indexing.progressed.connect(cancel_once_embedding)
+    with qtbot.waitSignal(window.indexing.finished, timeout=120000) as finished:
+        window.indexing.index([str(tmp_path / "samples")])
+    report = finished.args[0]
+    assert report is not None and report.cancelled
+    assert 0 < report.indexed < len(sounds)
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=10000)
+    assert "cancelled" in window.statusBar().currentMessage().lower()
+    catalog = Catalog(window.library.paths.catalog)
+    try:
+        assert catalog.integrity_ok()
+        live = catalog.files(where="error IS NULL")
+        assert len(live) == report.indexed
+        with_vectors = catalog.vector_file_ids(window.library.model_key)
+        assert {f.id for f in live} == with_vectors  # no row without its vector
+    finally:
+        catalog.close()
+    qtbot.waitUntil(lambda: window.model.rowCount() == report.indexed, timeout=10000)
+
+
+def test_an_unavailable_model_is_a_plain_message_and_browsing_still_works(
+        qtbot, make_window, tiny_model: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    sounds = index_with_core(tmp_path / "samples", tiny_model, count=6)
+    window = make_window(model="clapdesk-test/never-downloaded")
+    qtbot.waitUntil(lambda: window.model_ctl.state == UNAVAILABLE, timeout=20000)
+    message = window.statusBar().currentMessage()
+    assert "is not on this computer" in message
+    assert "Traceback" not in message and "Error" not in message.split(":")[0]
+    assert window.model_label.text() == "Model unavailable"
+    qtbot.waitUntil(lambda: window.model.rowCount() == len(sounds), timeout=10000)
+    window.search.set_text("kick")  # waits for the model instead of failing
+    assert "as soon as the model is ready" in window.title.text()
+    assert window.model.rowCount() == len(sounds)
+
+
+def test_first_run_offers_the_download_with_its_size_and_a_model_folder(
+        qtbot, make_window, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # as on a connected first run
+    window = make_window(model="laion/larger_clap_music")
+    qtbot.waitUntil(lambda: getattr(window, "download_dialog", None) is not None, timeout=20000)
+    dialog = window.download_dialog
+    text = " ".join(label.text() for label in dialog.findChildren(type(window.title)))
+    assert "laion/larger_clap_music" in text and "776 MB" in text
+    assert dialog.folder_button.text() == "Use a model folder instead…"
+    dialog.done(0)
+    window.model_ctl.use_folder(str(tiny_model))  # what the folder button does once chosen
+    qtbot.waitUntil(lambda: window.model_ctl.state == READY, timeout=60000)
+
+
+def test_arrowing_auto_plays_only_where_the_selection_rests(
+        qtbot, make_window, tiny_model: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    index_with_core(tmp_path / "samples", tiny_model, count=8)
+    window = make_window()
+    qtbot.waitUntil(lambda: window.model.rowCount() == 8, timeout=10000)
+    window.view.setFocus()
+    window.view.setCurrentIndex(window.proxy.index(0, NAME))
+    played: list[str | None] = []
+    original_play = window.player.play
+    window.player.play = lambda path, start=0.0: (played.append(os.fspath(path)),
+                                                  original_play(path, start))
+    for _ in range(3):  # three quick presses: faster than the auto-play delay
+        qtbot.keyClick(window.view, Qt.Key.Key_Down)
+    assert played == []
+    qtbot.waitUntil(lambda: len(played) == 1, timeout=2000)
+    assert played[0] == window.current_hit().file.path
+    assert window.current_hit().file.path == window.proxy.index(3, NAME).data(
+        Qt.ItemDataRole.UserRole + 2).file.path
+    qtbot.keyClick(window.view, Qt.Key.Key_Escape)
+    assert not window.player.is_playing
+
+
+def test_new_files_in_a_library_folder_are_picked_up_without_a_rescan(
+        qtbot, make_window, tiny_model: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    folder = tmp_path / "samples"
+    index_with_core(folder, tiny_model, count=4)
+    window = make_window(start=False)
+    window.indexing.watching = True
+    window.indexing.watch_timer.setInterval(200)
+    window.start()
+    qtbot.waitUntil(lambda: len(window.indexing.watcher.directories()) == 1, timeout=10000)
+    wait_model_ready(qtbot, window)
+    write_sound(folder / "new_kick.wav", family_sound("kick", 99))
+    with qtbot.waitSignal(window.indexing.finished, timeout=60000) as finished:
+        pass
+    assert finished.args[0].indexed == 1 and finished.args[0].unchanged == 4
+    qtbot.waitUntil(lambda: window.model.rowCount() == 5, timeout=10000)
