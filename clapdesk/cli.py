@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("doctor", parents=[common], help="versions, device, model and library state")
     sub.add_parser("failures", parents=[common], help="files that could not be indexed, and why")
+    p = sub.add_parser("duplicates", parents=[common],
+                       help="identical files (same content) and near-duplicates (same sound)")
+    p.add_argument("--near", action="store_true", help="also list near-duplicates by sound")
     sub.add_parser("gui", parents=[common], help="open the desktop app (the default)")
     _add_extensions(sub, common)
     return parser
@@ -280,9 +283,28 @@ def cmd_failures(args: argparse.Namespace) -> dict[str, Any]:
     return {"failed": failed}
 
 
+def cmd_duplicates(args: argparse.Namespace) -> dict[str, Any]:
+    from clapdesk.core.duplicates import identical_groups, near_groups
+
+    library = open_library(args)
+    try:
+        groups = identical_groups(library) + (near_groups(library) if args.near else [])
+    finally:
+        library.close()
+    if not args.json:
+        for group in groups:
+            label = "identical" if group.kind == "identical" else f"sounds alike ({group.similarity:.3f})"
+            print(f"{label}:")
+            for path in group.paths:
+                print(f"    {result_path(path)}")
+        if not groups:
+            print("no duplicates")
+    return {"groups": [g.to_json() for g in groups]}
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "index": cmd_index, "search": cmd_search, "similar": cmd_similar,
-    "doctor": cmd_doctor, "failures": cmd_failures,
+    "doctor": cmd_doctor, "failures": cmd_failures, "duplicates": cmd_duplicates,
 }
 
 

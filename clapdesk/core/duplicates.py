@@ -1,0 +1,83 @@
+"""Duplicates: identical files by content hash, near-duplicates by sound.
+
+Sample packs repeat each other: the same kick ships in five packs under five names, and a
+"bounced" copy differs only in its last bits. The first kind is found exactly through the content
+hash; the second through the vector index, as pairs whose vectors are nearly parallel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from clapdesk.core.catalog import decode_path, display_path, encode_path
+from clapdesk.core.library import Library
+
+NEAR_DUPLICATE_COSINE = 0.985
+NEIGHBOURS = 8
+
+
+@dataclass
+class DuplicateGroup:
+    kind: str  # "identical" or "near"
+    paths: list[str] = field(default_factory=list)
+    similarity: float = 1.0
+
+    def to_json(self) -> dict[str, object]:
+        return {"kind": self.kind, "similarity": round(self.similarity, 4),
+                "paths": [display_path(p) for p in self.paths]}
+
+
+def identical_groups(library: Library) -> list[DuplicateGroup]:
+    rows = library.catalog.db.execute(
+        "SELECT content_hash, path FROM files WHERE error IS NULL AND content_hash IN ("
+        " SELECT content_hash FROM files WHERE error IS NULL AND content_hash IS NOT NULL"
+        " GROUP BY content_hash HAVING COUNT(*) > 1) ORDER BY content_hash, path")
+    groups: dict[str, DuplicateGroup] = {}
+    for digest, raw in rows:
+        groups.setdefault(digest, DuplicateGroup("identical")).paths.append(decode_path(raw))
+    return list(groups.values())
+
+
+def near_groups(library: Library, threshold: float = NEAR_DUPLICATE_COSINE) -> list[DuplicateGroup]:
+    """Files that sound the same but are not byte-identical, grouped by single linkage."""
+    ids, vectors = library.catalog.vectors(library.model_key)
+    if len(ids) < 2:
+        return []
+    hashes = dict(library.catalog.db.execute("SELECT id, content_hash FROM files"))
+    index = library.vector_index()
+    parent = {int(i): int(i) for i in ids}
+    best: dict[int, float] = {}
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for file_id, vector in zip(ids, vectors):
+        for other, score in index.query(vector, NEIGHBOURS + 1):
+            if other == file_id or score < threshold or other not in parent:
+                continue
+            if hashes.get(other) is not None and hashes.get(other) == hashes.get(int(file_id)):
+                continue  # identical content is reported as such
+            a, b = root(int(file_id)), root(other)
+            if a != b:
+                parent[b] = a
+            best[a] = min(best.get(a, 1.0), score)
+    members: dict[int, list[int]] = {}
+    for file_id in parent:
+        members.setdefault(root(file_id), []).append(file_id)
+    groups = []
+    for head, group in members.items():
+        if len(group) > 1:
+            records = library.catalog.files(group)
+            groups.append(DuplicateGroup("near", sorted(r.path for r in records),
+                                         best.get(head, threshold)))
+    return sorted(groups, key=lambda g: g.paths)
+
+
+def is_duplicate(library: Library, path: str) -> bool:
+    row = library.catalog.db.execute(
+        "SELECT COUNT(*) FROM files WHERE error IS NULL AND content_hash = "
+        "(SELECT content_hash FROM files WHERE path = ?)", (encode_path(path),)).fetchone()
+    return bool(row and row[0] > 1)
