@@ -155,6 +155,7 @@ class Player(QObject):
         self._unavailable: str | None = None
         self._error_told = False
         self._last_latency: float | None = None
+        self._closed = False
 
         self._timer = QTimer(self)
         self._timer.setInterval(POSITION_INTERVAL_MS)
@@ -190,7 +191,7 @@ class Player(QObject):
         request = self._request
         self._current_path = path
         self._last_latency = None
-        if self._unavailable is not None:
+        if self._unavailable is not None or self._closed:
             return
         cached = self.cache.get(path)
         if cached is not None:
@@ -262,7 +263,7 @@ class Player(QObject):
                     self._ahead_pending.pop(path, None)
                     self._inflight.pop(path, None)
         for path in wanted:
-            if path in self.cache:
+            if self._closed or path in self.cache:
                 continue
             try:
                 if os.path.getsize(path) > PREDECODE_MAX_FILE_BYTES:
@@ -272,6 +273,7 @@ class Player(QObject):
             self._decode(path, urgent=False)
 
     def close(self) -> None:
+        self._closed = True
         self.stop()
         with self._stream_lock:
             self._close_stream()
@@ -324,7 +326,7 @@ class Player(QObject):
         with self._stream_lock:
             if request != self._request:
                 return
-            stream = self._stream_for(rate, data.shape[1])
+            stream = self._stream_for(rate)
             if stream is None:
                 self._pending_path = None
                 return
@@ -351,7 +353,7 @@ class Player(QObject):
                 return
         self.started.emit(path)
 
-    def _stream_for(self, rate: int, channels: int) -> Any:
+    def _stream_for(self, rate: int) -> Any:
         sd = _sounddevice()
         if sd is None:
             self._report_unavailable(_sd_failure or "PortAudio is missing")

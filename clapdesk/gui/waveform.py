@@ -66,7 +66,9 @@ THUMB_PROBES = 256
 THUMB_PROBE_FRAMES = 2048
 THUMB_CACHE = 4096
 
-_worker = ThreadPoolExecutor(1, thread_name_prefix="clapdesk-peaks")
+# Separate threads so fifty row thumbnails never delay the selected file's waveform.
+_view_worker = ThreadPoolExecutor(1, thread_name_prefix="clapdesk-peaks")
+_thumb_worker = ThreadPoolExecutor(1, thread_name_prefix="clapdesk-thumbs")
 
 
 def min_max_peaks(mono: np.ndarray, bins: int) -> np.ndarray:
@@ -206,7 +208,7 @@ class ThumbnailLoader(QObject):
             return _thumbnail_pixmap(path, width, height, device_pixel_ratio, peaks)
         if (path, bins) not in self._pending:
             self._pending.add((path, bins))
-            _worker.submit(self._compute, path, bins)
+            _thumb_worker.submit(self._compute, path, bins)
         return None
 
     def _compute(self, path: str, bins: int) -> None:
@@ -264,7 +266,7 @@ class WaveformView(QWidget):
         self._token += 1
         self._reset(os.fspath(path) if path is not None else None)
         if path is not None:
-            _worker.submit(self._load, self._token, os.fspath(path))
+            _view_worker.submit(self._load, self._token, os.fspath(path))
 
     def set_audio(self, data: np.ndarray, rate: int, path: str | os.PathLike[str]) -> None:
         self._token += 1

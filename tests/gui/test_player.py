@@ -45,14 +45,17 @@ player.started.connect(lambda path: events.append(["started", path]))
 player.stopped.connect(lambda: events.append(["stopped"]))
 player.error.connect(lambda message: events.append(["error", message]))
 
-def wait_for_stop(seconds):
+def wait_for(signals, seconds):
     loop = QEventLoop()
-    player.stopped.connect(loop.quit)
-    player.error.connect(loop.quit)
+    for signal in signals:
+        signal.connect(loop.quit)
     QTimer.singleShot(int(seconds * 1000), loop.quit)
     loop.exec()
-    player.stopped.disconnect(loop.quit)
-    player.error.disconnect(loop.quit)
+    for signal in signals:
+        signal.disconnect(loop.quit)
+
+def wait_for_stop(seconds):
+    wait_for([player.stopped, player.error], seconds)
 
 report = {"latencies": [], "cached_before_play": []}
 for step in plan:
@@ -65,8 +68,11 @@ for step in plan:
     player.set_volume(step.get("volume", 1.0))
     player.set_loop(bool(step.get("loop_for")))
     player.play(step["play"])
-    player.play(step["play"]) if step.get("twice") else None
+    if step.get("twice"):
+        player.play(step["play"])
     if step.get("loop_for"):
+        if not any(e[0] == "started" for e in events):
+            wait_for([player.started, player.error], 5.0)  # a loaded machine decodes slowly
         wait_for_stop(step["loop_for"])  # looping never stops by itself
         player.stop()
     else:
