@@ -356,12 +356,17 @@ def _decode_job(job: _Job, model_rate: int, vanished_hashes: set[str]) -> _Decod
         return item  # a renamed file keeps its vector: no decoding
     try:
         item.decoded = audio.decode_for_index(path, model_rate)
-        item.analysis = analyse_file(item.decoded, path)
     except audio.DecodeError as exc:
         item.error = str(exc)
+        return item
     except Exception as exc:  # one odd file must never stop a run
         log.exception("unexpected failure decoding %s", display_path(path))
         item.error = audio.explain_error(exc, path)
+        return item
+    try:
+        item.analysis = analyse_file(item.decoded, path)
+    except Exception:  # tempo and key are extras: a sound that confuses them is still indexed
+        log.exception("analysis failed for %s; indexed without tempo and key", display_path(path))
     return item
 
 
