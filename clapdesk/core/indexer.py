@@ -360,13 +360,16 @@ def _decode_job(job: _Job, model_rate: int, vanished_hashes: set[str]) -> _Decod
         item.error = str(exc)
         return item
     except Exception as exc:  # one odd file must never stop a run
-        log.exception("unexpected failure decoding %s", display_path(path))
+        # The reason goes to the failures list; the traceback only to a --verbose log.
+        log.debug("unexpected failure decoding %s", display_path(path), exc_info=True)
         item.error = audio.explain_error(exc, path)
         return item
     try:
         item.analysis = analyse_file(item.decoded, path)
-    except Exception:  # tempo and key are extras: a sound that confuses them is still indexed
-        log.exception("analysis failed for %s; indexed without tempo and key", display_path(path))
+    except Exception as exc:  # tempo and key are extras: a sound that confuses them is still indexed
+        log.info("analysis failed for %s (%s); indexed without tempo and key",
+                 display_path(path), exc)
+        log.debug("analysis traceback", exc_info=True)
     return item
 
 
