@@ -1,0 +1,385 @@
+"""Library > Fine-tune…: choose tag sources, preview the texts, train, compare, accept or discard.
+
+Training runs in a background QRunnable with progress and cancel; the new version is saved but
+not activated until the user accepts the figures. Discarding (or closing) deletes it again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from PySide6.QtCore import QRectF, Qt, QThreadPool, Signal
+from PySide6.QtGui import QColor, QPainter, QPen
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+    QWizard,
+    QWizardPage,
+)
+
+from clapdesk.core import versions
+from clapdesk.core.catalog import display_path
+from clapdesk.core.finetune import (
+    Dataset,
+    FineTuneCancelled,
+    FineTuneError,
+    FineTuneOptions,
+    FineTuneProgress,
+    FineTuneResult,
+    count_splice,
+    prepare,
+    run_finetune,
+)
+from clapdesk.core.library import Library
+from clapdesk.gui.workers import Worker
+
+log = logging.getLogger(__name__)
+
+METRICS = ("R@1", "R@5", "R@10", "P@10")
+PREVIEW_PAIRS = 20
+
+
+class MetricChart(QWidget):
+    """Before and after bars per metric, values 0 to 1."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.before: dict[str, float] = {}
+        self.after: dict[str, float] = {}
+        self.setMinimumSize(320, 150)
+
+    def set_figures(self, before: dict[str, float], after: dict[str, float]) -> None:
+        self.before, self.after = dict(before), dict(after)
+        self.update()
+
+    def paintEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        palette = self.palette()
+        text = palette.windowText().color()
+        area = QRectF(self.rect()).adjusted(8, 8, -8, -24)
+        colours = (QColor("#7a8494"), QColor("#3daee9"))
+        slot = area.width() / max(1, len(METRICS))
+        bar = slot / 4
+        painter.setPen(QPen(text, 1))
+        painter.drawLine(area.bottomLeft(), area.bottomRight())
+        for n, metric in enumerate(METRICS):
+            x = area.left() + n * slot + slot / 2 - bar
+            for k, figures in enumerate((self.before, self.after)):
+                value = max(0.0, min(1.0, float(figures.get(metric, 0.0))))
+                height = value * area.height()
+                painter.fillRect(QRectF(x + k * bar, area.bottom() - height, bar - 2, height),
+                                 colours[k])
+            painter.setPen(text)
+            painter.drawText(QRectF(area.left() + n * slot, area.bottom() + 4, slot, 18),
+                             Qt.AlignmentFlag.AlignCenter, metric)
+        painter.end()
+
+
+class SourcesPage(QWizardPage):
+    def __init__(self, wizard: FineTuneWizard) -> None:
+        super().__init__()
+        self.setTitle("What should clapdesk learn from?")
+        self.setSubTitle("Fine-tuning teaches the search the words your library is organised "
+                         "by. It takes about a minute and never changes the base model.")
+        layout = QVBoxLayout(self)
+        self.folder = QCheckBox("Folder names (pack and category)")
+        self.filename = QCheckBox("File names (\"808_Kick_Hard\" → 808, kick, hard)")
+        self.user = QCheckBox("Tags you set in clapdesk")
+        for box in (self.folder, self.filename, self.user):
+            box.setChecked(True)
+            layout.addWidget(box)
+        row = QHBoxLayout()
+        self.use_csv = QCheckBox("A CSV file (path,tags):")
+        self.csv_path = QLineEdit()
+        self.csv_path.setPlaceholderText("tags.csv")
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        row.addWidget(self.use_csv)
+        row.addWidget(self.csv_path, 1)
+        row.addWidget(browse)
+        layout.addLayout(row)
+        self.holdout = QComboBox()
+        self.holdout.addItem("Measure on whole packs it never saw (recommended)", "pack")
+        self.holdout.addItem("Measure on random files", "random")
+        layout.addWidget(self.holdout)
+        splice = count_splice(wizard.library.catalog)
+        self.splice_note = QLabel(
+            f"⚠ {splice} files are in Splice folders. Splice's licence forbids training AI on "
+            "its sounds, so they are left out.")
+        self.splice_note.setWordWrap(True)
+        self.include_splice = QCheckBox("Include them anyway (I have the right to)")
+        for widget in (self.splice_note, self.include_splice):
+            widget.setVisible(splice > 0)
+            layout.addWidget(widget)
+        layout.addStretch(1)
+        for box in (self.folder, self.filename, self.user, self.use_csv):
+            box.toggled.connect(self.completeChanged)
+        self.csv_path.textChanged.connect(self.completeChanged)
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Tags file", "", "CSV files (*.csv)")
+        if path:
+            self.csv_path.setText(path)
+            self.use_csv.setChecked(True)
+
+    def options(self) -> FineTuneOptions:
+        sources = [name for name, box in (("folder", self.folder), ("filename", self.filename),
+                                          ("user", self.user), ("csv", self.use_csv))
+                   if box.isChecked()]
+        return FineTuneOptions(sources=tuple(sources),
+                               csv_path=self.csv_path.text().strip() or None,
+                               holdout_by=str(self.holdout.currentData()),
+                               include_splice=self.include_splice.isChecked(), activate=False)
+
+    def isComplete(self) -> bool:  # noqa: N802 - Qt's name
+        options = self.options()
+        if "csv" in options.sources and not options.csv_path:
+            return False
+        return bool(options.sources)
+
+
+class PreviewPage(QWizardPage):
+    def __init__(self, wizard: FineTuneWizard) -> None:
+        super().__init__()
+        self.owner = wizard
+        self.setTitle("Texts clapdesk will pair with your sounds")
+        layout = QVBoxLayout(self)
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        layout.addWidget(self.summary)
+        self.table = QTableWidget(0, 2)
+        self.table.setHorizontalHeaderLabels(["File", "Text"])
+        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        layout.addWidget(self.table, 1)
+        self.data: Dataset | None = None
+
+    def initializePage(self) -> None:  # noqa: N802 - Qt's name
+        self.data = None
+        self.table.setRowCount(0)
+        try:
+            self.data = prepare(self.owner.library, self.owner.options())
+        except FineTuneError as exc:
+            self.summary.setText(f"<b>Fine-tuning cannot start:</b> {exc}.")
+            self.completeChanged.emit()
+            return
+        data = self.data
+        packs = ", ".join(data.heldout_packs()) or "random files"
+        lines = [f"{len(data.train)} files to learn from, {len(data.heldout)} held out to "
+                 f"measure the result ({packs}); {len(data.vocabulary.tags)} tags, "
+                 f"{len(data.pairs)} texts."]
+        lines += data.notes
+        self.summary.setText("<br>".join(lines))
+        pairs = data.preview(PREVIEW_PAIRS)
+        self.table.setRowCount(len(pairs))
+        for row, (path, text) in enumerate(pairs):
+            self.table.setItem(row, 0, QTableWidgetItem(display_path(os.path.basename(path))))
+            self.table.setItem(row, 1, QTableWidgetItem(text))
+        self.completeChanged.emit()
+
+    def isComplete(self) -> bool:  # noqa: N802 - Qt's name
+        return self.data is not None
+
+
+class TrainPage(QWizardPage):
+    def __init__(self, wizard: FineTuneWizard) -> None:
+        super().__init__()
+        self.owner = wizard
+        self.setTitle("Training")
+        self.setSubTitle("Only two small layers learn; the sounds are not decoded again.")
+        layout = QVBoxLayout(self)
+        self.status = QLabel("Starting…")
+        self.status.setWordWrap(True)
+        self.bar = QProgressBar()
+        self.cancel_button = QPushButton("Cancel training")
+        self.cancel_button.clicked.connect(self.owner.stop_training)
+        layout.addWidget(self.status)
+        layout.addWidget(self.bar)
+        layout.addWidget(self.cancel_button, 0, Qt.AlignmentFlag.AlignLeft)
+        layout.addStretch(1)
+
+    def initializePage(self) -> None:  # noqa: N802 - Qt's name
+        self.bar.setRange(0, 0)
+        self.status.setText("Reading tags…")
+        self.cancel_button.setEnabled(True)
+        self.owner.start_training()
+
+    def cleanupPage(self) -> None:  # noqa: N802 - Qt's name: going Back
+        self.owner.cancel_training()
+        self.owner.discard_result()
+
+    def show_progress(self, progress: FineTuneProgress) -> None:
+        labels = {"reading tags": "Reading tags…", "reading texts": "Reading the texts…",
+                  "training": "Training…", "saving": "Saving the new version…", "done": "Done."}
+        self.status.setText(labels.get(progress.phase, progress.phase))
+        if progress.total:
+            self.bar.setRange(0, progress.total)
+            self.bar.setValue(progress.done)
+
+    def show_end(self, message: str) -> None:
+        self.status.setText(message)
+        self.bar.setRange(0, 1)
+        self.bar.setValue(1)
+        self.cancel_button.setEnabled(False)
+        self.completeChanged.emit()
+
+    def isComplete(self) -> bool:  # noqa: N802 - Qt's name
+        return self.owner.result is not None
+
+
+class ResultsPage(QWizardPage):
+    def __init__(self, wizard: FineTuneWizard) -> None:
+        super().__init__()
+        self.owner = wizard
+        self.setTitle("Before and after, on files it never saw")
+        layout = QHBoxLayout(self)
+        self.table = QTableWidget(len(METRICS), 2)
+        self.table.setHorizontalHeaderLabels(["Before", "After"])
+        self.table.setVerticalHeaderLabels(list(METRICS))
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.chart = MetricChart()
+        layout.addWidget(self.table)
+        layout.addWidget(self.chart, 1)
+        self.setFinalPage(True)
+
+    def initializePage(self) -> None:  # noqa: N802 - Qt's name
+        result = self.owner.result
+        if result is None:
+            return
+        self.setSubTitle(
+            f"Recall@K: share of a tag's held-out files found in the top K; P@10: share of the "
+            f"top 10 carrying the tag. Trained on {result.train} files, measured on "
+            f"{result.heldout}. Accept to search with version {result.version}.")
+        for row, metric in enumerate(METRICS):
+            for col, figures in enumerate((result.before, result.after)):
+                self.table.setItem(row, col, QTableWidgetItem(f"{figures[metric]:.3f}"))
+        self.chart.set_figures(result.before, result.after)
+
+
+class FineTuneWizard(QWizard):
+    """Emits `modelChanged(model_key)` when a new version is accepted and searched from now."""
+
+    modelChanged = Signal(str)  # noqa: N815 - Qt signal naming
+
+    def __init__(self, library: Library, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.library = library
+        self.setWindowTitle("Fine-tune the search")
+        self.result: FineTuneResult | None = None
+        self.worker: Worker | None = None
+        self._live: set[Worker] = set()
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(1)
+        self.sources = SourcesPage(self)
+        self.preview = PreviewPage(self)
+        self.training = TrainPage(self)
+        self.results = ResultsPage(self)
+        for page in (self.sources, self.preview, self.training, self.results):
+            self.addPage(page)
+        self.setButtonText(QWizard.WizardButton.FinishButton, "Accept")
+        self.setButtonText(QWizard.WizardButton.CancelButton, "Discard")
+        self.resize(720, 480)
+
+    def options(self) -> FineTuneOptions:
+        return self.sources.options()
+
+    # -- training in the background ----------------------------------------------------------------
+    def start_training(self) -> None:
+        self.discard_result()
+        worker = Worker(run_finetune, self.library, self.options(), name="fine-tuning",
+                        wants_progress=True, wants_cancel=True)
+        worker.signals.progress.connect(self.training.show_progress)
+        worker.signals.result.connect(lambda result, w=worker: self._trained(w, result))
+        worker.signals.error.connect(lambda exc, w=worker: self._failed(w, exc))
+        worker.signals.finished.connect(lambda w=worker: self._live.discard(w))
+        self.worker = worker
+        self._live.add(worker)  # the runnable is not auto-deleted: keep it until it finishes
+        self.pool.start(worker)
+
+    def stop_training(self) -> None:
+        """The Cancel button: stop, and say so on the page when the worker has stopped."""
+        if self.worker is not None:
+            self.worker.cancel.set()
+
+    def cancel_training(self) -> None:
+        """Leaving the page or the wizard: stop, and ignore whatever the worker still sends."""
+        if self.worker is not None:
+            self.worker.cancel.set()
+            self.worker = None
+
+    def _trained(self, worker: Worker, result: FineTuneResult) -> None:
+        if worker is not self.worker:  # finished after the user went back or closed: unwanted
+            try:
+                versions.delete(self.library, result.version)
+            except versions.VersionError as exc:
+                log.info("discarding %s: %s", result.version, exc)
+            return
+        self.worker = None
+        self.result = result
+        gain = result.after["R@10"] - result.before["R@10"]
+        self.training.show_end(f"Done in {result.seconds:.0f} s: Recall@10 "
+                               f"{result.before['R@10']:.2f} → {result.after['R@10']:.2f} "
+                               f"({gain:+.2f}).")
+
+    def _failed(self, worker: Worker, exc: BaseException) -> None:
+        if worker is not self.worker:
+            return
+        self.worker = None
+        if isinstance(exc, FineTuneCancelled):
+            self.training.show_end("Cancelled: nothing was saved.")
+        elif isinstance(exc, FineTuneError):
+            self.training.show_end(f"Fine-tuning cannot start: {exc}.")
+        else:
+            log.error("fine-tuning failed", exc_info=(type(exc), exc, exc.__traceback__))
+            self.training.show_end(f"Fine-tuning failed: {exc}")
+
+    def wait(self, timeout_ms: int = 30000) -> bool:
+        return self.pool.waitForDone(timeout_ms)
+
+    # -- accept or discard ---------------------------------------------------------------------------
+    def discard_result(self) -> None:
+        """Delete a trained version the user did not accept (it was never activated)."""
+        if self.result is None:
+            return
+        version, self.result = self.result.version, None
+        try:
+            versions.delete(self.library, version)
+        except versions.VersionError as exc:
+            log.info("discarding %s: %s", version, exc)
+
+    def accept(self) -> None:
+        if self.result is not None:
+            try:
+                key = versions.activate(self.library, self.result.version)
+            except versions.VersionError as exc:
+                self.training.status.setText(str(exc))
+                return
+            self.result = None  # kept: no longer ours to discard
+            self.modelChanged.emit(key)
+        super().accept()
+
+    def reject(self) -> None:
+        self.cancel_training()
+        self.wait()
+        self.discard_result()
+        super().reject()
+
+    def done(self, code: int) -> None:
+        self.cancel_training()
+        self.wait()
+        super().done(code)
