@@ -59,6 +59,12 @@ def is_audio_path(path: str | os.PathLike[str]) -> bool:
     return os.path.splitext(os.fspath(path))[1].lower() in AUDIO_EXTENSIONS
 
 
+def native_path(path: str | os.PathLike[str]) -> str | bytes:
+    """The path as libsndfile must get it. soundfile encodes str paths as strict UTF-8, which
+    fails on names that are not valid UTF-8 (kept as surrogates); their bytes always work."""
+    return os.fspath(path) if os.name == "nt" else os.fsencode(path)
+
+
 def explain_error(exc: BaseException, path: str | os.PathLike[str]) -> str:
     """Turn libsndfile's and the OS's wording into a reason a producer understands.
 
@@ -196,7 +202,7 @@ def _wav_data_cut_short(path: str | os.PathLike[str]) -> bool:
 
 def probe(path: str | os.PathLike[str]) -> AudioInfo:
     try:
-        info = sf.info(os.fspath(path))
+        info = sf.info(native_path(path))
     except Exception as exc:  # libsndfile raises several types; all mean "cannot read"
         raise DecodeError(explain_error(exc, path)) from exc
     return _info_from(info.samplerate, info.channels, info.frames, info.format, info.subtype)
@@ -245,7 +251,7 @@ def decode_for_index(
         # libsndfile quietly plays what is there; a producer wants to know the file is broken.
         raise DecodeError("file is truncated")
     try:
-        with sf.SoundFile(os.fspath(path)) as handle:
+        with sf.SoundFile(native_path(path)) as handle:
             info = _info_from(handle.samplerate, handle.channels, handle.frames,
                               handle.format, handle.subtype)
             if info.frames <= 0 or info.sample_rate <= 0:
@@ -291,7 +297,7 @@ def _read(handle: sf.SoundFile, start: int, length: int) -> np.ndarray:
 def read_for_playback(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
     """The whole file at its own rate, channels kept (at most two), for audition."""
     try:
-        data, rate = sf.read(os.fspath(path), dtype="float32", always_2d=True)
+        data, rate = sf.read(native_path(path), dtype="float32", always_2d=True)
     except Exception as exc:
         raise DecodeError(explain_error(exc, path)) from exc
     if data.shape[1] > 2:
