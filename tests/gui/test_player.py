@@ -21,8 +21,10 @@ import asound  # noqa: E402
 from clapdesk.gui.player import AudioCache, Player  # noqa: E402
 
 RATE = 44100
+# Skipped on a developer machine without PortAudio; in CI (which installs it) it must run.
 needs_portaudio = pytest.mark.skipif(
-    not asound.portaudio_loads(), reason="PortAudio is not installed (apt-get install libportaudio2)")
+    not os.environ.get("CI") and not asound.portaudio_loads(),
+    reason="PortAudio is not installed (apt-get install libportaudio2)")
 
 
 def write_tone(path: Path, seconds: float = 0.5, freq: float = 440.0, rate: int = RATE) -> Path:
