@@ -29,18 +29,27 @@ REFERENCE = 1.0
 class BatchedLogMel:
     """Callable turning a list of mono waveforms into CLAP model inputs, batched in torch.
 
-    `compute_dtype` is the precision of the padding, STFT, mel projection and log; float64 (the
-    default) matches the reference to about 1e-5 dB, float32 is faster on a GPU and matches
-    to a few hundredths of a dB where the signal is far above the -100 dB floor.
+    `compute_dtype` is the precision of the STFT, mel projection and log. float32 (the default)
+    is about 5x faster than float64 on a CPU and differs from the reference by under 1e-4 dB
+    in bins above -40 dB and under 1e-3 dB anywhere (measured); float64 reproduces the
+    reference's numbers bit for bit (its FFT runs in float64 too) at about twice its speed.
     """
 
     def __init__(
         self,
         extractor: Any,
         device: str | torch.device | None = None,
-        compute_dtype: torch.dtype = torch.float64,
+        compute_dtype: torch.dtype = torch.float32,
+        clips_per_stft: int | None = None,
     ) -> None:
         self.device = torch.device(device) if device is not None else torch.device("cpu")
+        # On a CPU, two clips' frames and spectra (~16 MB) stay in cache where a batch of eight
+        # does not: measured 1.7x faster than one STFT over the whole batch. A GPU wants it all.
+        if clips_per_stft is None:
+            clips_per_stft = 2 if self.device.type == "cpu" else 1 << 30
+        if clips_per_stft < 1:
+            raise ValueError("clips_per_stft must be at least 1")
+        self.clips_per_stft = clips_per_stft
         self.compute_dtype = compute_dtype
         self.sampling_rate = int(extractor.sampling_rate)
         self.n_fft = int(extractor.fft_window_size)
@@ -126,15 +135,16 @@ class BatchedLogMel:
             onesided=True,
             return_complex=True,
         )
-        spec = spec[:, : self._used_bins]
+        # torch.stft lays its output out as (batch, frames, freqs) in memory and returns a
+        # transposed view; working in that layout keeps every step below contiguous.
+        spec = spec.transpose(1, 2)[:, :, : self._used_bins]
         if self.compute_dtype == torch.float64:
             # The reference stores each FFT frame as complex64, then squares in float64; rounding
             # the same way makes this path reproduce its numbers bit for bit.
-            real_imag = torch.view_as_real(spec.to(torch.complex64)).to(torch.float64)
-            power = real_imag.square().sum(-1)
-        else:
-            power = spec.abs().square()  # (batch, freqs, frames)
-        mel = torch.matmul(power.transpose(1, 2), self._mel_bank).clamp_min(MEL_FLOOR)
+            spec = spec.to(torch.complex64)
+        squares = torch.view_as_real(spec).to(self.compute_dtype).square()
+        power = squares[..., 0] + squares[..., 1]  # (batch, frames, freqs); abs() is ~2x slower
+        mel = torch.matmul(power, self._mel_bank).clamp_min(MEL_FLOOR)
         db = 10.0 * (torch.log10(mel.clamp_min(AMIN)) - np.log10(max(AMIN, REFERENCE)))
         return db.to(torch.float32)
 
@@ -150,10 +160,15 @@ class BatchedLogMel:
                 f"audio is at {sampling_rate} Hz, the extractor expects {self.sampling_rate} Hz"
             )
         with torch.inference_mode():
-            features = self.log_mel(self.pad(waves))[:, None]  # (B, 1, T, F)
-            if self.truncation == "fusion":
-                # Short clips get four identical copies, as the fusion model expects four views.
-                features = features.expand(-1, 4, -1, -1).contiguous()
+            audio = self.pad(waves)
+            views = 4 if self.truncation == "fusion" else 1
+            features = torch.empty(
+                (len(waves), views, self.num_frames, self.n_mels), device=self.device
+            )
+            for start in range(0, len(waves), self.clips_per_stft):
+                part = audio[start : start + self.clips_per_stft]
+                # Fusion models expect four views; a short clip's four are identical copies.
+                features[start : start + len(part)] = self.log_mel(part)[:, None]
             is_longer = torch.zeros((len(waves), 1), dtype=torch.bool, device=self.device)
             if self.truncation == "fusion":
                 # The reference flags one clip at random as longer when none is, drawing from
