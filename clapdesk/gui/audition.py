@@ -8,6 +8,7 @@ scrolling fast stays quiet; the rows below the current one are decoded ahead. Th
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QToolButton, QWidget
@@ -64,10 +65,11 @@ class AuditionController(QObject):
     auditioned = Signal(str)  # a path that started playing (for history)
 
     def __init__(self, player: Player, transport: TransportBar, parent: QObject | None = None,
-                 delay_ms: int = 120, auto_play: bool = True) -> None:
+                 delay_ms: int = 120, auto_play: bool = True, waveform: Any = None) -> None:
         super().__init__(parent)
         self.player = player
         self.transport = transport
+        self.waveform = waveform  # a waveform.WaveformView, when that module is present
         self.auto_play = auto_play
         self.timer = QTimer(self)
         self.timer.setSingleShot(True)
@@ -79,6 +81,15 @@ class AuditionController(QObject):
         player.position.connect(transport.show_position)
         transport.loop.toggled.connect(player.set_loop)
         transport.volume.valueChanged.connect(lambda v: player.set_volume(v / 100.0))
+        if waveform is not None:
+            player.position.connect(waveform.set_position)
+            player.stopped.connect(waveform.clear_position)
+            waveform.seek_requested.connect(player.seek)
+
+    def show_wave(self, path: str | None) -> None:
+        """Draw the waveform of what was chosen; called after play() so sound comes first."""
+        if self.waveform is not None and path and self.waveform.path != path:
+            self.waveform.set_file(path)
 
     def set_delay(self, delay_ms: int) -> None:
         self.timer.setInterval(max(0, delay_ms))
@@ -89,6 +100,7 @@ class AuditionController(QObject):
             self.player.predecode(ahead[:PREDECODE_ROWS])
         if path is None or not self.auto_play:
             self.timer.stop()
+            self.show_wave(path)
             return
         self.pending = path
         self.timer.start()
@@ -101,6 +113,7 @@ class AuditionController(QObject):
             self.player.stop()
         else:
             self.player.play(path)
+        self.show_wave(path)
 
     def toggle(self, path: str | None) -> None:
         self.timer.stop()
@@ -108,6 +121,7 @@ class AuditionController(QObject):
             self.player.stop()
         else:
             self.player.play(path)
+            self.show_wave(path)
 
     def stop(self) -> None:
         self.timer.stop()
@@ -117,6 +131,7 @@ class AuditionController(QObject):
     def _play_pending(self) -> None:
         if self.pending:
             self.player.play(self.pending)
+            self.show_wave(self.pending)
             self.pending = None
 
     def _started(self, path: str) -> None:

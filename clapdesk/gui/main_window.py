@@ -8,9 +8,6 @@ through one TaskRunner. The window is usable before the model has loaded.
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
 
 from PySide6.QtCore import (
     QEvent,
@@ -20,14 +17,12 @@ from PySide6.QtCore import (
     QSortFilterProxyModel,
     Qt,
     QTimer,
-    QUrl,
 )
-from PySide6.QtGui import QCloseEvent, QDesktopServices, QKeyEvent
+from PySide6.QtGui import QCloseEvent, QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
     QDockWidget,
-    QFileDialog,
     QHeaderView,
     QLabel,
     QMainWindow,
@@ -46,26 +41,45 @@ from clapdesk.core.model import ModelError
 from clapdesk.core.query import ParsedQuery
 from clapdesk.core.search import Filters, Hit
 from clapdesk.gui import jobs
-from clapdesk.gui.actions import build_actions, shortcut_table
+from clapdesk.gui.actions import build_actions
 from clapdesk.gui.audition import AuditionController, TransportBar
+from clapdesk.gui.commands import WindowCommands
 from clapdesk.gui.delegates import MatchBarDelegate
 from clapdesk.gui.indexing import IndexingController, IndexProgress
 from clapdesk.gui.model_control import READY, UNAVAILABLE, DownloadDialog, ModelController
 from clapdesk.gui.panels import QUERY, FailuresPanel, SidePanel
 from clapdesk.gui.player import Player
-from clapdesk.gui.results_model import MATCH, NAME, OBJECT_ROLE, SORT_ROLE, TAGS, WAVE, ResultsModel
+from clapdesk.gui.results_model import (
+    BPM,
+    DURATION,
+    FOLDER,
+    KEY,
+    KIND,
+    MATCH,
+    NAME,
+    OBJECT_ROLE,
+    SORT_ROLE,
+    TAGS,
+    WAVE,
+    ResultsModel,
+)
 from clapdesk.gui.search_bar import SearchBar
 from clapdesk.gui.settings import Settings
-from clapdesk.gui.settings_dialog import SettingsDialog
 from clapdesk.gui.theme import app_icon
 from clapdesk.gui.workers import TaskRunner
 
+try:  # audition's waveform and row thumbnails (waveform.py); the window works without them
+    from clapdesk.gui.waveform import ThumbnailLoader, WaveformView
+except ImportError:  # pragma: no cover - a partial install
+    ThumbnailLoader = WaveformView = None  # type: ignore[assignment, misc]
+
 log = logging.getLogger(__name__)
+THUMB_WIDTH = 96
 
 LIVE_REFRESH_MS = 3000  # while indexing, the browsed place is re-read this often
 
 
-class MainWindow(QMainWindow):
+class MainWindow(WindowCommands, QMainWindow):
     def __init__(self, library: Library, settings: Settings | None = None,
                  player: Player | None = None) -> None:
         super().__init__()
@@ -84,9 +98,16 @@ class MainWindow(QMainWindow):
         self.query_recorded = True
         self._build_views()
         self.player = player or Player(self)
+        self.waveform = None
+        if WaveformView is not None:
+            self.waveform = WaveformView(self.audition_box, player=self.player)
+            self.waveform.setMinimumHeight(90)
+            self.audition_box.layout().insertWidget(0, self.waveform, 1)
+            self.waveform.region_exported.connect(
+                lambda p: self.statusBar().showMessage(f"Region saved as {p}", 6000))
         self.audition = AuditionController(
             self.player, self.transport, self, self.settings.get("auto_play_delay_ms"),
-            self.settings.get("auto_play"))
+            self.settings.get("auto_play"), self.waveform)
         self.audition.auditioned.connect(self._auditioned)
         self.player.error.connect(lambda message: self.statusBar().showMessage(message, 8000))
         self.actions_by_name = build_actions(self)
@@ -139,10 +160,18 @@ class MainWindow(QMainWindow):
         header = self.view.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(TAGS, QHeaderView.ResizeMode.Stretch)
-        self.view.setColumnWidth(NAME, 320)
-        self.view.setColumnWidth(MATCH, 90)
+        em = self.fontMetrics().horizontalAdvance("0")  # widths in characters: right at 200 %
+        for column, chars in ((NAME, 30), (MATCH, 11), (DURATION, 9), (BPM, 7), (KEY, 11),
+                              (KIND, 10), (FOLDER, 16)):
+            self.view.setColumnWidth(column, chars * em)
         self.view.setItemDelegateForColumn(MATCH, MatchBarDelegate(self.view))
-        self.view.setColumnHidden(WAVE, True)  # shown once thumbnails are available
+        self.thumbnails = ThumbnailLoader(self) if ThumbnailLoader is not None else None
+        if self.thumbnails is not None:
+            self.model.thumbnail = self._thumbnail
+            self.thumbnails.ready.connect(lambda path: self.model.refresh_column(WAVE, path))
+            self.view.setColumnWidth(WAVE, THUMB_WIDTH + 8)
+        else:
+            self.view.setColumnHidden(WAVE, True)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._row_menu)
         self.view.selectionModel().currentRowChanged.connect(self._current_changed)
@@ -192,6 +221,10 @@ class MainWindow(QMainWindow):
         self.model_label.setObjectName("modelState")
         self.statusBar().addPermanentWidget(self.progress)
         self.statusBar().addPermanentWidget(self.model_label)
+
+    def _thumbnail(self, path: str) -> object:
+        height = max(12, self.view.verticalHeader().defaultSectionSize() - 6)
+        return self.thumbnails.request(path, THUMB_WIDTH, height, self.devicePixelRatioF())
 
     def _restore_layout(self) -> None:
         geometry = self.settings.layout("geometry")
@@ -452,125 +485,6 @@ class MainWindow(QMainWindow):
         if self.search.text().strip():
             self._record_query()  # a query good enough to listen to is worth remembering
 
-    # -- commands (named by actions.py) ---------------------------------------------------------
-    def on_add_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Add a folder of samples")
-        if folder:
-            self.indexing.index([folder])
-
-    def on_update_library(self) -> None:
-        roots = [path for _, path in self.library.catalog.roots()]
-        if roots:
-            self.indexing.index(roots)
-
-    def on_cancel_indexing(self) -> None:
-        self.indexing.cancel()
-
-    def on_show_failures(self) -> None:
-        self.failures_dock.show()
-        self.failures_dock.raise_()
-
-    def on_fine_tune(self) -> None:
-        try:
-            from clapdesk.gui.finetune_wizard import FineTuneWizard
-        except ImportError as exc:
-            self.statusBar().showMessage(f"Fine-tuning is not available in this build ({exc})", 8000)
-            return
-        wizard = FineTuneWizard(self.library, self)
-        wizard.open()
-
-    def on_settings(self) -> None:
-        roots = [path for _, path in self.library.catalog.roots()]
-        dialog = SettingsDialog(self.settings, roots, self)
-        if dialog.exec() != SettingsDialog.DialogCode.Accepted:
-            return
-        dialog.save()
-        self.audition.auto_play = self.settings.get("auto_play")
-        self.audition.set_delay(self.settings.get("auto_play_delay_ms"))
-        self.player.set_device(self.settings.get("audio_output") or None)
-        self.indexing.watching = self.settings.get("watch_folders")
-        added = [f for f in dialog.folders() if f not in roots]
-        for gone in (f for f in roots if f not in dialog.folders()):
-            self.indexing.remove(gone)
-        if added:
-            self.indexing.index(added)
-        if self.settings.get("model") and self.settings.get("model") != self.library.model_ref:
-            self.statusBar().showMessage("The new model is used from the next start.", 8000)
-
-    def on_quit(self) -> None:
-        self.close()
-
-    def on_find(self) -> None:
-        self.search.field.setFocus()
-        self.search.field.selectAll()
-
-    def on_play_stop(self) -> None:
-        hit = self.current_hit()
-        self.audition.toggle(hit.file.path if hit else None)
-
-    def on_stop(self) -> None:
-        self.audition.stop()
-
-    def on_loop(self, on: bool) -> None:
-        self.transport.loop.setChecked(on)
-        self.settings.set("loop", on)
-
-    def on_volume_up(self) -> None:
-        self.transport.volume.setValue(self.transport.volume.value() + 5)
-
-    def on_volume_down(self) -> None:
-        self.transport.volume.setValue(self.transport.volume.value() - 5)
-
-    def on_similar(self) -> None:
-        hit = self.current_hit()
-        if hit is None:
-            return
-        if self.model_ctl.state != READY:
-            self.statusBar().showMessage("Similar sounds need the model; it is not ready yet.", 6000)
-            return
-        self.generation += 1
-        self.runner.submit(jobs.run_similar, self.library, self.generation, lambda: self.generation,
-                           hit.file.path, self.settings.get("results"), Filters(), pool="model",
-                           name="similar", on_result=self._show_search, on_error=self._search_failed)
-
-    def on_favourite(self) -> None:
-        hits = self.selected_hits()
-        if not hits:
-            return
-        on = any(h.file.id not in self.favourite_ids for h in hits)
-        for hit in hits:
-            self.library.catalog.add_favourite(hit.file.id, on)
-            (self.favourite_ids.add if on else self.favourite_ids.discard)(hit.file.id)
-        self.statusBar().showMessage(
-            f"{len(hits)} sound(s) {'added to' if on else 'removed from'} favourites", 4000)
-        self.refresh_overview()
-
-    def on_reveal(self) -> None:
-        hit = self.current_hit()
-        if hit is not None:
-            reveal_in_file_manager(hit.file.path)
-
-    def on_copy_path(self) -> None:
-        paths = self.selected_paths()
-        if paths:
-            QApplication.clipboard().setText("\n".join(display_path(p) for p in paths))
-            self.statusBar().showMessage(f"Copied {len(paths)} path(s)", 3000)
-
-    def on_toggle_side(self, on: bool) -> None:
-        self.side.setVisible(on)
-
-    def on_shortcuts(self) -> None:
-        rows = "".join(f"<tr><td><b>{keys}</b></td><td>&nbsp;&nbsp;{what}</td></tr>"
-                       for keys, what in shortcut_table())
-        QMessageBox.information(self, "Keyboard shortcuts", f"<table>{rows}</table>")
-
-    def on_about(self) -> None:
-        from clapdesk import __version__
-
-        QMessageBox.about(self, "About clapdesk",
-                          f"<b>clapdesk {__version__}</b><br>Find sounds in your own sample "
-                          "library by describing them. Local and private: your files never move.")
-
     # -- closing ------------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:
         self.settings.set_layout("geometry", self.saveGeometry())
@@ -596,16 +510,3 @@ class MainWindow(QMainWindow):
         self.runner.shutdown()
         self.library.close()
 
-
-def reveal_in_file_manager(path: str) -> None:
-    """Show the file selected in the system's file manager (its folder where that is all we can)."""
-    try:
-        if sys.platform == "darwin":
-            subprocess.Popen(["open", "-R", path])
-            return
-        if sys.platform == "win32":
-            subprocess.Popen(["explorer", "/select,", os.path.normpath(path)])
-            return
-    except OSError:
-        pass
-    QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.dirname(path)))

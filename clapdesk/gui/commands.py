@@ -1,0 +1,164 @@
+"""The window's commands: every `on_<name>` slot that actions.py connects to a menu entry.
+
+Kept apart from main_window.py so that each file reads in one sitting; `WindowCommands` is a
+mixin of MainWindow and uses its widgets and controllers.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QUrl
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
+
+from clapdesk.core.catalog import display_path
+from clapdesk.core.search import Filters
+from clapdesk.gui import jobs
+from clapdesk.gui.actions import shortcut_table
+from clapdesk.gui.model_control import READY
+from clapdesk.gui.settings_dialog import SettingsDialog
+
+if TYPE_CHECKING:
+    from clapdesk.gui.main_window import MainWindow
+
+    _Base = MainWindow
+else:
+    _Base = object
+
+
+class WindowCommands(_Base):
+    def on_add_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add a folder of samples")
+        if folder:
+            self.indexing.index([folder])
+
+    def on_update_library(self) -> None:
+        roots = [path for _, path in self.library.catalog.roots()]
+        if roots:
+            self.indexing.index(roots)
+
+    def on_cancel_indexing(self) -> None:
+        self.indexing.cancel()
+
+    def on_show_failures(self) -> None:
+        self.failures_dock.show()
+        self.failures_dock.raise_()
+
+    def on_fine_tune(self) -> None:
+        try:
+            from clapdesk.gui.finetune_wizard import FineTuneWizard
+        except ImportError as exc:
+            self.statusBar().showMessage(f"Fine-tuning is not available in this build ({exc})", 8000)
+            return
+        wizard = FineTuneWizard(self.library, self)
+        wizard.open()
+
+    def on_settings(self) -> None:
+        roots = [path for _, path in self.library.catalog.roots()]
+        dialog = SettingsDialog(self.settings, roots, self)
+        if dialog.exec() != SettingsDialog.DialogCode.Accepted:
+            return
+        dialog.save()
+        self.audition.auto_play = self.settings.get("auto_play")
+        self.audition.set_delay(self.settings.get("auto_play_delay_ms"))
+        self.player.set_device(self.settings.get("audio_output") or None)
+        self.indexing.watching = self.settings.get("watch_folders")
+        added = [f for f in dialog.folders() if f not in roots]
+        for gone in (f for f in roots if f not in dialog.folders()):
+            self.indexing.remove(gone)
+        if added:
+            self.indexing.index(added)
+        if self.settings.get("model") and self.settings.get("model") != self.library.model_ref:
+            self.statusBar().showMessage("The new model is used from the next start.", 8000)
+
+    def on_quit(self) -> None:
+        self.close()
+
+    def on_find(self) -> None:
+        self.search.field.setFocus()
+        self.search.field.selectAll()
+
+    def on_play_stop(self) -> None:
+        hit = self.current_hit()
+        self.audition.toggle(hit.file.path if hit else None)
+
+    def on_stop(self) -> None:
+        self.audition.stop()
+
+    def on_loop(self, on: bool) -> None:
+        self.transport.loop.setChecked(on)
+        self.settings.set("loop", on)
+
+    def on_volume_up(self) -> None:
+        self.transport.volume.setValue(self.transport.volume.value() + 5)
+
+    def on_volume_down(self) -> None:
+        self.transport.volume.setValue(self.transport.volume.value() - 5)
+
+    def on_similar(self) -> None:
+        hit = self.current_hit()
+        if hit is None:
+            return
+        if self.model_ctl.state != READY:
+            self.statusBar().showMessage("Similar sounds need the model; it is not ready yet.", 6000)
+            return
+        self.generation += 1
+        self.runner.submit(jobs.run_similar, self.library, self.generation, lambda: self.generation,
+                           hit.file.path, self.settings.get("results"), Filters(), pool="model",
+                           name="similar", on_result=self._show_search, on_error=self._search_failed)
+
+    def on_favourite(self) -> None:
+        hits = self.selected_hits()
+        if not hits:
+            return
+        on = any(h.file.id not in self.favourite_ids for h in hits)
+        for hit in hits:
+            self.library.catalog.add_favourite(hit.file.id, on)
+            (self.favourite_ids.add if on else self.favourite_ids.discard)(hit.file.id)
+        self.statusBar().showMessage(
+            f"{len(hits)} sound(s) {'added to' if on else 'removed from'} favourites", 4000)
+        self.refresh_overview()
+
+    def on_reveal(self) -> None:
+        hit = self.current_hit()
+        if hit is not None:
+            reveal_in_file_manager(hit.file.path)
+
+    def on_copy_path(self) -> None:
+        paths = self.selected_paths()
+        if paths:
+            QApplication.clipboard().setText("\n".join(display_path(p) for p in paths))
+            self.statusBar().showMessage(f"Copied {len(paths)} path(s)", 3000)
+
+    def on_toggle_side(self, on: bool) -> None:
+        self.side.setVisible(on)
+
+    def on_shortcuts(self) -> None:
+        rows = "".join(f"<tr><td><b>{keys}</b></td><td>&nbsp;&nbsp;{what}</td></tr>"
+                       for keys, what in shortcut_table())
+        QMessageBox.information(self, "Keyboard shortcuts", f"<table>{rows}</table>")
+
+    def on_about(self) -> None:
+        from clapdesk import __version__
+
+        QMessageBox.about(self, "About clapdesk",
+                          f"<b>clapdesk {__version__}</b><br>Find sounds in your own sample "
+                          "library by describing them. Local and private: your files never move.")
+
+
+def reveal_in_file_manager(path: str) -> None:
+    """Show the file selected in the system's file manager (its folder where that is all we can)."""
+    try:
+        if sys.platform == "darwin":
+            subprocess.Popen(["open", "-R", path])
+            return
+        if sys.platform == "win32":
+            subprocess.Popen(["explorer", "/select,", os.path.normpath(path)])
+            return
+    except OSError:
+        pass
+    QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.dirname(path)))
