@@ -35,7 +35,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -137,6 +137,7 @@ class Player(QObject):
         self._ahead = ThreadPoolExecutor(1, thread_name_prefix="clapdesk-ahead")
         self._inflight: dict[str, Future[tuple[np.ndarray, int]]] = {}
         self._ahead_pending: dict[str, Future[tuple[np.ndarray, int]]] = {}
+        self._urgent_pending: dict[str, Future[tuple[np.ndarray, int]]] = {}
         self._futures_lock = threading.Lock()
 
         self._voice: _Voice | None = None
@@ -199,6 +200,7 @@ class Player(QObject):
             self._begin(request, path, cached, start, requested_at)
         else:
             self._pending_path = path
+            self._cancel_queued_plays(keep=path)
             future = self._decode(path, urgent=True)
             future.add_done_callback(
                 lambda f: self._cold_ready.emit(request, path, f, start, requested_at))
@@ -252,7 +254,10 @@ class Player(QObject):
         cached = self.cache.get(path)
         if cached is not None:
             return cached
-        return self._decode(path, urgent=True).result()
+        try:
+            return self._decode(path, urgent=True).result()
+        except CancelledError:  # a play() of another row dropped it from the queue: ask again
+            return self._decode(path, urgent=True).result()
 
     def predecode(self, paths: Iterable[str | os.PathLike[str]]) -> None:
         wanted = [os.fspath(p) for p in paths][:PREDECODE_AHEAD]
@@ -293,9 +298,16 @@ class Player(QObject):
             pool = self._urgent if urgent else self._ahead
             future = pool.submit(self._read, path)
             self._inflight[path] = future
-            if not urgent:
-                self._ahead_pending[path] = future
+            (self._urgent_pending if urgent else self._ahead_pending)[path] = future
             return future
+
+    def _cancel_queued_plays(self, keep: str) -> None:
+        """Arrowing fast over cold rows: only the row the user stopped on is worth decoding."""
+        with self._futures_lock:
+            for path, future in list(self._urgent_pending.items()):
+                if path != keep and future.cancel():
+                    self._urgent_pending.pop(path, None)
+                    self._inflight.pop(path, None)
 
     def _read(self, path: str) -> tuple[np.ndarray, int]:
         try:
@@ -306,6 +318,7 @@ class Player(QObject):
             with self._futures_lock:
                 self._inflight.pop(path, None)
                 self._ahead_pending.pop(path, None)
+                self._urgent_pending.pop(path, None)
 
     def _decoded_for_play(self, request: int, path: str, future: Future[Any], start: float,
                           requested_at: float) -> None:

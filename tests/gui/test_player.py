@@ -69,6 +69,8 @@ for step in plan:
     report["cached_before_play"].append(player.decoded(step["play"]) is not None)
     player.set_volume(step.get("volume", 1.0))
     player.set_loop(bool(step.get("loop_for")))
+    for skipped in step.get("skip_through", []):
+        player.play(skipped)  # arrowing on before these finish decoding
     player.play(step["play"])
     if step.get("twice"):
         player.play(step["play"])
@@ -114,6 +116,22 @@ def test_a_tone_plays_through_portaudio_into_the_capture_file(tmp_path: Path) ->
     spectrum = np.abs(np.fft.rfft(tone_part))
     assert abs(np.argmax(spectrum) * RATE / expected - 440.0) < 5.0  # the tone, not noise
     np.testing.assert_allclose(captured[:expected, 0], captured[:expected, 1], atol=1e-4)
+
+
+@needs_portaudio
+def test_arrowing_through_cold_rows_plays_only_the_last(tmp_path: Path) -> None:
+    config, capture = asound.write_capture_config(tmp_path / "alsa")
+    passed = [str(write_tone(tmp_path / f"skip{i}.wav", seconds=3.0, freq=200 + 40 * i))
+              for i in range(3)]
+    last = write_tone(tmp_path / "last.wav", seconds=0.3, freq=880)
+
+    report = run_plan([{"play": str(last), "skip_through": passed}], config)
+
+    assert report["events"] == [["started", str(last)], ["stopped"]]
+    captured = asound.read_capture(capture)[:, 0]
+    assert len(captured) < int(0.3 * RATE) + 2 * 4096  # none of the 3 s rows got through
+    spectrum = np.abs(np.fft.rfft(captured))
+    assert abs(np.argmax(spectrum) * RATE / len(captured) - 880.0) < 10.0
 
 
 @needs_portaudio
