@@ -142,6 +142,8 @@ def test_rejects_what_it_cannot_reproduce() -> None:
     features = BatchedLogMel(ClapFeatureExtractor(truncation="rand_trunc"))
     with pytest.raises(ValueError, match="more than 480000"):
         features([np.zeros(10 * SR + 1, dtype=np.float32)])
+    with pytest.raises(ValueError, match="mono"):
+        features([np.zeros((2, SR), dtype=np.float32)])
     with pytest.raises(ValueError, match="empty"):
         features([np.zeros(0, dtype=np.float32)])
     with pytest.raises(ValueError, match="Hz"):

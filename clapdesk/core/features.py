@@ -32,7 +32,7 @@ class BatchedLogMel:
     `compute_dtype` is the precision of the STFT, mel projection and log. float32 (the default)
     is about 5x faster than float64 on a CPU and differs from the reference by under 1e-4 dB
     in bins above -40 dB and under 1e-3 dB anywhere (measured); float64 reproduces the
-    reference's numbers bit for bit (its FFT runs in float64 too) at about twice its speed.
+    reference's numbers bit for bit (its FFT runs in float64 too) at about its speed.
     """
 
     def __init__(
@@ -94,12 +94,14 @@ class BatchedLogMel:
         repeatpad: repeat the clip as many whole times as fit, then zeros;
         repeat: repeat it and cut the last repetition; pad: zeros after the clip.
         """
-        lengths = [int(np.shape(w)[0]) for w in waves]
-        if not lengths:
+        if len(waves) == 0:
             raise ValueError("no clips given")
-        for i, (wave, length) in enumerate(zip(waves, lengths, strict=True)):
+        lengths = []
+        for i, wave in enumerate(waves):
             if np.ndim(wave) != 1:
                 raise ValueError(f"clip {i} is not mono (shape {np.shape(wave)})")
+            length = len(wave)
+            lengths.append(length)
             if length == 0:
                 raise ValueError(f"clip {i} is empty")
             if length > self.nb_max_samples:
