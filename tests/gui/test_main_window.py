@@ -235,3 +235,14 @@ def test_new_files_in_a_library_folder_are_picked_up_without_a_rescan(
         pass
     assert finished.args[0].indexed == 1 and finished.args[0].unchanged == 4
     qtbot.waitUntil(lambda: window.model.rowCount() == 5, timeout=10000)
+
+
+def test_the_window_remembers_its_size_and_splitters(qtbot, make_window) -> None:  # noqa: ANN001
+    window = make_window(start=False)
+    window.resize(720, 520)  # the offscreen screen is 800x600
+    window.side_split.setSizes([200, 520])
+    sizes = window.side_split.sizes()
+    window.close()
+    again = make_window(start=False)
+    assert (again.width(), again.height()) == (720, 520)
+    assert again.side_split.sizes() == sizes
