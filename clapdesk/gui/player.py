@@ -200,6 +200,8 @@ class Player(QObject):
             self._begin(request, path, cached, start, requested_at)
         else:
             self._pending_path = path
+            with self._voice_lock:
+                self._voice = None  # the previous row falls silent while this one decodes
             self._cancel_queued_plays(keep=path)
             future = self._decode(path, urgent=True)
             future.add_done_callback(
@@ -329,6 +331,7 @@ class Player(QObject):
             self._pending_path = None
             message = str(exc) if isinstance(exc, DecodeError) else f"{type(exc).__name__}: {exc}"
             self.error.emit(f"Cannot play {os.path.basename(path)}: {message}")
+            self.stopped.emit()  # the previous row was silenced when this one was asked for
             return
         self._begin(request, path, future.result(), start, requested_at)
 

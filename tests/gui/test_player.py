@@ -220,9 +220,11 @@ def test_an_unreadable_file_is_an_error_message_not_an_exception(player: Player,
                                                                   tmp_path: Path) -> None:
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk" + os.urandom(64))
-    with qtbot.waitSignal(player.error, timeout=5000) as blocker:
+    messages: list[str] = []
+    player.error.connect(messages.append)
+    with qtbot.waitSignals([player.error, player.stopped], timeout=5000, order="strict"):
         player.play(broken)
-    assert "broken.wav" in blocker.args[0]
+    assert len(messages) == 1 and "broken.wav" in messages[0]
     assert not player.is_playing
 
 
