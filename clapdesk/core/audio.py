@@ -82,6 +82,13 @@ def explain_error(exc: BaseException, path: str | os.PathLike[str]) -> str:
         return "is a folder, not a file"
     if isinstance(exc, MemoryError):
         return "file is too large to decode"
+    try:  # libsndfile says only "System error." when the OS refused: ask the OS directly
+        with open(path, "rb"):
+            pass
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as os_exc:
+        return explain_error(os_exc, path)
+    except OSError as os_exc:
+        return f"could not read the file: {os_exc.strerror or os_exc}"
     try:
         size = os.path.getsize(path)
     except OSError:
