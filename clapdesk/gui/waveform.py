@@ -396,6 +396,11 @@ class WaveformView(QWidget):
             return
         drag = QDrag(self)
         drag.setMimeData(self.region_mime(target))
+        if self._data is not None and self._selection is not None:
+            first, last = (round(s * self._rate) for s in self._selection)
+            region = min_max_peaks(_mono(self._data[first:last]), 256)
+            drag.setPixmap(render_peaks(region, 120, 32, self.devicePixelRatioF(),
+                                        WAVE_SELECTED, BACKGROUND))
         self.drag_runner(drag)
 
     # ----------------------------------------------------------------- painting

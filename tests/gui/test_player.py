@@ -46,6 +46,8 @@ events = []
 player.started.connect(lambda path: events.append(["started", path]))
 player.stopped.connect(lambda: events.append(["stopped"]))
 player.error.connect(lambda message: events.append(["error", message]))
+positions = []
+player.position.connect(positions.append)
 
 def wait_for(signals, seconds):
     loop = QEventLoop()
@@ -83,6 +85,7 @@ for step in plan:
         wait_for_stop(step.get("wait", 5.0))
     report["latencies"].append(player.last_start_latency)
 report["events"] = events
+report["positions"] = positions
 report["available"] = player.available
 player.close()
 print(json.dumps(report))
@@ -102,6 +105,8 @@ def test_a_tone_plays_through_portaudio_into_the_capture_file(tmp_path: Path) ->
     report = run_plan([{"play": str(tone)}], config)
 
     assert report["events"] == [["started", str(tone)], ["stopped"]]
+    assert report["positions"] and all(0.0 <= p <= 0.5 for p in report["positions"])
+    assert report["positions"] == sorted(report["positions"])  # the playhead never runs back
     captured = asound.read_capture(capture)
     expected = int(0.5 * RATE)
     left = captured[:, 0]
