@@ -12,9 +12,10 @@ Where the file name states a tempo or key it wins: pack authors know their loops
   folded into 70..180 BPM and snapped to the tempo at which the loop is a whole number of
   bars when that is within 3 %.
 - key: a pitch-class profile from sustained spectral peaks (a median over time removes drum
-  hits), the bass register and the opening quarter weighted double, correlated with
-  Krumhansl-Kessler major/minor profiles; None when the sound is not tonal (flat spectrum,
-  flat profile or weak correlation).
+  hits; the bass register counts double), correlated with Krumhansl-Kessler major/minor
+  profiles. Keys within 0.1 of the best (relative major/minor share their notes) are told
+  apart by the opening quarter, since loops usually open on their tonic chord. None when the
+  sound is not tonal (flat spectrum, flat profile or weak correlation).
 - loudness_db: BS.1770-style integrated loudness (K-weighting, 400 ms blocks, -70 LUFS
   absolute and -10 LU relative gates) of the resampled copy, so content above ~5 kHz is not
   counted: close to LUFS for most material, a little low for hi-hats.
@@ -37,6 +38,8 @@ SILENCE_DB = -120.0
 LOOP_MIN_SECONDS = 0.75
 TEMPO_LOW, TEMPO_HIGH = 70.0, 180.0
 SNAP_TOLERANCE = 0.03
+KEY_TIE_MARGIN = 0.1
+OPENING_WEIGHT = 0.5
 
 # Krumhansl-Kessler probe-tone profiles, tonic first.
 _MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
@@ -343,7 +346,7 @@ def _pitch_class_profile(y: np.ndarray, rate: int) -> tuple[np.ndarray, float]:
     size = 4096 if rate >= 8000 else 2048
     hop = size // 2
     if len(y) < size // 4:
-        return np.zeros(12), 1.0
+        return np.zeros(12), np.zeros(12), 1.0
     step = rate / size
     first, last = int(40.0 / step), int(2000.0 / step) + 2
     spectrum = np.abs(np.fft.rfft(_frames(y, size, hop) * np.hanning(size).astype(np.float32), axis=1)[:, first:last])
@@ -361,7 +364,7 @@ def _pitch_class_profile(y: np.ndarray, rate: int) -> tuple[np.ndarray, float]:
     is_peak &= spectrum > 1e-3 * float(spectrum.max() + 1e-12)
     frame_index, bin_index = np.nonzero(is_peak)
     if len(frame_index) == 0:
-        return np.zeros(12), flatness
+        return np.zeros(12), np.zeros(12), flatness
     log_spec = np.log(spectrum + 1e-9)
     left, centre, right = (log_spec[frame_index, bin_index + d] for d in (-1, 0, 1))
     curvature = left - 2 * centre + right
@@ -374,11 +377,8 @@ def _pitch_class_profile(y: np.ndarray, rate: int) -> tuple[np.ndarray, float]:
     flat_index = frame_index * 12 + np.round(midi).astype(int) % 12
     per_frame = np.bincount(flat_index, weights=weight, minlength=len(spectrum) * 12).reshape(-1, 12)
     whole = per_frame.sum(axis=0)
-    # Loops nearly always open on their tonic chord, which is what tells A minor from C major
-    # when the chords are the same (Am-F-C-G): the opening quarter counts as much again.
     opening = per_frame[: max(1, len(per_frame) // 4)].sum(axis=0)
-    profile = whole / (whole.sum() + 1e-12) + opening / (opening.sum() + 1e-12)
-    return profile, flatness
+    return whole / (whole.sum() + 1e-12), opening / (opening.sum() + 1e-12), flatness
 
 
 def _key_scores(profile: np.ndarray) -> np.ndarray:
@@ -395,13 +395,18 @@ def _key_scores(profile: np.ndarray) -> np.ndarray:
 
 
 def _estimate_key(y: np.ndarray, rate: int) -> str | None:
-    profile, flatness = _pitch_class_profile(y, rate)
-    total = float(profile.sum())
-    if total <= 1e-9:
+    whole, opening, flatness = _pitch_class_profile(y, rate)
+    if float(whole.sum()) <= 1e-9:
         return None
-    contrast = float(profile.std() / profile.mean())
-    scores = _key_scores(profile)
+    contrast = float(whole.std() / whole.mean())
+    scores = _key_scores(whole)
     best = int(np.argmax(scores))
     if flatness > 0.35 or contrast < 0.45 or scores[best] < 0.6:
         return None  # noise, drums or something too ambiguous to name
+    # Keys that fit the notes almost as well (A minor and C major share every note of
+    # Am-F-C-G) are told apart by the opening: loops usually start on their tonic chord.
+    close = np.flatnonzero(scores >= scores[best] - KEY_TIE_MARGIN)
+    if len(close) > 1:
+        blended = _key_scores(whole + OPENING_WEIGHT * opening)
+        best = int(close[np.argmax(blended[close])])
     return names.canonical_key(best % 12, best >= 12)
