@@ -1,0 +1,142 @@
+"""Big inputs: an hour-long file indexed in bounded memory, a folder of 20,000 files, and a file
+the indexing user may not read (tested as an unprivileged user even when CI runs as root)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from child import child_env, clapdesk_cmd
+from conftest import family_sound, write_sound
+from corpus import write_streaming_wav
+
+from clapdesk.core import indexer as indexer_module
+from clapdesk.core.library import Library
+from clapdesk.core.scan import walk_audio
+
+
+def peak_rss_mb(cmd: list[str], env: dict[str, str]) -> tuple[int, float, str]:
+    """(exit code, the child's own peak resident memory in MB, stderr)."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    err = proc.stderr.read().decode(errors="replace")
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, usage.ru_maxrss / 1024, err  # ru_maxrss is in KiB on Linux
+
+
+@pytest.mark.slow
+def test_hour_long_file_is_indexed_in_bounded_memory(tmp_path: Path, tiny_model: Path) -> None:
+    """One hour of mono 16-bit audio at 8 kHz is a 58 MB file; decoded whole to float32 at the
+    model's 48 kHz it would be 690 MB. The peak memory of indexing it must stay within 48 MB of
+    indexing a 10-second file: the file is read window by window, never whole."""
+    long_dir, short_dir = tmp_path / "long", tmp_path / "short"
+    long_dir.mkdir()
+    write_streaming_wav(long_dir / "field_recording.wav", seconds=3600, rate=8000)
+    assert (long_dir / "field_recording.wav").stat().st_size > 57_000_000
+    write_sound(short_dir / "ten_seconds.wav", family_sound("pad", 1, rate=8000, seconds=10.0),
+                rate=8000)
+
+    env = child_env()
+    code, short_peak, err = peak_rss_mb(
+        clapdesk_cmd(tmp_path / "lib-short", tiny_model, "index", str(short_dir)), env)
+    assert code == 0, err
+    code, long_peak, err = peak_rss_mb(
+        clapdesk_cmd(tmp_path / "lib-long", tiny_model, "index", str(long_dir)), env)
+    assert code == 0, err
+    growth = long_peak - short_peak
+    print(f"peak RSS: 10 s file {short_peak:.0f} MB, 1 h file {long_peak:.0f} MB, "
+          f"growth {growth:.1f} MB")
+    assert growth < 48, f"indexing an hour-long file grew peak memory by {growth:.0f} MB"
+
+    library = Library(tmp_path / "lib-long", model=str(tiny_model))
+    try:
+        (record,) = library.catalog.files(where="error IS NULL")
+        assert record.duration == pytest.approx(3600.0)
+        assert record.sample_rate == 8000
+    finally:
+        library.close()
+
+
+@pytest.mark.slow
+def test_twenty_thousand_files(tmp_path: Path, tiny_model: Path,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """20,000 ten-millisecond clicks in 40 folders. What is measured at full size is what does
+    not need the model: the scan, and planning a rescan (size and mtime against the catalog).
+    Decoding and analysing 20,000 files takes minutes on a 2-core CI machine, so only one
+    folder of 500 is indexed for real; they share one sound, which must be embedded once."""
+    samples = tmp_path / "many"
+    click = io.BytesIO()
+    sf.write(click, (0.3 * np.sin(np.arange(80) / 3)).astype(np.float32), 8000, format="WAV",
+             subtype="PCM_16")
+    raw = click.getvalue()
+    started = time.perf_counter()
+    for folder in range(40):
+        target = samples / f"pack{folder:02d}"
+        target.mkdir(parents=True)
+        for i in range(500):
+            fd = os.open(target / f"click_{i:03d}.wav", os.O_WRONLY | os.O_CREAT, 0o644)
+            os.write(fd, raw)
+            os.close(fd)
+    written = time.perf_counter() - started
+
+    started = time.perf_counter()
+    scan = walk_audio(str(samples))
+    scan_seconds = time.perf_counter() - started
+    assert len(scan.found) == 20_000 and scan.not_files == [] and scan.unreadable_folders == []
+    assert scan_seconds < 10, f"scanning 20,000 files took {scan_seconds:.1f} s"
+
+    embedded = []
+    original = indexer_module.ClapEmbedder.pooled_features
+
+    def counting(self, files):  # type: ignore[no-untyped-def]
+        embedded.append(len(files))
+        return original(self, files)
+
+    monkeypatch.setattr(indexer_module.ClapEmbedder, "pooled_features", counting)
+    library = Library(model=str(tiny_model))
+    try:
+        started = time.perf_counter()
+        report = library.index_folders([str(samples / "pack00")])
+        index_seconds = time.perf_counter() - started
+        assert report.indexed == 500 and report.failed == []
+        assert sum(embedded) == 1, "identical content is embedded once"
+        started = time.perf_counter()
+        again = library.index_folders([str(samples / "pack00")])
+        rescan_seconds = time.perf_counter() - started
+        assert again.unchanged == 500 and again.indexed == 0 and sum(embedded) == 1
+    finally:
+        library.close()
+    print(f"20k files: written in {written:.1f} s, scanned in {scan_seconds:.2f} s; "
+          f"500 indexed in {index_seconds:.1f} s, unchanged rescan of 500 in {rescan_seconds:.2f} s")
+    assert rescan_seconds < 5
+
+
+def test_unreadable_file_without_root_powers(tmp_path: Path, tiny_model: Path) -> None:
+    """chmod 000 stops anyone but root, and CI runs as root. So as root the real `clapdesk
+    index` runs through `setpriv` without the capabilities that let root read anything
+    (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH): still uid 0, but bound by file permissions."""
+    samples = tmp_path / "samples"
+    write_sound(samples / "locked.wav", family_sound("kick", 1))
+    write_sound(samples / "open.wav", family_sound("pad", 2))
+    os.chmod(samples / "locked.wav", 0)
+    cmd = clapdesk_cmd(tmp_path / "library", tiny_model, "index", str(samples))
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without util-linux setpriv: root reads any file")
+        cmd = [setpriv, "--bounding-set=-dac_override,-dac_read_search", *cmd]
+    done = subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["indexed"] == 1
+    assert report["failed"] == [{"path": str(samples / "locked.wav"),
+                                 "error": "permission denied: clapdesk may not read this file"}]
