@@ -404,10 +404,11 @@ class Player(QObject):
             return None
         try:
             info = sd.query_devices(self._device, kind="output")
-        except Exception as exc:  # noqa: BLE001 - no default output, unknown name, bad index
-            what = "no default audio output" if self._device is None else \
-                f"no audio output called {self._device!r}"
-            self._report_unavailable(f"{what} ({exc})")
+        except Exception:  # noqa: BLE001 - no default output, unknown name, bad index
+            # PortAudio's own words ("Error querying device -1") mean nothing to a producer.
+            self._report_unavailable(
+                "no audio output device was found" if self._device is None
+                else f"the audio output {self._device!r} was not found")
             return None
         if int(info["max_output_channels"]) < 1:
             self._report_unavailable(f"{info['name']} has no output channels")
