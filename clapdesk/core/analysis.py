@@ -29,7 +29,7 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import signal
+from scipy import fft, signal
 
 from clapdesk.core import names
 
@@ -161,7 +161,7 @@ def _brightness(x: np.ndarray, sr: int) -> float:
     if len(x) < 64:
         return 0.0
     frames = _frames(x, size, max(size // 2, (len(x) - size) // 48 + 1), center=len(x) < size)
-    power = (np.abs(np.fft.rfft(frames * np.hanning(size), axis=1)) ** 2).sum(axis=0)
+    power = (np.abs(fft.rfft(frames * np.hanning(size).astype(np.float32), axis=1)) ** 2).sum(axis=0)
     total = float(power.sum())
     if total <= 1e-12:
         return 0.0
@@ -221,11 +221,11 @@ def _onset_bands(y: np.ndarray, rate: int) -> tuple[np.ndarray, float]:
     fps = rate / hop
     if len(y) < 2:
         return np.zeros((3, 1)), fps
-    spectrum = np.abs(np.fft.rfft(_frames(y, size, hop) * np.hanning(size).astype(np.float32), axis=1))
+    spectrum = np.abs(fft.rfft(_frames(y, size, hop) * np.hanning(size).astype(np.float32), axis=1))
     top = float(spectrum.max())
     if top <= 1e-9:
         return np.zeros((3, len(spectrum))), fps
-    logmag = np.log1p(spectrum * (1000.0 / top))
+    logmag = np.log1p(spectrum * np.float32(1000.0 / top))
     # Silence before the file: a sound that starts at once has an onset at 0.
     flux = np.maximum(0.0, np.diff(logmag, axis=0, prepend=np.zeros_like(logmag[:1])))
     freqs = np.fft.rfftfreq(size, 1.0 / rate)
@@ -349,7 +349,7 @@ def _pitch_class_profile(y: np.ndarray, rate: int) -> tuple[np.ndarray, float]:
         return np.zeros(12), np.zeros(12), 1.0
     step = rate / size
     first, last = int(40.0 / step), int(2000.0 / step) + 2
-    spectrum = np.abs(np.fft.rfft(_frames(y, size, hop) * np.hanning(size).astype(np.float32), axis=1)[:, first:last])
+    spectrum = np.abs(fft.rfft(_frames(y, size, hop) * np.hanning(size).astype(np.float32), axis=1)[:, first:last])
     if len(spectrum) >= 3:
         # A median over three frames (~0.5 s) keeps held notes and drops drum hits.
         padded = np.pad(spectrum, ((1, 1), (0, 0)), mode="edge")
