@@ -75,6 +75,7 @@ except ImportError:  # pragma: no cover - a partial install
 
 log = logging.getLogger(__name__)
 THUMB_WIDTH = 96
+MODEL_START_LATEST_MS = 1000
 
 LIVE_REFRESH_MS = 3000  # while indexing, the browsed place is re-read this often
 
@@ -96,6 +97,7 @@ class MainWindow(WindowCommands, QMainWindow):
         self.pending_search: tuple[str, ParsedQuery] | None = None
         self.last_query = ""
         self.query_recorded = True
+        self._model_started = False
         self._build_views()
         self.player = player or Player(self)
         self.waveform = None
@@ -246,7 +248,14 @@ class MainWindow(WindowCommands, QMainWindow):
         self.refresh_overview()
         self.browse()
         self.indexing.rewatch()
-        self.model_ctl.start()
+        # Importing torch holds the interpreter lock for long stretches: begin once the
+        # library is on screen (or after a second at the latest), never before.
+        QTimer.singleShot(MODEL_START_LATEST_MS, self._start_model)
+
+    def _start_model(self) -> None:
+        if not self._model_started and not getattr(self, "_shut", False):
+            self._model_started = True
+            self.model_ctl.start()
 
     # -- places and browsing ------------------------------------------------------------------
     def refresh_overview(self) -> None:
@@ -279,6 +288,8 @@ class MainWindow(WindowCommands, QMainWindow):
                            name="browse", on_result=lambda hits: self._show_browse(generation, hits))
 
     def _show_browse(self, generation: int, hits: list[Hit]) -> None:
+        if not self._model_started:
+            QTimer.singleShot(0, self._start_model)
         if generation != self.generation:
             return
         kind, value = self.place
