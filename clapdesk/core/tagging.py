@@ -41,7 +41,11 @@ def analyse_file(decoded: DecodedAudio, path: str) -> dict[str, object]:
     """Catalog columns from the analysis of the decoded start of a file."""
     from clapdesk.core.analysis import analyse
 
-    result = analyse(decoded.analysis, decoded.analysis_rate, name=os.path.basename(path))
+    # Only the first stretch is decoded for analysis: the real length still decides loop or hit.
+    # The parent folder counts too: "Drum Loops/dusty 01.wav" is a loop.
+    near_name = os.path.join(os.path.basename(os.path.dirname(path)), os.path.basename(path))
+    result = analyse(decoded.analysis, decoded.analysis_rate, name=near_name,
+                     total_duration=decoded.info.duration)
     return {
         "bpm": result.bpm, "bpm_source": result.bpm_source,
         "musical_key": result.key, "key_source": result.key_source, "kind": result.kind,
