@@ -27,7 +27,7 @@ def application() -> QApplication:
         app = QApplication(sys.argv[:1])
     app.setApplicationName("clapdesk")
     app.setApplicationDisplayName("clapdesk")
-    app.setDesktopFileName("io.github.clapdesk")
+    app.setDesktopFileName("clapdesk")  # packaging/clapdesk.desktop
     app.setWindowIcon(app_icon())
     apply_dark_theme(app)
     return app
