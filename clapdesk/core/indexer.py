@@ -206,6 +206,10 @@ class Indexer:
                         if job is None:
                             break
                         pending.append(pool.submit(_decode_job, job, rate, vanished_hashes))
+                    if self._vocabulary is None:
+                        # The auto-tag prompts go through the text tower while the first files
+                        # decode, instead of stalling the first batch after they have.
+                        self._vocabulary = _vocabulary_vectors(embedder)
                     if not pending:
                         break
                     item = pending.popleft().result()
@@ -318,7 +322,7 @@ class Indexer:
         feats = embedder.pooled_features([d.decoded.windows for d in items])  # type: ignore[union-attr]
         vectors = embedder.project_audio(feats)
         if self._vocabulary is None:
-            self._vocabulary = embedder.embed_text([f"the sound of {w}" for w in AUTO_TAG_VOCABULARY])
+            self._vocabulary = _vocabulary_vectors(embedder)
         suggestions = auto_tags(vectors, self._vocabulary)
         ids = []
         with self.catalog.transaction():
@@ -336,6 +340,10 @@ class Indexer:
             self._copy_twin(item, twins[0], embedder)
             report.duplicates += 1
             report.indexed += 1
+
+
+def _vocabulary_vectors(embedder: ClapEmbedder) -> np.ndarray:
+    return embedder.embed_text([f"the sound of {w}" for w in AUTO_TAG_VOCABULARY])
 
 
 def _decode_job(job: _Job, model_rate: int, vanished_hashes: set[str]) -> _Decoded:

@@ -1,0 +1,100 @@
+"""The fast paths of indexing really are the ones taken: each file's sound is embedded once,
+in batches, through the batched log-mel rather than the reference extractor."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import family_sound, write_sound
+
+from clapdesk.core import indexer
+from clapdesk.core.library import Library
+from clapdesk.core.model import ClapEmbedder
+
+
+@pytest.fixture
+def model_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of windows in every call to the model (the real method still runs)."""
+    calls: list[int] = []
+    real = ClapEmbedder.features_for
+
+    def spy(self: ClapEmbedder, windows):
+        calls.append(len(windows))
+        return real(self, windows)
+
+    monkeypatch.setattr(ClapEmbedder, "features_for", spy)
+    return calls
+
+
+def sample_folder(root: Path) -> Path:
+    write_sound(root / "drums" / "kick.wav", family_sound("kick", 1))
+    write_sound(root / "drums" / "hat.wav", family_sound("hihat", 2, rate=48000), rate=48000)
+    write_sound(root / "synths" / "pad.wav", family_sound("pad", 3, rate=22050, seconds=12.0),
+                rate=22050)
+    write_sound(root / "synths" / "bass.wav", family_sound("bass", 4), subtype="PCM_24")
+    return root
+
+
+def test_identical_files_are_embedded_once(tiny_model: Path, tmp_path: Path,
+                                           model_calls: list[int],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # Small batches, so copies land both in the batch of their original and in later ones.
+    monkeypatch.setattr(indexer, "BATCH_WINDOWS", 2)
+    folder = sample_folder(tmp_path / "samples")
+    shutil.copy(folder / "drums" / "kick.wav", folder / "drums" / "kick copy.wav")
+    (folder / "zz later").mkdir()
+    shutil.copy(folder / "synths" / "pad.wav", folder / "zz later" / "pad again.wav")
+    shutil.copy(folder / "drums" / "hat.wav", folder / "zz later" / "hat again.wav")
+    library = Library(model=str(tiny_model))
+    report = library.index_folders([str(folder)])
+    assert report.indexed == 7 and report.duplicates == 3 and not report.failed
+    # kick, hat and bass are one window each, the 12 s pad two: five windows, each embedded once.
+    assert sum(model_calls) == 5
+    copies = [("drums/kick.wav", "drums/kick copy.wav"), ("synths/pad.wav", "zz later/pad again.wav"),
+              ("drums/hat.wav", "zz later/hat again.wav")]
+    for original, copy in copies:
+        a = library.catalog.file_by_path(str(folder / original))
+        b = library.catalog.file_by_path(str(folder / copy))
+        assert a is not None and b is not None and a.id != b.id
+        _, vectors = library.catalog.vectors(library.model_key, [a.id, b.id])
+        assert len(vectors) == 2 and np.array_equal(vectors[0], vectors[1])
+
+    # A copy that turns up in a later run is not embedded either.
+    model_calls.clear()
+    shutil.copy(folder / "synths" / "bass.wav", folder / "synths" / "bass copy.wav")
+    again = library.index_folders([str(folder)])
+    assert again.indexed == 1 and again.duplicates == 1 and model_calls == []
+    library.close()
+
+
+def test_indexing_uses_the_batched_log_mel(tiny_model: Path, tmp_path: Path,
+                                           model_calls: list[int],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from clapdesk.core.features import BatchedLogMel
+
+    mel_batches: list[int] = []
+    real_mel = BatchedLogMel.__call__
+
+    def mel_spy(self: BatchedLogMel, waves, sampling_rate=None):
+        mel_batches.append(len(waves))
+        return real_mel(self, waves, sampling_rate)
+
+    monkeypatch.setattr(BatchedLogMel, "__call__", mel_spy)
+    folder = sample_folder(tmp_path / "samples")
+    library = Library(model=str(tiny_model))
+    embedder = library.embedder()
+
+    def reference_called(*args, **kwargs):
+        raise AssertionError("the reference feature extractor ran in the indexing path")
+
+    monkeypatch.setattr(embedder, "feature_extractor", reference_called)
+    report = library.index_folders([str(folder)])
+    assert report.indexed == 4 and not report.failed
+    assert sum(mel_batches) == sum(model_calls) == 5
+    # Windows go to the model together, not one file at a time.
+    assert max(model_calls) > 1
+    assert all(n <= max(indexer.BATCH_WINDOWS, 2) for n in model_calls)
+    library.close()
