@@ -8,6 +8,8 @@ environment variable is set:
   paths in it, flushed before the model runs, so a SIGKILL cannot hide an embedding.
 - CLAPDESK_TEST_PAUSE_IN_SAVE=FILE: the index save stops for a minute right after the index file
   was replaced and before its sidecar is, and creates FILE to say so: the test kills it there.
+- CLAPDESK_TEST_PEAK_FILE=FILE: at exit, the process writes its peak resident memory in KiB
+  (VmHWM of its own address space; getrusage would include the parent's from before exec).
 """
 
 from __future__ import annotations
@@ -53,3 +55,16 @@ if _PAUSE_MARK:
                 time.sleep(60)
 
     _vector_index.os = _PausingOs()  # type: ignore[assignment]
+
+_PEAK_FILE = os.environ.get("CLAPDESK_TEST_PEAK_FILE")
+
+if _PEAK_FILE:
+    import atexit
+
+    def _write_peak() -> None:
+        with open("/proc/self/status") as status:
+            peak = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+        with open(_PEAK_FILE, "w") as out:
+            out.write(peak)
+
+    atexit.register(_write_peak)
