@@ -148,9 +148,12 @@ class Library:
                 + (f" (process {other})" if other else "")
                 + "; searching still works, indexing must wait until it finishes"
             ) from None
-        os.ftruncate(handle, 0)
-        os.pwrite(handle, str(os.getpid()).encode(), 0)
         self._lock_handle = handle
+        try:  # the pid only helps the message above; a full disk must not leak the lock
+            os.ftruncate(handle, 0)
+            os.pwrite(handle, str(os.getpid()).encode(), 0)
+        except OSError:
+            pass
 
     def release_writer(self) -> None:
         if self._lock_handle is not None:
