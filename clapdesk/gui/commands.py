@@ -55,7 +55,15 @@ class WindowCommands(_Base):
             self.statusBar().showMessage(f"Fine-tuning is not available in this build ({exc})", 8000)
             return
         wizard = FineTuneWizard(self.library, self)
+        wizard.modelChanged.connect(self._searching_with)
+        self.finetune_wizard = wizard
         wizard.open()
+
+    def _searching_with(self, model_key: str) -> None:
+        """A fine-tuned version was accepted: what is on screen was ranked by the old one."""
+        self.statusBar().showMessage(f"Searching with {model_key}", 8000)
+        if self.search.text().strip():
+            self.search.fire()
 
     def on_settings(self) -> None:
         roots = [path for _, path in self.library.catalog.roots()]

@@ -56,6 +56,19 @@ def format_eta(seconds: float | None) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min left"
 
 
+def describe_report(report: IndexReport) -> str:
+    """One status-bar line about a finished (or cancelled) run."""
+    parts = [f"{report.indexed} sounds indexed"]
+    if report.unchanged:
+        parts.append(f"{report.unchanged} unchanged")
+    if report.failed:
+        parts.append(f"{len(report.failed)} could not be read (Ctrl+Shift+E)")
+    if report.offline_roots:
+        parts.append(f"{len(report.offline_roots)} folder(s) offline")
+    verb = "Indexing cancelled" if report.cancelled else "Library updated"
+    return f"{verb}: " + ", ".join(parts)
+
+
 class IndexProgress(QWidget):
     """done/total, files per second, time left, and a Cancel button, for the status bar."""
 

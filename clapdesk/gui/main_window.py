@@ -45,7 +45,7 @@ from clapdesk.gui.actions import build_actions
 from clapdesk.gui.audition import AuditionController, TransportBar
 from clapdesk.gui.commands import WindowCommands
 from clapdesk.gui.delegates import MatchBarDelegate
-from clapdesk.gui.indexing import IndexingController, IndexProgress
+from clapdesk.gui.indexing import IndexingController, IndexProgress, describe_report
 from clapdesk.gui.model_control import READY, UNAVAILABLE, DownloadDialog, ModelController
 from clapdesk.gui.panels import QUERY, FailuresPanel, SidePanel
 from clapdesk.gui.player import Player
@@ -148,6 +148,7 @@ class MainWindow(WindowCommands, QMainWindow):
         self.proxy.setSortRole(SORT_ROLE)
         self.view = QTableView(self)
         self.view.setModel(self.proxy)
+        self.view.sortByColumn(NAME, Qt.SortOrder.AscendingOrder)
         self.view.setSortingEnabled(True)
         self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
@@ -296,7 +297,10 @@ class MainWindow(WindowCommands, QMainWindow):
         where = {jobs.ALL: "All sounds", jobs.FAVOURITES: "Favourites",
                  jobs.RECENT: "Recently auditioned"}.get(kind, display_path(value))
         more = "+" if len(hits) >= jobs.BROWSE_LIMIT else ""
-        self._set_rows(hits, scored=False, title=f"{where} — {len(hits)}{more} sounds")
+        title = f"{where} — {len(hits)}{more} sounds"
+        if not hits and kind == jobs.ALL and not self.indexing.running:
+            title = "Your library is empty: add a folder of samples with Library > Add (Ctrl+L)"
+        self._set_rows(hits, scored=False, title=title)
 
     def _set_rows(self, hits: list[Hit], scored: bool, title: str) -> None:
         keep = self.selected_paths()
@@ -467,17 +471,8 @@ class MainWindow(WindowCommands, QMainWindow):
             self.search.fire()
         else:
             self.browse()
-        if report is None:
-            return
-        parts = [f"{report.indexed} sounds indexed"]
-        if report.unchanged:
-            parts.append(f"{report.unchanged} unchanged")
-        if report.failed:
-            parts.append(f"{len(report.failed)} could not be read (Ctrl+Shift+E)")
-        if report.offline_roots:
-            parts.append(f"{len(report.offline_roots)} folder(s) offline")
-        verb = "Indexing cancelled" if report.cancelled else "Library updated"
-        self.statusBar().showMessage(f"{verb}: " + ", ".join(parts), 15000)
+        if report is not None:
+            self.statusBar().showMessage(describe_report(report), 15000)
 
     def _remove_folder(self, folder: str) -> None:
         answer = QMessageBox.question(
