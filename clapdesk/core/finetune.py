@@ -70,7 +70,7 @@ class FineTuneOptions:
     steps: int = 300
     batch_size: int = 256
     learning_rate: float = 1e-3
-    anchor_decay: float = 0.05  # per step, times the learning rate: pulls weights to the start
+    anchor_decay: float = 0.5  # per step, times the learning rate: the pull back to the start
     temperature: float = 0.05
     eval_every: int = 10
     patience: int = 8  # evaluations without improvement before stopping
@@ -201,7 +201,9 @@ def read_samples(catalog: Catalog, encoder_key: str, options: FineTuneOptions
 
 def count_splice(catalog: Catalog) -> int:
     """Files inside Splice folders, for the wizard's warning."""
-    return sum(1 for r in catalog.files(where="error IS NULL") if is_splice_path(r.path))
+    # LIKE narrows in SQL (ASCII case-insensitive); the folder rule is checked in Python.
+    rows = catalog.files(where="error IS NULL AND CAST(path AS TEXT) LIKE '%splice%'")
+    return sum(1 for r in rows if is_splice_path(r.path))
 
 
 def split(samples: Sequence[SampleTags], by: str, share: float, seed: int
@@ -340,48 +342,24 @@ def train_heads(embedder: Any, data: Dataset, options: FineTuneOptions,
     cancel = cancel or threading.Event()
     torch.manual_seed(options.seed)
     rng = np.random.default_rng(options.seed)
-    texts = sorted({p.text for p in data.pairs})
     queries = [query_text(t) for t in data.eval_tags]
-    text_feats = _text_features(embedder, texts + queries, notify, cancel)
+    texts = sorted({p.text for p in data.pairs} | set(queries))  # each encoded once
+    text_feats = _text_features(embedder, texts, notify, cancel)
     text_index = {t: i for i, t in enumerate(texts)}
     device = "cpu"  # heads are small; features are already on the CPU
     audio_head = copy.deepcopy(embedder.model.audio_projection).float().to(device).train()
     text_head = copy.deepcopy(embedder.model.text_projection).float().to(device).train()
-    params = [p for head in (audio_head, text_head) for p in head.parameters()]
-    start = [p.detach().clone() for p in params]
-    for p in params:
-        p.requires_grad_(True)
-
-    # Tags as 0/1 matrices: a text matches a sample when the sample carries every tag it names.
-    vocab = data.vocabulary.index()
-    sample_tags = torch.zeros(len(data.samples), len(vocab))
-    for i, s in enumerate(data.samples):
-        for t in s.tags:
-            if t in vocab:
-                sample_tags[i, vocab[t]] = 1.0
-    pair_tags = torch.zeros(len(data.pairs), len(vocab))
-    for j, p in enumerate(data.pairs):
-        for t in p.tags:
-            pair_tags[j, vocab[t]] = 1.0
-    row_of = {s.file_id: i for i, s in enumerate(data.samples)}
-    pairs_of: dict[int, list[int]] = {}
-    for j, p in enumerate(data.pairs):
-        pairs_of.setdefault(row_of[p.file_id], []).append(j)
-    train = np.array([i for i in data.train if i in pairs_of])
-    pair_text = torch.tensor([text_index[p.text] for p in data.pairs])
-    audio_all = torch.from_numpy(np.ascontiguousarray(data.features, np.float32))
-    text_all = torch.from_numpy(text_feats)
-    query_feats = text_all[len(texts):]
-
+    for head in (audio_head, text_head):
+        head.requires_grad_(True)
+    batches = _Batches(data, text_index, text_feats)
+    query_feats = batches.text_all[torch.tensor([text_index[q] for q in queries])]
     held = torch.as_tensor(data.heldout)
-    relevant = np.zeros((len(queries), len(data.heldout)), bool)
     held_tag_sets = [set(data.samples[i].tags) for i in data.heldout]
-    for q, tag in enumerate(data.eval_tags):
-        relevant[q] = [tag in tags for tags in held_tag_sets]
+    relevant = np.array([[tag in tags for tags in held_tag_sets] for tag in data.eval_tags], bool)
 
     def measure() -> tuple[dict[str, float], np.ndarray]:
         with torch.no_grad():
-            a = F.normalize(audio_head(audio_all[held]), dim=-1).numpy()
+            a = F.normalize(audio_head(batches.audio_all[held]), dim=-1).numpy()
             t = F.normalize(text_head(query_feats), dim=-1).numpy()
         return evaluate(a, t, relevant)
 
@@ -390,69 +368,110 @@ def train_heads(embedder: Any, data: Dataset, options: FineTuneOptions,
     # other than multiplying, and a busy machine makes that a hundredfold worse.
     torch.set_num_threads(1)
     try:
-        return _train_loop(options, params, start, audio_head, text_head, audio_all, text_all,
-                           pair_text, pair_tags, sample_tags, pairs_of, train, measure, rng,
-                           notify, cancel, data.eval_tags)
+        before, p10_before = measure()
+        after, p10_after, best_step = _train_loop(options, audio_head, text_head, batches,
+                                                  measure, rng, notify, cancel)
     finally:
         torch.set_num_threads(threads)
+    audio_head.eval()
+    text_head.eval()
+    per_before = {t: round(float(v), 4) for t, v in zip(data.eval_tags, p10_before)}
+    per_after = {t: round(float(v), 4) for t, v in zip(data.eval_tags, p10_after)}
+    return TrainedHeads(audio_head, text_head, before, after, per_before, per_after, best_step)
 
 
-def _train_loop(options: FineTuneOptions, params: list[Any], start: list[Any], audio_head: Any,
-                text_head: Any, audio_all: Any, text_all: Any, pair_text: Any, pair_tags: Any,
-                sample_tags: Any, pairs_of: dict[int, list[int]], train: np.ndarray,
+class _Batches:
+    """Training batches: sample rows, one of each sample's texts, and which texts match which."""
+
+    def __init__(self, data: Dataset, text_index: dict[str, int], text_feats: np.ndarray) -> None:
+        import torch
+
+        # Tags as 0/1 matrices: a text matches a sample when the sample carries every tag
+        # the text names.
+        vocab = data.vocabulary.index()
+        self.sample_tags = torch.zeros(len(data.samples), len(vocab))
+        for i, s in enumerate(data.samples):
+            for t in s.tags:
+                if t in vocab:
+                    self.sample_tags[i, vocab[t]] = 1.0
+        self.pair_tags = torch.zeros(len(data.pairs), len(vocab))
+        for j, p in enumerate(data.pairs):
+            for t in p.tags:
+                self.pair_tags[j, vocab[t]] = 1.0
+        row_of = {s.file_id: i for i, s in enumerate(data.samples)}
+        self.pairs_of: dict[int, list[int]] = {}
+        for j, p in enumerate(data.pairs):
+            self.pairs_of.setdefault(row_of[p.file_id], []).append(j)
+        self.train = np.array([i for i in data.train if i in self.pairs_of])
+        self.pair_text = torch.tensor([text_index[p.text] for p in data.pairs])
+        self.audio_all = torch.from_numpy(np.ascontiguousarray(data.features, np.float32))
+        self.text_all = torch.from_numpy(text_feats)
+
+    def draw(self, rng: np.random.Generator, size: int) -> tuple[Any, Any, Any]:
+        """(audio features, text features, match[i, j]: sample i carries text j's tags)."""
+        import torch
+
+        rows = rng.choice(self.train, size=min(size, len(self.train)), replace=False)
+        picks = torch.tensor([self.pairs_of[r][rng.integers(len(self.pairs_of[r]))] for r in rows])
+        missing = self.pair_tags[picks] @ (1.0 - self.sample_tags[rows]).T  # texts x samples
+        match = (missing.T == 0).float()
+        return self.audio_all[rows], self.text_all[self.pair_text[picks]], match
+
+
+def _contrastive_loss(a: Any, t: Any, match: Any, scale: float) -> Any:
+    """Symmetric InfoNCE with several positives: the target spreads over every match."""
+    import torch.nn.functional as F
+
+    logits = scale * a @ t.T
+    a2t = -(match / match.sum(1, keepdim=True) * F.log_softmax(logits, 1)).sum(1).mean()
+    t2a = -(match.T / match.T.sum(1, keepdim=True) * F.log_softmax(logits.T, 1)).sum(1).mean()
+    return (a2t + t2a) / 2
+
+
+def _train_loop(options: FineTuneOptions, audio_head: Any, text_head: Any, batches: _Batches,
                 measure: Callable[[], tuple[dict[str, float], np.ndarray]],
-                rng: np.random.Generator, notify: ProgressCallback, cancel: threading.Event,
-                eval_tags: list[str]) -> TrainedHeads:
+                rng: np.random.Generator, notify: ProgressCallback, cancel: threading.Event
+                ) -> tuple[dict[str, float], np.ndarray, int]:
+    """Adam steps with a pull back to the start weights; keeps the best held-out state."""
     import torch
     import torch.nn.functional as F
 
-    before, p10_before = measure()
-    best = (_score(before), before, p10_before, [p.detach().clone() for p in params], 0)
+    params = [p for head in (audio_head, text_head) for p in head.parameters()]
+    start = [p.detach().clone() for p in params]
+    figures, p10 = measure()
+    best_score, best_state, best_step = _score(figures), [p.detach().clone() for p in params], 0
     optimiser = torch.optim.Adam(params, lr=options.learning_rate)
-    batch = min(options.batch_size, len(train))
-    scale = 1.0 / options.temperature
-    stale, step = 0, 0
-    notify(FineTuneProgress("training", 0, options.steps, best[0]))
+    pull = options.learning_rate * options.anchor_decay
+    stale = 0
+    notify(FineTuneProgress("training", 0, options.steps, best_score))
     for step in range(1, options.steps + 1):
         if cancel.is_set():
             raise FineTuneCancelled()
-        rows = rng.choice(train, size=batch, replace=False)
-        picks = torch.tensor([pairs_of[r][rng.integers(len(pairs_of[r]))] for r in rows])
-        a = F.normalize(audio_head(audio_all[rows]), dim=-1)
-        t = F.normalize(text_head(text_all[pair_text[picks]]), dim=-1)
-        logits = scale * a @ t.T
-        # match[i, j]: sample i carries every tag that text j names.
-        missing = pair_tags[picks] @ (1.0 - sample_tags[rows]).T  # texts x samples
-        match = (missing.T == 0).float()
-        loss_a2t = -(match / match.sum(1, keepdim=True) * F.log_softmax(logits, 1)).sum(1).mean()
-        loss_t2a = -(match.T / match.T.sum(1, keepdim=True) * F.log_softmax(logits.T, 1)).sum(1).mean()
-        loss = (loss_a2t + loss_t2a) / 2
+        audio, text, match = batches.draw(rng, options.batch_size)
+        a = F.normalize(audio_head(audio), dim=-1)
+        t = F.normalize(text_head(text), dim=-1)
+        loss = _contrastive_loss(a, t, match, 1.0 / options.temperature)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
         with torch.no_grad():  # decoupled decay toward the start weights, not toward zero
-            pull = options.learning_rate * options.anchor_decay
             for p, p0 in zip(params, start):
                 p.sub_(pull * (p - p0))
         if step % options.eval_every == 0 or step == options.steps:
-            figures, p10 = measure()
-            score = _score(figures)
-            if score > best[0] + 1e-6:
-                best = (score, figures, p10, [p.detach().clone() for p in params], step)
+            now, now_p10 = measure()
+            if _score(now) > best_score + 1e-6:
+                best_score, figures, p10, best_step = _score(now), now, now_p10, step
+                best_state = [p.detach().clone() for p in params]
                 stale = 0
             else:
                 stale += 1
-            notify(FineTuneProgress("training", step, options.steps, best[0]))
-            if stale >= options.patience:
-                break
+            notify(FineTuneProgress("training", step, options.steps, best_score))
+            if stale >= options.patience and step >= options.steps // 3:
+                break  # never before a third of the budget: early plateaus are common
     with torch.no_grad():
-        for p, kept in zip(params, best[3]):
+        for p, kept in zip(params, best_state):
             p.copy_(kept)
-    audio_head.eval()
-    text_head.eval()
-    per_before = {t: round(float(v), 4) for t, v in zip(eval_tags, p10_before)}
-    per_after = {t: round(float(v), 4) for t, v in zip(eval_tags, best[2])}
-    return TrainedHeads(audio_head, text_head, before, best[1], per_before, per_after, best[4])
+    return figures, p10, best_step
 
 
 # -- one run -----------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ DEFAULT_TAG_SOURCES = ("folder", "filename", "user")
 MAX_TAG_SHARE = 0.5
 MIN_FILES_PER_TAG = 2
 TEXTS_PER_SAMPLE = 4
+MAX_TEXTS = 256  # different texts per run: each is a pass through the text encoder
 
 _SINGLE_TEMPLATES = ("{t}", "a {t} sound", "the sound of a {t}", "{t} sample", "a {t}")
 _KIND_TEMPLATES = ("a {t} {kind}", "{t} {kind}")
@@ -177,10 +178,31 @@ def texts_for(sample: SampleTags, vocabulary: set[str], rng: random.Random,
 
 
 def build_pairs(samples: Sequence[SampleTags], vocabulary: Vocabulary, seed: int = 0,
-                count: int = TEXTS_PER_SAMPLE) -> list[TextPair]:
+                count: int = TEXTS_PER_SAMPLE, max_texts: int = MAX_TEXTS) -> list[TextPair]:
+    """Texts for every sample, with at most `max_texts` different texts in all.
+
+    Every different text costs a pass through the text encoder, the slow part of a quick run,
+    so past the cap the texts shared by the most samples are kept (the bare tag words always),
+    and a sample left without a text gets its first tag's word.
+    """
     rng = random.Random(seed)
     words = set(vocabulary.tags)
-    return [pair for sample in samples for pair in texts_for(sample, words, rng, count)]
+    pairs = [pair for sample in samples for pair in texts_for(sample, words, rng, count)]
+    uses = Counter(p.text for p in pairs)
+    if len(uses) <= max_texts:
+        return pairs
+    keep = set(vocabulary.tags)
+    for text, _ in uses.most_common():
+        if len(keep) >= max_texts:
+            break
+        keep.add(text)
+    kept = [p for p in pairs if p.text in keep]
+    covered = {p.file_id for p in kept}
+    for sample in samples:
+        tags = [t for t in sample.tags if t in words]
+        if sample.file_id not in covered and tags:
+            kept.append(TextPair(sample.file_id, tags[0], frozenset({tags[0]})))
+    return kept
 
 
 def query_text(tag: str) -> str:
