@@ -8,6 +8,7 @@ environment variable is set:
   paths in it, flushed before the model runs, so a SIGKILL cannot hide an embedding.
 - CLAPDESK_TEST_PAUSE_IN_SAVE=FILE: the index save stops for a minute right after the index file
   was replaced and before its sidecar is, and creates FILE to say so: the test kills it there.
+  With CLAPDESK_TEST_RESUME=FILE2 too, it goes on as soon as FILE2 exists.
 - CLAPDESK_TEST_PEAK_FILE=FILE: at exit, the process writes its peak resident memory in KiB
   (VmHWM of its own address space; getrusage would include the parent's from before exec).
 """
@@ -52,7 +53,10 @@ if _PAUSE_MARK:
             if str(dst).endswith(".hnsw"):
                 with open(_PAUSE_MARK, "w") as mark:
                     mark.write(str(os.getpid()))
-                time.sleep(60)
+                resume = os.environ.get("CLAPDESK_TEST_RESUME")
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline and not (resume and os.path.exists(resume)):
+                    time.sleep(0.05)
 
     _vector_index.os = _PausingOs()  # type: ignore[assignment]
 
