@@ -14,7 +14,6 @@ from PySide6.QtCore import (
     QItemSelectionModel,
     QModelIndex,
     QObject,
-    QSortFilterProxyModel,
     Qt,
     QTimer,
 )
@@ -62,6 +61,7 @@ from clapdesk.gui.results_model import (
     TAGS,
     WAVE,
     ResultsModel,
+    ResultsProxy,
 )
 from clapdesk.gui.search_bar import SearchBar
 from clapdesk.gui.settings import Settings
@@ -143,7 +143,7 @@ class MainWindow(WindowCommands, QMainWindow):
         self.search.field.installEventFilter(self)
         self.title = QLabel("", self)
         self.model = ResultsModel(self)
-        self.proxy = QSortFilterProxyModel(self)
+        self.proxy = ResultsProxy(self)
         self.proxy.setSourceModel(self.model)
         self.proxy.setSortRole(SORT_ROLE)
         self.view = QTableView(self)

@@ -18,6 +18,7 @@ from PySide6.QtCore import (
     QMimeData,
     QModelIndex,
     QPersistentModelIndex,
+    QSortFilterProxyModel,
     Qt,
     QUrl,
 )
@@ -61,12 +62,17 @@ class ResultsModel(QAbstractTableModel):
         self._best = 1.0
         self._worst = 0.0
         self.thumbnail: Callable[[str], QPixmap | None] | None = None  # set by the window
+        self._sort_column = -1
+        self._sort_order = Qt.SortOrder.AscendingOrder
 
     # -- filling ------------------------------------------------------------------------------
     def set_hits(self, hits: Sequence[Hit], scored: bool = True) -> None:
-        """Replace every row (a model reset: views keep nothing stale)."""
+        """Replace every row (a model reset: views keep nothing stale), in the current order."""
         self.beginResetModel()
         self._hits = list(hits)
+        if self._sort_column >= 0:
+            self._hits.sort(key=lambda h: self._key(h, self._sort_column),
+                            reverse=self._sort_order == Qt.SortOrder.DescendingOrder)
         self._scored = scored and bool(self._hits)
         scores = [h.score for h in self._hits]
         self._best = max(scores) if scores else 1.0
@@ -181,6 +187,31 @@ class ResultsModel(QAbstractTableModel):
         value = self._display(hit, column)
         return (value or "").lower()
 
+    # -- sorting ------------------------------------------------------------------------------
+    def _key(self, hit: Hit, column: int) -> tuple[int, object]:
+        value = self._sort_value(hit, column)
+        return (0, value) if isinstance(value, float) else (1, value)
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        """Sort the rows themselves: one Python sort, instead of a proxy asking data() per compare.
+
+        A proxy comparing through data() costs about a second for 5,000 rows; this costs
+        milliseconds. Persistent indexes (the selection, the current row) follow their rows.
+        """
+        self._sort_column, self._sort_order = column, order
+        if column < 0 or not self._hits:
+            return
+        self.layoutAboutToBeChanged.emit()
+        before = self.persistentIndexList()
+        rows_before = [(i.row(), i.column()) for i in before]
+        tagged = sorted(enumerate(self._hits), key=lambda pair: self._key(pair[1], column),
+                        reverse=order == Qt.SortOrder.DescendingOrder)
+        new_row = {old: new for new, (old, _) in enumerate(tagged)}
+        self._hits = [hit for _, hit in tagged]
+        after = [self.index(new_row[row], col) for row, col in rows_before]
+        self.changePersistentIndexList(before, after)
+        self.layoutChanged.emit()
+
     # -- dragging out -------------------------------------------------------------------------
     def flags(self, index: Index) -> Qt.ItemFlag:
         base = super().flags(index)
@@ -204,3 +235,12 @@ class ResultsModel(QAbstractTableModel):
 
     def paths(self, rows: Sequence[int]) -> list[str]:
         return [self._hits[r].file.path for r in rows if 0 <= r < len(self._hits)]
+
+
+class ResultsProxy(QSortFilterProxyModel):
+    """The view's model: filtering stays with the proxy, sorting is done by the results model."""
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        source = self.sourceModel()
+        if source is not None:
+            source.sort(column, order)

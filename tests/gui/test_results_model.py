@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QSortFilterProxyModel, Qt
+from PySide6.QtCore import QItemSelectionModel, Qt
 
 from clapdesk.core.catalog import Catalog
 from clapdesk.gui import jobs
@@ -18,6 +18,7 @@ from clapdesk.gui.results_model import (
     SORT_ROLE,
     URI_LIST,
     ResultsModel,
+    ResultsProxy,
 )
 from clapdesk.gui.settings import Settings
 
@@ -65,13 +66,17 @@ def test_sorting_uses_numbers_and_rows_carry_their_hit(tmp_path: Path) -> None:
     hits = jobs.load_place(catalog_path, jobs.ALL)
     model.set_hits(hits, scored=False)
     assert model.rowCount() == 4 and model.index(0, MATCH).data() == ""
-    proxy = QSortFilterProxyModel()
+    proxy = ResultsProxy()
     proxy.setSourceModel(model)
-    proxy.setSortRole(SORT_ROLE)
+    selection = QItemSelectionModel(proxy)
+    zap = next(r for r in range(4) if proxy.index(r, NAME).data() == "zap.aif")
+    selection.setCurrentIndex(proxy.index(zap, NAME), QItemSelectionModel.SelectionFlag.Select)
     proxy.sort(DURATION, Qt.SortOrder.DescendingOrder)
     durations = [proxy.index(r, DURATION).data(SORT_ROLE) for r in range(4)]
     assert durations == sorted(durations, reverse=True) and durations[0] == 9.5
     assert proxy.index(0, DURATION).data() == "9.50 s"
+    assert selection.currentIndex().data() == "zap.aif"  # the selection follows its row
+    assert selection.currentIndex().row() == 0
     proxy.sort(BPM, Qt.SortOrder.DescendingOrder)
     assert proxy.index(0, BPM).data() == "140"
     assert proxy.index(0, NAME).data(OBJECT_ROLE).file.name == "zap.aif"
