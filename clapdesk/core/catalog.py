@@ -175,6 +175,11 @@ class Catalog:
             self._migrate()
         except sqlite3.DatabaseError as exc:
             self.db.close()
+            if _disk_nearly_full(self.path.parent):
+                # SQLite says "disk I/O error" when it cannot even create its WAL index.
+                raise CatalogError(
+                    f"the disk is full: the catalog {self.path} cannot be opened until some "
+                    "space is freed; it was left as it was") from exc
             raise CatalogError(f"the catalog {self.path} cannot be opened: {exc}") from exc
 
     def _migrate(self) -> None:
@@ -410,6 +415,14 @@ class Catalog:
 
     def integrity_ok(self) -> bool:
         return self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _disk_nearly_full(folder: Path) -> bool:
+    try:
+        st = os.statvfs(folder)
+    except (OSError, AttributeError):  # no statvfs on Windows
+        return False
+    return st.f_bavail * st.f_frsize < 256 * 1024
 
 
 def _blob(array: np.ndarray) -> bytes:
