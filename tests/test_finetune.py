@@ -153,12 +153,26 @@ def test_cli_finetune_then_models_list_revert_activate(
     assert listed["active"] == out["version"] and listed["model"] == out["model"]
     assert [v["name"] for v in listed["versions"]] == [out["version"]]
 
+    # A file indexed while the version is active gets only that version's vector...
+    late = write_sound(Path(root).parent / "late" / "kick_late.wav", family_sound("kick", 77))
+    active = Library(root, model=str(tiny_model))
+    active.index_folders([str(late.parent)])
+    assert active.catalog.file_by_path(late).id not in all_vectors(active, base_key)
+    active.close()
+
     assert cli.main(["models", "revert", *common]) == 0
     assert json.loads(capsys.readouterr().out)["active"] is None
     reverted = Library(root, model=str(tiny_model))
     try:
         assert reverted.model_key == base_key
-        assert all_vectors(reverted, base_key) == base_vectors  # exactly the base vectors
+        after_revert = all_vectors(reverted, base_key)
+        late_id = reverted.catalog.file_by_path(late).id
+        # ...and revert gives it a base vector, the very one indexing with the base would make.
+        embedder = reverted.embedder()
+        assert np.allclose(np.frombuffer(after_revert.pop(late_id), np.float32),
+                           embedder.project_audio(reverted.catalog.features(base_key, [late_id])[1])[0],
+                           atol=1e-6)
+        assert after_revert == base_vectors  # exactly the base vectors
         assert np.array_equal(reverted.embedder().embed_text(["a deep kick"]), base_text)
         assert [h.file.id for h in search_text(reverted, "kick", k=10).hits] == base_hits
     finally:

@@ -146,13 +146,15 @@ def load_heads(models_dir: Path, version: str, embedder: ClapEmbedder) -> tuple[
     return heads[0], heads[1]
 
 
-def write_vectors(catalog: Catalog, model_key: str, audio_head: Any) -> int:
-    """Project every stored feature through a head into vectors under `model_key`: seconds."""
+def write_vectors(catalog: Catalog, model_key: str, audio_head: Any,
+                  only: list[int] | None = None) -> int:
+    """Project stored features (all, or `only` these files) through a head into vectors under
+    `model_key`: seconds for a whole library, no decoding."""
     import numpy as np
     import torch
 
     encoder_key = model_key.split("+", 1)[0]
-    ids, feats = catalog.features(encoder_key)
+    ids, feats = catalog.features(encoder_key, only)
     if not len(ids):
         return 0
     device = next(audio_head.parameters()).device
@@ -183,8 +185,9 @@ def activate(library: Library, version: str) -> str:
     embedder = library.embedder()
     audio_head, _ = load_heads(library.paths.models, version, embedder)  # validates it first
     model_key = f"{embedder.encoder_key}+{version}"
-    if library.catalog.files_missing_vectors(model_key):
-        write_vectors(library.catalog, model_key, audio_head)
+    missing = library.catalog.files_missing_vectors(model_key)  # indexed since it was made
+    if missing:
+        write_vectors(library.catalog, model_key, audio_head, missing)
     library.set_active_version(version)
     if library.load_warning:
         raise VersionError(library.load_warning)
@@ -192,8 +195,13 @@ def activate(library: Library, version: str) -> str:
 
 
 def revert(library: Library) -> str:
-    """Back to the base model: its vectors never left the catalog, so nothing is recomputed."""
+    """Back to the base model: its vectors never left the catalog, so nothing is recomputed,
+    except for files indexed while a version was active (they only got that version's vectors)."""
     library.set_active_version(None)
+    missing = library.catalog.files_missing_vectors(library.model_key)
+    if missing:
+        embedder = library.embedder()
+        write_vectors(library.catalog, library.model_key, embedder.model.audio_projection, missing)
     return library.model_key
 
 
