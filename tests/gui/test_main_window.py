@@ -246,3 +246,36 @@ def test_the_window_remembers_its_size_and_splitters(qtbot, make_window) -> None
     again = make_window(start=False)
     assert (again.width(), again.height()) == (720, 520)
     assert again.side_split.sizes() == sizes
+
+
+def test_favourites_history_and_keys_of_the_search_field(
+        qtbot, make_window, tiny_model: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    index_with_core(tmp_path / "samples", tiny_model, count=6)
+    window = make_window()
+    wait_model_ready(qtbot, window)
+    qtbot.waitUntil(lambda: window.model.rowCount() == 6, timeout=10000)
+
+    # A favourite becomes a place of its own.
+    window.view.setCurrentIndex(window.proxy.index(2, NAME))
+    chosen = window.current_hit().file.path
+    window.on_favourite()
+    qtbot.waitUntil(lambda: window.side.favourites.text(0) == "Favourites (1)", timeout=5000)
+    window._place("favourites", "")
+    qtbot.waitUntil(lambda: window.model.rowCount() == 1, timeout=5000)
+    assert window.model.hit(0).file.path == chosen
+
+    # Enter remembers the query: side panel history and the field's completer.
+    window._place("all", "")
+    window.search.field.setFocus()
+    qtbot.keyClicks(window.search.field, "warm pad")
+    qtbot.keyClick(window.search.field, Qt.Key.Key_Return)
+    assert window.search.history_model.stringList()[0] == "warm pad"
+    assert window.side.history.child(0).text(0) == "warm pad"
+    assert window.library.catalog.recent("query")[0] == "warm pad"
+
+    # Space types a space in the field; Down moves into the results.
+    qtbot.keyClick(window.search.field, Qt.Key.Key_Space)
+    assert window.search.text() == "warm pad "
+    qtbot.waitUntil(lambda: window.model.rowCount() == 6 and window.model.scored, timeout=10000)
+    qtbot.keyClick(window.search.field, Qt.Key.Key_Down)
+    assert window.view.hasFocus() and window.view.currentIndex().isValid()
