@@ -19,7 +19,7 @@ from clapdesk.core.catalog import display_path
 from clapdesk.core.search import Filters
 from clapdesk.gui import jobs
 from clapdesk.gui.actions import shortcut_table
-from clapdesk.gui.model_control import READY
+from clapdesk.gui.model_control import READY, is_hub_id
 from clapdesk.gui.settings_dialog import SettingsDialog
 
 if TYPE_CHECKING:
@@ -82,6 +82,22 @@ class WindowCommands(_Base):
             self.indexing.index(added)
         if self.settings.get("model") and self.settings.get("model") != self.library.model_ref:
             self.statusBar().showMessage("The new model is used from the next start.", 8000)
+
+    def on_model_options(self) -> None:
+        """The model is unavailable: download it, or choose a folder that holds one."""
+        ref = self.library.model_ref
+        if is_hub_id(ref) and os.environ.get("HF_HUB_OFFLINE") != "1":
+            self._offer_download(ref)
+            return
+        box = QMessageBox(QMessageBox.Icon.Warning, "The model is unavailable",
+                          self.model_ctl.message or f"The model {ref} cannot be used.",
+                          QMessageBox.StandardButton.Close, self)
+        folder = box.addButton("Use a model folder instead…", QMessageBox.ButtonRole.ActionRole)
+        box.exec()
+        if box.clickedButton() is folder:
+            chosen = QFileDialog.getExistingDirectory(self, "Choose a folder holding a CLAP model")
+            if chosen:
+                self.model_ctl.use_folder(chosen)
 
     def on_quit(self) -> None:
         self.close()

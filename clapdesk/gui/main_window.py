@@ -222,6 +222,7 @@ class MainWindow(WindowCommands, QMainWindow):
         self.progress = IndexProgress(self)
         self.model_label = QLabel("Model: starting…", self)
         self.model_label.setObjectName("modelState")
+        self.model_label.linkActivated.connect(lambda _link: self.on_model_options())
         self.statusBar().addPermanentWidget(self.progress)
         self.statusBar().addPermanentWidget(self.model_label)
 
@@ -438,7 +439,9 @@ class MainWindow(WindowCommands, QMainWindow):
         short = {"checking": "Model: looking…", "downloading": "Model: downloading…",
                  "loading": "Model: loading…", READY: "Model ready",
                  UNAVAILABLE: "Model unavailable"}[state]
-        self.model_label.setText(short)
+        # When unavailable the label is a link to what can be done about it.
+        self.model_label.setText(f'<a href="options" style="color: inherit">{short}</a>'
+                                 if state == UNAVAILABLE else short)
         self.model_label.setToolTip(message)
         self.model_label.setProperty("state", state)
         self.model_label.style().unpolish(self.model_label)

@@ -177,7 +177,7 @@ def test_an_unavailable_model_is_a_plain_message_and_browsing_still_works(
     message = window.statusBar().currentMessage()
     assert "is not on this computer" in message
     assert "Traceback" not in message and "Error" not in message.split(":")[0]
-    assert window.model_label.text() == "Model unavailable"
+    assert "Model unavailable" in window.model_label.text()
     qtbot.waitUntil(lambda: window.model.rowCount() == len(sounds), timeout=10000)
     window.search.set_text("kick")  # waits for the model instead of failing
     assert "as soon as the model is ready" in window.title.text()
