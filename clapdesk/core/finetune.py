@@ -164,10 +164,18 @@ def parse_sources(text: str) -> tuple[tuple[str, ...], str | None]:
     return tuple(dict.fromkeys(sources)), csv_path
 
 
-def read_samples(catalog: Catalog, encoder_key: str, options: FineTuneOptions
-                 ) -> tuple[list[SampleTags], np.ndarray, int]:
-    """Indexed files with their tags from the chosen sources and their stored features."""
-    ids, feats = catalog.features(encoder_key)
+def read_samples(catalog: Catalog, encoder_key: str, options: FineTuneOptions,
+                 with_features: bool = True) -> tuple[list[SampleTags], np.ndarray, int]:
+    """Indexed files with their tags from the chosen sources and their stored features
+    (an empty matrix without `with_features`: a preview need not read them all)."""
+    if with_features:
+        ids, feats = catalog.features(encoder_key)
+    else:
+        rows = catalog.db.execute(
+            "SELECT x.file_id FROM features x JOIN files f ON f.id = x.file_id "
+            "WHERE x.encoder_key = ? AND f.error IS NULL", (encoder_key,)).fetchall()
+        ids = np.array([r[0] for r in rows], np.int64)
+        feats = np.zeros((len(ids), 0), np.float32)
     if not len(ids):
         return [], feats, 0
     csv_tags: dict[str, list[str]] = {}
@@ -232,7 +240,8 @@ def split(samples: Sequence[SampleTags], by: str, share: float, seed: int
     return sorted(order[target:]), sorted(order[:target]), "random"
 
 
-def prepare(library: Library, options: FineTuneOptions, catalog: Catalog | None = None) -> Dataset:
+def prepare(library: Library, options: FineTuneOptions, catalog: Catalog | None = None,
+            with_features: bool = True) -> Dataset:
     """Read and check everything a run needs; raises FineTuneError saying what is missing."""
     if options.mode != "quick":
         raise FineTuneError(f"'{options.mode}' fine-tuning is not available in this version; "
@@ -240,7 +249,8 @@ def prepare(library: Library, options: FineTuneOptions, catalog: Catalog | None 
     if options.holdout_by not in ("pack", "random"):
         raise FineTuneError("--holdout-by must be 'pack' or 'random'")
     encoder_key = library.identity.encoder_key
-    samples, feats, splice = read_samples(catalog or library.catalog, encoder_key, options)
+    samples, feats, splice = read_samples(catalog or library.catalog, encoder_key, options,
+                                          with_features)
     notes = []
     if splice:
         notes.append(f"{splice} files in Splice folders were left out (Splice's licence forbids "

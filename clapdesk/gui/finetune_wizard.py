@@ -173,7 +173,7 @@ class PreviewPage(QWizardPage):
         self.data = None
         self.table.setRowCount(0)
         try:
-            self.data = prepare(self.owner.library, self.owner.options())
+            self.data = prepare(self.owner.library, self.owner.options(), with_features=False)
         except FineTuneError as exc:
             self.summary.setText(f"<b>Fine-tuning cannot start:</b> {exc}.")
             self.completeChanged.emit()
