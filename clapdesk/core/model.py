@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,6 +156,37 @@ def check_model_folder(folder: Path) -> None:
                 "because pickle files can run code. Convert the weights to safetensors."
             )
         raise ModelError(f"'{folder}' has no model weights (model.safetensors is missing)")
+    problem = _weights_problem(folder)
+    if problem:
+        raise ModelError(problem)
+
+
+def _weights_problem(folder: Path) -> str | None:
+    """Read the safetensors headers (plain JSON, no torch): a damaged or cut-short file, or
+    projections of different sizes, which transformers reports only as a shape mismatch."""
+    shapes: dict[str, list[int]] = {}
+    for weights in sorted(folder.glob("*.safetensors")):
+        try:
+            with open(weights, "rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                header_len = struct.unpack("<Q", handle.read(8))[0]
+                if header_len > size - 8:
+                    raise ValueError("its header runs past the end of the file")
+                header = json.loads(handle.read(header_len))
+            tensors = {k: v for k, v in header.items() if k != "__metadata__"}
+            end = max((int(v["data_offsets"][1]) for v in tensors.values()), default=0)
+        except (OSError, ValueError, KeyError, TypeError, IndexError, struct.error) as exc:
+            return f"the model file '{weights}' is damaged ({exc}); download or convert it again"
+        if 8 + header_len + end > size:
+            return (f"the model file '{weights}' is incomplete: it ends early (an interrupted "
+                    "download?); download it again")
+        shapes.update({k: list(v.get("shape", [])) for k, v in tensors.items()})
+    audio = shapes.get("audio_projection.linear2.weight")
+    text = shapes.get("text_projection.linear2.weight")
+    if audio and text and audio[0] != text[0]:
+        return (f"the model's audio vectors ({audio[0]}) and text vectors ({text[0]}) differ in "
+                "size, so text cannot search audio")
+    return None
 
 
 class ClapEmbedder:
