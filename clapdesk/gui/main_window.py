@@ -179,7 +179,9 @@ class MainWindow(WindowCommands, QMainWindow):
         self.view.customContextMenuRequested.connect(self._row_menu)
         self.view.selectionModel().currentRowChanged.connect(self._current_changed)
         self.view.pressed.connect(self._pressed)
-        self.view.doubleClicked.connect(lambda _i: self.on_play_stop())
+        # A double-click's second press never reaches `pressed`: play again from the start.
+        self.view.doubleClicked.connect(
+            lambda i: self.audition.clicked(i.data(OBJECT_ROLE).file.path, was_current=False))
         self.view.viewport().installEventFilter(self)
         self._current_at_press: str | None = None
 

@@ -219,6 +219,13 @@ def test_arrowing_auto_plays_only_where_the_selection_rests(
     qtbot.keyClick(window.view, Qt.Key.Key_Escape)
     assert not window.player.is_playing
 
+    # A click plays at once, without the auto-play delay.
+    target = window.proxy.index(5, NAME)
+    at = window.view.visualRect(target).center()
+    qtbot.mouseClick(window.view.viewport(), Qt.MouseButton.LeftButton, pos=at)
+    assert played[-1] == target.data(Qt.ItemDataRole.UserRole + 2).file.path
+    assert len(played) == 2
+
 
 def test_new_files_in_a_library_folder_are_picked_up_without_a_rescan(
         qtbot, make_window, tiny_model: Path, tmp_path: Path) -> None:  # noqa: ANN001
