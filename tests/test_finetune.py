@@ -19,6 +19,7 @@ from clapdesk.core.finetune import (
     FineTuneError,
     FineTuneOptions,
     evaluate,
+    parse_sources,
     prepare,
     run_finetune,
     split,
@@ -328,3 +329,12 @@ def test_random_split_is_reproducible() -> None:
     assert split(samples, "pack", 0.2, seed=3) == split(samples, "pack", 0.2, seed=3)
     train, held, how = split(samples, "pack", 0.2, seed=3)
     assert how == "pack" and len(held) == 4 and not set(train) & set(held)
+
+
+def test_tag_sources_parse_with_a_csv_and_refuse_unknown_ones() -> None:
+    assert parse_sources("folder,csv:/x/tags.csv") == (("folder", "csv"), "/x/tags.csv")
+    assert parse_sources("filename, user") == (("filename", "user"), None)
+    with pytest.raises(FineTuneError, match="unknown tag source 'colour'"):
+        parse_sources("folder,colour")
+    with pytest.raises(FineTuneError, match="no tag source"):
+        parse_sources(" , ")
