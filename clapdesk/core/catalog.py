@@ -166,6 +166,9 @@ class Catalog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
         try:
+            # A newer clapdesk's catalog is refused before anything is written to it (even
+            # switching to WAL rewrites the header), so it is left byte for byte as it was.
+            self._refuse_newer()
             self.db.execute("PRAGMA foreign_keys = ON")
             if not readonly:
                 self.db.execute("PRAGMA journal_mode = WAL")
@@ -182,13 +185,18 @@ class Catalog:
                     "space is freed; it was left as it was") from exc
             raise CatalogError(f"the catalog {self.path} cannot be opened: {exc}") from exc
 
-    def _migrate(self) -> None:
+    def _refuse_newer(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
+            self.db.close()
             raise CatalogError(
                 f"the catalog {self.path} was written by a newer clapdesk (schema {version}, this "
                 f"one knows {SCHEMA_VERSION}); update clapdesk to open it. It was left untouched."
             )
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        self._refuse_newer()
         if version == SCHEMA_VERSION or self.readonly:
             return
         with self.db:
