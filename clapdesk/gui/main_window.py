@@ -11,7 +11,6 @@ import logging
 
 from PySide6.QtCore import (
     QEvent,
-    QItemSelectionModel,
     QModelIndex,
     QObject,
     Qt,
@@ -19,16 +18,13 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QCloseEvent, QKeyEvent
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QApplication,
     QDockWidget,
-    QHeaderView,
     QLabel,
     QMainWindow,
     QMenu,
     QMessageBox,
     QSplitter,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -43,26 +39,20 @@ from clapdesk.gui import jobs
 from clapdesk.gui.actions import build_actions
 from clapdesk.gui.audition import AuditionController, TransportBar
 from clapdesk.gui.commands import WindowCommands
-from clapdesk.gui.delegates import MatchBarDelegate
 from clapdesk.gui.indexing import IndexingController, IndexProgress, describe_report
 from clapdesk.gui.model_control import READY, UNAVAILABLE, DownloadDialog, ModelController
 from clapdesk.gui.panels import QUERY, FailuresPanel, SidePanel
 from clapdesk.gui.player import Player
 from clapdesk.gui.results_model import (
-    BPM,
-    DURATION,
-    FOLDER,
-    KEY,
-    KIND,
     MATCH,
     NAME,
     OBJECT_ROLE,
     SORT_ROLE,
-    TAGS,
     WAVE,
     ResultsModel,
     ResultsProxy,
 )
+from clapdesk.gui.results_view import ResultsView
 from clapdesk.gui.search_bar import SearchBar
 from clapdesk.gui.settings import Settings
 from clapdesk.gui.theme import app_icon
@@ -98,6 +88,7 @@ class MainWindow(WindowCommands, QMainWindow):
         self.last_query = ""
         self.query_recorded = True
         self._model_started = False
+        self._restoring = False
         self._build_views()
         self.player = player or Player(self)
         self.waveform = None
@@ -146,28 +137,7 @@ class MainWindow(WindowCommands, QMainWindow):
         self.proxy = ResultsProxy(self)
         self.proxy.setSourceModel(self.model)
         self.proxy.setSortRole(SORT_ROLE)
-        self.view = QTableView(self)
-        self.view.setModel(self.proxy)
-        self.view.sortByColumn(NAME, Qt.SortOrder.AscendingOrder)
-        self.view.setSortingEnabled(True)
-        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.view.setDragEnabled(True)  # plain drag, no modifier: rows become file URLs
-        self.view.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
-        self.view.setDefaultDropAction(Qt.DropAction.CopyAction)
-        self.view.setAlternatingRowColors(True)
-        self.view.setShowGrid(False)
-        self.view.setWordWrap(False)
-        self.view.verticalHeader().hide()
-        self.view.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 10)
-        header = self.view.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setSectionResizeMode(TAGS, QHeaderView.ResizeMode.Stretch)
-        em = self.fontMetrics().horizontalAdvance("0")  # widths in characters: right at 200 %
-        for column, chars in ((NAME, 30), (MATCH, 11), (DURATION, 9), (BPM, 7), (KEY, 11),
-                              (KIND, 10), (FOLDER, 16)):
-            self.view.setColumnWidth(column, chars * em)
-        self.view.setItemDelegateForColumn(MATCH, MatchBarDelegate(self.view))
+        self.view = ResultsView(self.model, self.proxy, self)
         self.thumbnails = ThumbnailLoader(self) if ThumbnailLoader is not None else None
         if self.thumbnails is not None:
             self.model.thumbnail = self._thumbnail
@@ -175,7 +145,6 @@ class MainWindow(WindowCommands, QMainWindow):
             self.view.setColumnWidth(WAVE, THUMB_WIDTH + 8)
         else:
             self.view.setColumnHidden(WAVE, True)
-        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._row_menu)
         self.view.selectionModel().currentRowChanged.connect(self._current_changed)
         self.view.pressed.connect(self._pressed)
@@ -284,14 +253,14 @@ class MainWindow(WindowCommands, QMainWindow):
         self.search.field.clear()
         self.search.fire()  # an empty query browses the place
 
-    def browse(self) -> None:
+    def browse(self, keep_scroll: bool = False) -> None:
         self.generation += 1
         generation = self.generation
         kind, value = self.place
         self.runner.submit(jobs.load_place, self.library.paths.catalog, kind, value,
-                           name="browse", on_result=lambda hits: self._show_browse(generation, hits))
+                           name="browse", on_result=lambda hits: self._show_browse(generation, hits, keep_scroll))
 
-    def _show_browse(self, generation: int, hits: list[Hit]) -> None:
+    def _show_browse(self, generation: int, hits: list[Hit], keep_scroll: bool = False) -> None:
         if not self._model_started:
             QTimer.singleShot(0, self._start_model)
         if generation != self.generation:
@@ -303,21 +272,29 @@ class MainWindow(WindowCommands, QMainWindow):
         title = f"{where} — {len(hits)}{more} sounds"
         if not hits and kind == jobs.ALL and not self.indexing.running:
             title = "Your library is empty: add a folder of samples with Library > Add (Ctrl+L)"
-        self._set_rows(hits, scored=False, title=title)
+        self._set_rows(hits, scored=False, title=title, keep_scroll=keep_scroll)
 
-    def _set_rows(self, hits: list[Hit], scored: bool, title: str) -> None:
+    def _set_rows(self, hits: list[Hit], scored: bool, title: str, keep_scroll: bool = False
+                  ) -> None:
         keep = self.selected_paths()
+        scroll = self.view.verticalScrollBar().value()
         self.model.set_hits(hits, scored)
         if scored:
             self.view.sortByColumn(MATCH, Qt.SortOrder.DescendingOrder)
         elif self.view.horizontalHeader().sortIndicatorSection() == MATCH:
             self.view.sortByColumn(NAME, Qt.SortOrder.AscendingOrder)
         self.title.setText(title)
-        self._select_paths(keep)
+        self._restoring = True  # the same rows selected again must not play again
+        try:
+            self.view.select_paths(keep)
+        finally:
+            self._restoring = False
+        if keep_scroll:
+            self.view.verticalScrollBar().setValue(scroll)
 
     def _live_refresh(self) -> None:
         if not self.search.text().strip():
-            self.browse()
+            self.browse(keep_scroll=True)
 
     # -- searching ----------------------------------------------------------------------------
     def _search(self, text: str, parsed: ParsedQuery) -> None:
@@ -360,38 +337,16 @@ class MainWindow(WindowCommands, QMainWindow):
 
     # -- rows ---------------------------------------------------------------------------------
     def selected_hits(self) -> list[Hit]:
-        rows = self.view.selectionModel().selectedRows()
-        hits = [i.data(OBJECT_ROLE) for i in sorted(rows, key=lambda i: i.row())]
-        current = self.current_hit()
-        if not hits and current is not None:
-            hits = [current]
-        return hits
+        return self.view.selected_hits()
 
     def selected_paths(self) -> list[str]:
-        return [h.file.path for h in self.selected_hits()]
+        return [h.file.path for h in self.view.selected_hits()]
 
     def current_hit(self) -> Hit | None:
-        index = self.view.currentIndex()
-        return index.data(OBJECT_ROLE) if index.isValid() else None
-
-    def _select_paths(self, paths: list[str]) -> None:
-        if not paths:
-            return
-        selection = self.view.selectionModel()
-        first = True
-        for path in paths:
-            row = self.model.row_of(path)
-            if row < 0:
-                continue
-            index = self.proxy.mapFromSource(self.model.index(row, 0))
-            flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
-            if first:
-                selection.setCurrentIndex(index, QItemSelectionModel.SelectionFlag.NoUpdate)
-                first = False
-            selection.select(index, flags)
+        return self.view.current_hit()
 
     def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
-        if not current.isValid():
+        if not current.isValid() or self._restoring:
             return
         hit = current.data(OBJECT_ROLE)
         ahead = []
@@ -475,7 +430,7 @@ class MainWindow(WindowCommands, QMainWindow):
         if self.search.text().strip():
             self.search.fire()
         else:
-            self.browse()
+            self.browse(keep_scroll=True)
         if report is not None:
             self.statusBar().showMessage(describe_report(report), 15000)
 
