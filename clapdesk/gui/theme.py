@@ -24,7 +24,9 @@ def resources_dir() -> Path | None:
     bundle = getattr(sys, "_MEIPASS", None)
     if bundle:
         candidates.append(Path(bundle) / "resources")
-    candidates += [here.parent.parent / "resources", here.parent.parent.parent / "resources"]
+    candidates += [here.parent.parent / "resources",  # clapdesk/resources
+                   Path(sys.prefix) / "share" / "clapdesk",  # a wheel's data files
+                   here.parent.parent.parent / "resources"]  # a source checkout
     for candidate in candidates:
         if (candidate / "icons").is_dir():
             return candidate
