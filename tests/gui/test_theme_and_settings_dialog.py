@@ -1,0 +1,49 @@
+"""Icons, theme and the Settings dialog built from the declared settings."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QApplication, QCheckBox, QComboBox, QSpinBox
+
+from clapdesk.gui.actions import COMMANDS, shortcut_table
+from clapdesk.gui.settings import SETTINGS, Settings
+from clapdesk.gui.settings_dialog import SettingsDialog
+from clapdesk.gui.theme import app_icon, apply_dark_theme, icon, resources_dir
+
+
+def test_every_icon_the_app_names_exists_and_the_theme_applies(qapp) -> None:  # noqa: ANN001
+    assert resources_dir() is not None
+    names = {c.icon for c in COMMANDS if c.icon} | {"folder", "library", "recent", "history",
+                                                    "warning", "volume", "loop", "play", "stop"}
+    missing = [n for n in sorted(names) if icon(n).isNull()]
+    assert missing == []
+    assert not app_icon().isNull()
+    apply_dark_theme(QApplication.instance())
+    assert "QTableView" in QApplication.instance().styleSheet()
+
+
+def test_shortcuts_are_unique_and_listed() -> None:
+    keys = [c.shortcut for c in COMMANDS if c.shortcut]
+    assert len(keys) == len(set(keys))
+    assert ("Ctrl+L", "Add library folder") in shortcut_table()
+    assert ("Ctrl+F", "Find") in shortcut_table()
+
+
+def test_the_settings_dialog_edits_and_saves_the_declared_settings(qtbot) -> None:  # noqa: ANN001
+    settings = Settings()
+    dialog = SettingsDialog(settings, ["/music/Samples"])
+    qtbot.addWidget(dialog)
+    assert set(dialog.editors) == {s.key for s in SETTINGS}
+    auto_play = dialog.editors["auto_play"]
+    delay = dialog.editors["auto_play_delay_ms"]
+    device = dialog.editors["device"]
+    assert isinstance(auto_play, QCheckBox) and isinstance(delay, QSpinBox)
+    assert isinstance(device, QComboBox)
+    auto_play.setChecked(False)
+    delay.setValue(300)
+    device.setCurrentIndex(device.findText("cpu"))
+    dialog.folder_list.addItem("/music/More")
+    dialog.save()
+    again = Settings()
+    assert again.get("auto_play") is False and again.get("auto_play_delay_ms") == 300
+    assert again.get("device") == "cpu"
+    assert dialog.folders() == ["/music/Samples", "/music/More"]
