@@ -18,6 +18,7 @@ import copy
 import logging
 import os
 import random
+import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -507,26 +508,29 @@ def run_finetune(library: Library, options: FineTuneOptions | None = None,
         if cancel.is_set():
             raise FineTuneCancelled()
         notify(FineTuneProgress("saving"))
-        library.acquire_writer()
+        # Indexing in this process may hold the lock already: then it is not ours to release.
+        ours = getattr(library, "_lock_handle", None) is None
+        if ours:
+            library.acquire_writer()
         try:
             name = versions.new_version_name(library.paths.models)
             info = {"base": data.encoder_key, "mode": options.mode,
                     "tag_sources": list(options.sources), "holdout_by": data.holdout_by,
                     "train": len(data.train), "heldout": len(data.heldout),
                     "before": heads.before, "after": heads.after, "steps": heads.steps,
-                    "tags": data.vocabulary.tags, "include_splice": options.include_splice}
+                    "tags": data.vocabulary.tags, "include_splice": options.include_splice,
+                    "best_step_chosen_on": "held-out files"}
             versions.save_version(library.paths.models, name, heads.audio_head, heads.text_head,
                                   info)
             model_key = f"{data.encoder_key}+{name}"
             try:
                 versions.write_vectors(catalog, model_key, heads.audio_head)
-            except BaseException:
-                import shutil
-
+            except BaseException:  # one transaction: no vectors were kept, so no version either
                 shutil.rmtree(library.paths.models / name, ignore_errors=True)
                 raise
         finally:
-            library.release_writer()
+            if ours:
+                library.release_writer()
     finally:
         catalog.close()
     if options.activate:
