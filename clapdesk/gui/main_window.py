@@ -257,8 +257,9 @@ class MainWindow(WindowCommands, QMainWindow):
         self.generation += 1
         generation = self.generation
         kind, value = self.place
-        self.runner.submit(jobs.load_place, self.library.paths.catalog, kind, value,
-                           name="browse", on_result=lambda hits: self._show_browse(generation, hits, keep_scroll))
+        self.runner.submit(
+            jobs.load_place, self.library.paths.catalog, kind, value, name="browse",
+            on_result=lambda hits: self._show_browse(generation, hits, keep_scroll))
 
     def _show_browse(self, generation: int, hits: list[Hit], keep_scroll: bool = False) -> None:
         if not self._model_started:
@@ -302,7 +303,11 @@ class MainWindow(WindowCommands, QMainWindow):
             self.last_query, self.query_recorded = text, False
         if parsed.text and self.model_ctl.state != READY:
             self.pending_search = (text, parsed)
-            self.title.setText(f"“{text}” will be searched as soon as the model is ready")
+            if self.model_ctl.state == UNAVAILABLE:
+                self.title.setText(f"Searching for “{text}” needs the model, which is "
+                                   "unavailable: see the status bar")
+            else:
+                self.title.setText(f"“{text}” will be searched as soon as the model is ready")
             return
         self.generation += 1
         kind, value = self.place

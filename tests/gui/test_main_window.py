@@ -180,7 +180,7 @@ def test_an_unavailable_model_is_a_plain_message_and_browsing_still_works(
     assert "Model unavailable" in window.model_label.text()
     qtbot.waitUntil(lambda: window.model.rowCount() == len(sounds), timeout=10000)
     window.search.set_text("kick")  # waits for the model instead of failing
-    assert "as soon as the model is ready" in window.title.text()
+    assert "needs the model, which is unavailable" in window.title.text()
     assert window.model.rowCount() == len(sounds)
 
 
