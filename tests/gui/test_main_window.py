@@ -286,3 +286,24 @@ def test_favourites_history_and_keys_of_the_search_field(
     qtbot.waitUntil(lambda: window.model.rowCount() == 6 and window.model.scored, timeout=10000)
     qtbot.keyClick(window.search.field, Qt.Key.Key_Down)
     assert window.view.hasFocus() and window.view.currentIndex().isValid()
+
+
+def test_find_similar_and_copy_path_from_a_row(
+        qtbot, make_window, tiny_model: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    from PySide6.QtWidgets import QApplication
+
+    index_with_core(tmp_path / "samples", tiny_model, count=8)
+    window = make_window()
+    wait_model_ready(qtbot, window)
+    qtbot.waitUntil(lambda: window.model.rowCount() == 8, timeout=10000)
+    window.view.setCurrentIndex(window.proxy.index(4, NAME))
+    source = window.current_hit().file
+    window.on_copy_path()
+    assert QApplication.clipboard().text() == source.path
+    window.on_similar()
+    qtbot.waitUntil(lambda: "Sounds like" in window.title.text(), timeout=10000)
+    assert source.name in window.title.text()
+    paths = [window.model.hit(r).file.path for r in range(window.model.rowCount())]
+    assert len(paths) == 7 and source.path not in paths
+    scores = [window.model.hit(r).score for r in range(window.model.rowCount())]
+    assert scores == sorted(scores, reverse=True) and window.model.scored
