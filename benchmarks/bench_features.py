@@ -4,7 +4,7 @@ Prints one JSON object: clips/s for both (CPU, and CUDA when present), the speed
 log-mel difference, and the cosine between embeddings of both feature sets through the full
 laion/larger_clap_music architecture with random weights (no download needed).
 
-    python benchmarks/bench_features.py [--clips 64] [--batch 8] [--threads N]
+    python benchmarks/bench_features.py [--clips 64] [--batch 8] [--threads 1]
 """
 
 from __future__ import annotations
@@ -12,12 +12,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
 
-import numpy as np
-import torch
-from transformers import (
+
+def _threads_from_argv() -> int:
+    args = sys.argv[1:]
+    return int(args[args.index("--threads") + 1]) if "--threads" in args else 1
+
+
+# numpy's OpenBLAS (the reference's mel product) fixes its thread count at import: give it the
+# same count as torch, or on a shared machine its spinning threads slow the reference down 3-5x.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", str(_threads_from_argv()))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from transformers import (  # noqa: E402
     ClapAudioConfig,
     ClapConfig,
     ClapFeatureExtractor,
@@ -25,7 +36,7 @@ from transformers import (
     ClapTextConfig,
 )
 
-from clapdesk.core.features import BatchedLogMel
+from clapdesk.core.features import BatchedLogMel  # noqa: E402
 
 SR = 48_000
 
@@ -87,7 +98,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=64)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    # One thread by default: on 2 shared cores, two spinning OpenMP/OpenBLAS threads per process
+    # made both extractors 3-10x slower, and one thread was as fast as two on an idle machine.
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--embed-clips", type=int, default=4)
     args = parser.parse_args()
@@ -114,6 +127,7 @@ def main() -> None:
         "batch": args.batch,
         "clip_seconds_mean": round(float(np.mean([len(c) for c in clips])) / SR, 2),
         "torch_threads": args.threads,
+        "openblas_threads": os.environ["OPENBLAS_NUM_THREADS"],
         "clips_per_stft": fast.clips_per_stft,
         **clips_per_second(methods, clips, args.batch, args.repeats, args.threads),
     }
@@ -147,9 +161,10 @@ def main() -> None:
     with torch.inference_mode():
         ref_vectors = model.get_audio_features(**reference(sample)).pooler_output
         fast_vectors = model.get_audio_features(**fast(sample)).pooler_output
-    cosine = torch.nn.functional.cosine_similarity(ref_vectors, fast_vectors, dim=-1)
+    cosine = torch.nn.functional.cosine_similarity(ref_vectors.double(), fast_vectors.double(), dim=-1)
     result["embedding_clips"] = len(sample)
     result["embedding_cosine_min_float32"] = cosine.min().item()
+    result["embedding_one_minus_cosine_max_float32"] = f"{(1.0 - cosine).max().item():.2e}"
     result = {k: round(v, 6) if isinstance(v, float) else v for k, v in result.items()}
     print(json.dumps(result))
 
