@@ -99,7 +99,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=64)
     parser.add_argument("--batch", type=int, default=8)
     # One thread by default: on 2 shared cores, two spinning OpenMP/OpenBLAS threads per process
-    # made both extractors 3-10x slower, and one thread was as fast as two on an idle machine.
+    # made both extractors 3-10x slower; on an idle machine one thread was about as fast as two.
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--embed-clips", type=int, default=4)
