@@ -3,7 +3,8 @@
 Library folders (and their subfolders, up to a cap) are watched with QFileSystemWatcher; a
 change starts a debounced incremental run over the folders that changed. The core skips files
 whose size and modification time are unchanged, so such a run only reads what is new. Nothing
-is rescanned at start-up.
+is rescanned at start-up. Directory watches see files added, removed and renamed; a file
+rewritten in place under the same name is picked up by Library > Update library (F5).
 """
 
 from __future__ import annotations

@@ -156,6 +156,7 @@ class DownloadDialog(QDialog):
         super().__init__(parent)
         self.controller = controller
         self.setWindowTitle("Download the sound model")
+        self.setMinimumWidth(self.fontMetrics().horizontalAdvance("0") * 64)
         size = KNOWN_MODEL_BYTES.get(ref)
         size_text = f"about {size / 1e6:,.0f} MB" if size else "a few hundred MB"
         self.expected = size or 0
