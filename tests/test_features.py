@@ -95,7 +95,7 @@ def test_mixed_batch_matches_reference(extractor: ClapFeatureExtractor) -> None:
 def test_fusion_flags_the_same_clip_as_the_reference() -> None:
     extractor = ClapFeatureExtractor(truncation="fusion")
     waves = list(CLIPS.values())
-    for seed in range(5):
+    for seed in range(3):
         flags = batched(extractor, waves, seed=seed)["is_longer"]
         assert flags.shape == (len(waves), 1) and flags.dtype == torch.bool
         assert flags.sum().item() == 1
