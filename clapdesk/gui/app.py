@@ -7,6 +7,7 @@ from the event loop afterwards, so the app is on screen in about a second.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from PySide6.QtCore import QTimer
@@ -53,7 +54,18 @@ def create_window(library: str | None = None, model: str | None = None,
     return window
 
 
+def no_display() -> bool:
+    """On Linux without X11 or Wayland, Qt would abort with a cryptic plugin error."""
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return False
+    return not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def run_app(library: str | None = None, model: str | None = None, device: str | None = None) -> int:
+    if no_display():
+        print("clapdesk: no display to open the app on (DISPLAY and WAYLAND_DISPLAY are unset). "
+              "The command line works without one: clapdesk --help", file=sys.stderr)
+        return 2
     app = application()
     try:
         window = create_window(library, model, device)

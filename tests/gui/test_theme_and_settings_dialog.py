@@ -47,3 +47,16 @@ def test_the_settings_dialog_edits_and_saves_the_declared_settings(qtbot) -> Non
     assert again.get("auto_play") is False and again.get("auto_play_delay_ms") == 300
     assert again.get("device") == "cpu"
     assert dialog.folders() == ["/music/Samples", "/music/More"]
+
+
+def test_without_a_display_the_app_says_so_instead_of_aborting() -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    done = subprocess.run([sys.executable, "-m", "clapdesk"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2
+    assert "no display" in done.stderr and "Traceback" not in done.stderr
