@@ -131,7 +131,10 @@ class VectorIndex:
                 # A file that comes back (re-added to the library) reuses its label.
                 self.index.unmark_deleted(label)
                 self.deleted.discard(label)
-            self.index.add_items(np.asarray(vectors, np.float32), labels, num_threads=1)
+            # A batch from the indexer is added on one thread (the model needs the cores); a
+            # rebuild of thousands of vectors uses them all, which halves it on two cores.
+            threads = 1 if len(labels) < 5000 else (os.cpu_count() or 1)
+            self.index.add_items(np.asarray(vectors, np.float32), labels, num_threads=threads)
             self.live.update(int(i) for i in labels)
             self.dirty = True
 
