@@ -315,7 +315,7 @@ class Catalog:
         """Insert or update one file's row (without committing); returns its id."""
         columns = ["path", "root_id", "size", "mtime_ns", "content_hash", "indexed_at", *fields]
         values = [encode_path(path), root_id, size, mtime_ns, content_hash, time.time(),
-                  *fields.values()]
+                  *(_plain(v) for v in fields.values())]
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
         marks = ",".join("?" * len(columns))
         row = self.db.execute(
@@ -423,6 +423,12 @@ class Catalog:
 
     def integrity_ok(self) -> bool:
         return self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _plain(value: object) -> object:
+    """numpy scalars as Python numbers: sqlite3 would store a np.float32 as a 4-byte BLOB
+    (it has the buffer protocol), and a BLOB where a tempo belongs breaks every reader."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _disk_nearly_full(folder: Path) -> bool:
