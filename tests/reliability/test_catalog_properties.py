@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -114,5 +115,26 @@ def test_tags_round_trip_user_first(user: list[tuple[str, float]], other: list[t
             catalog.set_tags(file_id, [], source)
         assert sorted(catalog.tags_of([file_id])[file_id]) == sorted(
             (t, "user", s) for t, s in user)
+    finally:
+        catalog.close()
+
+
+@SETTINGS
+@given(st.floats(20, 300, width=32), st.floats(-120, 0, width=32), st.integers(1, 8))
+def test_numpy_numbers_are_stored_as_numbers(bpm: float, peak: float, channels: int) -> None:
+    """Analysis hands over numpy scalars; a np.float32 must not land in SQLite as a BLOB."""
+    catalog = fresh_catalog()
+    try:
+        root_id = catalog.add_root(ROOT)
+        with catalog.transaction():
+            file_id = catalog.upsert_file(
+                f"{ROOT}/loop.wav", root_id, 1, 1, None, bpm=np.float32(bpm),
+                peak_db=np.float64(peak), channels=np.int64(channels), duration=np.float32(2.5))
+        kinds = catalog.db.execute("SELECT typeof(bpm), typeof(peak_db), typeof(channels), "
+                                   "typeof(duration) FROM files WHERE id = ?", (file_id,)).fetchone()
+        assert kinds == ("real", "real", "integer", "real")
+        record = catalog.get_file(file_id)
+        assert record is not None and record.bpm == pytest.approx(bpm, rel=1e-6)
+        assert record.channels == channels
     finally:
         catalog.close()
