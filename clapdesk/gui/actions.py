@@ -28,6 +28,8 @@ class Command:
 COMMANDS: tuple[Command, ...] = (
     Command("add_folder", "&Add library folder…", "&Library", "Ctrl+L", "folder-add",
             "Add a folder of samples to the library"),
+    Command("remove_folder", "&Remove library folder…", "&Library", "Ctrl+Shift+L",
+            "folder-remove", "Forget a folder and its sounds (the files stay on disk)"),
     Command("update_library", "&Update library", "&Library", "F5", "refresh",
             "Pick up new, changed and removed files in every library folder"),
     Command("cancel_indexing", "&Cancel indexing", "&Library", "Ctrl+.", "cancel",

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QUrl
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
+from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageBox
 
 from clapdesk.core.catalog import display_path
 from clapdesk.core.search import Filters
@@ -35,6 +35,16 @@ class WindowCommands(_Base):
         folder = QFileDialog.getExistingDirectory(self, "Add a folder of samples")
         if folder:
             self.indexing.index([folder])
+
+    def on_remove_folder(self) -> None:
+        roots = [path for _, path in self.library.catalog.roots()]
+        if not roots:
+            self.statusBar().showMessage("The library has no folders yet (Ctrl+L adds one)", 5000)
+            return
+        folder, ok = QInputDialog.getItem(self, "Remove library folder", "Folder:",
+                                          [display_path(r) for r in roots], 0, False)
+        if ok and folder:
+            self._remove_folder(roots[[display_path(r) for r in roots].index(folder)])
 
     def on_update_library(self) -> None:
         roots = [path for _, path in self.library.catalog.roots()]

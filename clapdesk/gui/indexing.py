@@ -111,6 +111,7 @@ class IndexingController(QObject):
     finished = Signal(object)  # IndexReport, or None after an error
     failed = Signal(str)  # a plain message
     roots_changed = Signal()
+    removed = Signal(int)  # how many files a removed folder took with it
 
     def __init__(self, library: Library, runner: TaskRunner, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -185,8 +186,9 @@ class IndexingController(QObject):
             self.index(folders)
 
     def remove(self, folder: str) -> None:
+        """Forget a folder (its files stay on disk); `removed` follows, then `roots_changed`."""
         self.runner.submit(self.library.remove_folder, folder, name="remove folder",
-                           on_finished=self.roots_changed.emit)
+                           on_result=self.removed.emit, on_finished=self.roots_changed.emit)
 
     # -- watching -----------------------------------------------------------------------------
     def rewatch(self) -> None:

@@ -119,6 +119,7 @@ class MainWindow(WindowCommands, QMainWindow):
         self.indexing.finished.connect(self._index_finished)
         self.indexing.failed.connect(lambda m: self.statusBar().showMessage(m, 15000))
         self.indexing.roots_changed.connect(self.refresh_overview)
+        self.indexing.removed.connect(self._folder_removed)
         self.progress.cancel.clicked.connect(self.on_cancel_indexing)
         self.live_timer = QTimer(self)
         self.live_timer.setInterval(LIVE_REFRESH_MS)
@@ -445,6 +446,15 @@ class MainWindow(WindowCommands, QMainWindow):
             f"Forget {display_path(folder)} and its sounds? The files themselves stay on disk.")
         if answer == QMessageBox.StandardButton.Yes:
             self.indexing.remove(folder)
+
+    def _folder_removed(self, files: int) -> None:
+        self.statusBar().showMessage(f"Folder removed from the library ({files} sounds)", 6000)
+        if self.place[0] == jobs.FOLDER:
+            self.place = (jobs.ALL, "")
+        if self.search.text().strip():
+            self.search.fire()
+        else:
+            self.browse()
 
     def _task_failed(self, name: str, exc: BaseException) -> None:
         self.statusBar().showMessage(f"Something went wrong ({name}): {exc}", 15000)

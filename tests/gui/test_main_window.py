@@ -307,3 +307,19 @@ def test_find_similar_and_copy_path_from_a_row(
     assert len(paths) == 7 and source.path not in paths
     scores = [window.model.hit(r).score for r in range(window.model.rowCount())]
     assert scores == sorted(scores, reverse=True) and window.model.scored
+
+
+def test_removing_a_library_folder_forgets_its_sounds_but_not_the_files(
+        qtbot, make_window, tiny_model: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    kept = index_with_core(tmp_path / "kept", tiny_model, count=3)
+    gone = index_with_core(tmp_path / "gone", tiny_model, count=4)
+    window = make_window()
+    qtbot.waitUntil(lambda: window.model.rowCount() == 7, timeout=10000)
+    qtbot.waitUntil(lambda: len(window.side.folder_paths()) == 2, timeout=10000)
+    with qtbot.waitSignal(window.indexing.removed, timeout=20000) as removed:
+        window.indexing.remove(str(tmp_path / "gone"))
+    assert removed.args == [4]
+    qtbot.waitUntil(lambda: window.model.rowCount() == 3, timeout=10000)
+    assert {window.model.hit(r).file.name for r in range(3)} == {p.name for p in kept}
+    qtbot.waitUntil(lambda: window.side.folder_paths() == [str(tmp_path / "kept")], timeout=10000)
+    assert all(p.exists() for p in gone)
