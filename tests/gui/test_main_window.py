@@ -182,6 +182,10 @@ def test_an_unavailable_model_is_a_plain_message_and_browsing_still_works(
     window.search.set_text("kick")  # waits for the model instead of failing
     assert "needs the model, which is unavailable" in window.title.text()
     assert window.model.rowCount() == len(sounds)
+    with qtbot.waitSignal(window.indexing.failed, timeout=20000) as failed:
+        window.indexing.index([str(tmp_path / "samples")])
+    assert failed.args[0].startswith("Indexing needs the model: ")
+    assert "Traceback" not in failed.args[0]
 
 
 def test_first_run_offers_the_download_with_its_size_and_a_model_folder(
