@@ -10,7 +10,8 @@ import logging
 import os
 import sys
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from clapdesk.core.catalog import CatalogError
@@ -25,6 +26,9 @@ log = logging.getLogger(__name__)
 def application() -> QApplication:
     app = QApplication.instance()
     if not isinstance(app, QApplication):
+        # Fractional display scales (125 %, 150 %) render at their true size, not rounded.
+        QGuiApplication.setHighDpiScaleFactorRoundingPolicy(
+            Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
         app = QApplication(sys.argv[:1])
     app.setApplicationName("clapdesk")
     app.setApplicationDisplayName("clapdesk")
