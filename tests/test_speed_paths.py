@@ -51,8 +51,10 @@ def test_identical_files_are_embedded_once(tiny_model: Path, tmp_path: Path,
     library = Library(model=str(tiny_model))
     report = library.index_folders([str(folder)])
     assert report.indexed == 7 and report.duplicates == 3 and not report.failed
-    # kick, hat and bass are one window each, the 12 s pad two: five windows, each embedded once.
+    # kick, hat and bass are one window each, the 12 s pad two: five windows, each embedded once,
+    # in calls of exactly BATCH_WINDOWS (the pad's two windows straddle two calls) but the last.
     assert sum(model_calls) == 5
+    assert model_calls == [2, 2, 1]
     copies = [("drums/kick.wav", "drums/kick copy.wav"), ("synths/pad.wav", "zz later/pad again.wav"),
               ("drums/hat.wav", "zz later/hat again.wav")]
     for original, copy in copies:
