@@ -72,3 +72,48 @@ if _PEAK_FILE:
             out.write(peak)
 
     atexit.register(_write_peak)
+
+# CLAPDESK_TEST_PAUSE_AT=POINT:FILE stops a fine-tune at POINT for a minute, creating FILE:
+# "training" (model loaded, training under way), "version-saved" (its folder is in place, its
+# vectors not yet written) or "before-activate" (vectors committed, the version not active).
+_PAUSE_AT = os.environ.get("CLAPDESK_TEST_PAUSE_AT")
+
+if _PAUSE_AT:
+    _point, _, _mark = _PAUSE_AT.partition(":")
+
+    def _pause() -> None:
+        with open(_mark, "w") as mark:
+            mark.write(str(os.getpid()))
+        time.sleep(60)
+
+    if _point == "training":
+        from clapdesk.core import finetune as _finetune
+
+        _real_loop = _finetune._train_loop
+
+        def _pause_in_training(*args, **kwargs):  # type: ignore[no-untyped-def]
+            _pause()
+            return _real_loop(*args, **kwargs)
+
+        _finetune._train_loop = _pause_in_training
+    elif _point == "version-saved":
+        from clapdesk.core import versions as _versions
+
+        _real_save_version = _versions.save_version
+
+        def _save_then_pause(*args, **kwargs):  # type: ignore[no-untyped-def]
+            saved = _real_save_version(*args, **kwargs)
+            _pause()
+            return saved
+
+        _versions.save_version = _save_then_pause
+    elif _point == "before-activate":
+        from clapdesk.core import library as _library
+
+        _real_activate = _library.Library.set_active_version
+
+        def _pause_then_activate(self, version):  # type: ignore[no-untyped-def]
+            _pause()
+            return _real_activate(self, version)
+
+        _library.Library.set_active_version = _pause_then_activate
