@@ -201,6 +201,11 @@ class ClapEmbedder:
         self.device = pick_device(device)
         self.precision = precision
         folder = identity.folder
+        # transformers draws a "Loading weights" bar on stderr; a plain error line must stay the
+        # only thing a producer reads there (the GUI shows its own progress).
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
         try:
             model = ClapModel.from_pretrained(folder, use_safetensors=True, dtype=torch.float32)
             processor = ClapProcessor.from_pretrained(folder)
