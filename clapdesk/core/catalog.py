@@ -176,6 +176,9 @@ class Catalog:
                 # last transactions, never corrupt the file.
                 self.db.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
+        except CatalogError:
+            self.db.close()
+            raise
         except sqlite3.DatabaseError as exc:
             self.db.close()
             if _disk_nearly_full(self.path.parent):
@@ -188,7 +191,6 @@ class Catalog:
     def _refuse_newer(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
-            self.db.close()
             raise CatalogError(
                 f"the catalog {self.path} was written by a newer clapdesk (schema {version}, this "
                 f"one knows {SCHEMA_VERSION}); update clapdesk to open it. It was left untouched."
@@ -197,8 +199,11 @@ class Catalog:
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
         self._refuse_newer()
-        if version == SCHEMA_VERSION or self.readonly:
+        if version == SCHEMA_VERSION:
             return
+        if self.readonly:
+            raise CatalogError(f"the catalog {self.path} has an older schema ({version}) and "
+                               "must be upgraded once by opening it for writing")
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             for step in range(version, SCHEMA_VERSION):
