@@ -67,6 +67,14 @@ def test_older_catalog_is_migrated_and_its_rows_stay_readable(tmp_path: Path) ->
     assert user_version(path) == SCHEMA_VERSION
 
 
+def test_older_catalog_opened_read_only_says_so_and_stays_old(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.sqlite3"
+    shutil.copy(FIXTURE, path)
+    with pytest.raises(CatalogError, match=r"older schema \(1\) and must be upgraded"):
+        Catalog(path, readonly=True)
+    assert digest(path) == digest(FIXTURE)
+
+
 def test_newer_catalog_is_refused_and_left_untouched(tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     library = tmp_path / "library"
