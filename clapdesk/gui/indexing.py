@@ -91,7 +91,11 @@ class IndexProgress(QWidget):
 
     def show_progress(self, progress: Progress) -> None:
         self.show()
-        if progress.phase in ("embedding", "scanning") and progress.total:
+        if progress.phase == "done":
+            self.bar.setRange(0, max(1, progress.total))
+            self.bar.setValue(max(1, progress.total))
+            self.bar.setFormat("Done")
+        elif progress.phase in ("embedding", "scanning") and progress.total:
             self.bar.setRange(0, progress.total)
             self.bar.setValue(progress.done)
             self.bar.setFormat(f"{progress.done} / {progress.total}")

@@ -74,8 +74,10 @@ def test_indexing_from_the_gui_fills_the_table_without_blocking_the_ui(
     qtbot.waitUntil(lambda: window.model.rowCount() == len(sounds), timeout=10000)
     names = {window.model.hit(r).file.name for r in range(window.model.rowCount())}
     assert names == {p.name for p in sounds}
-    values = [v for v, top in seen if top > 0]
-    assert len(set(values)) >= 3, f"the progress bar did not move: {seen}"
+    # Repaints are throttled (50 ms), so a quick run shows a few steps: they must climb to full.
+    steps = [(v, top) for v, top in seen if top > 0]
+    assert len(steps) >= 2 and steps[0][0] < steps[-1][0], f"the bar did not move: {seen}"
+    assert steps[-1][0] == steps[-1][1], f"the bar did not end full: {seen}"
     assert largest < MAX_UI_GAP_S, f"the UI thread was blocked for {largest * 1000:.0f} ms"
     # The unreadable file is listed with its reason, and the window says so without a traceback.
     qtbot.waitUntil(lambda: window.failures.count() == 1, timeout=5000)
