@@ -118,14 +118,14 @@ def test_twenty_thousand_files(tmp_path: Path, tiny_model: Path,
     assert len(scan.found) == 20_000 and scan.not_files == [] and scan.unreadable_folders == []
     assert scan_seconds < 10, f"scanning 20,000 files took {scan_seconds:.1f} s"
 
-    embedded = []
-    original = indexer_module.ClapEmbedder.pooled_features
+    embedded = []  # windows handed to the audio encoder
+    original = indexer_module.ClapEmbedder.features_for
 
-    def counting(self, files):  # type: ignore[no-untyped-def]
-        embedded.append(len(files))
-        return original(self, files)
+    def counting(self, windows):  # type: ignore[no-untyped-def]
+        embedded.append(len(windows))
+        return original(self, windows)
 
-    monkeypatch.setattr(indexer_module.ClapEmbedder, "pooled_features", counting)
+    monkeypatch.setattr(indexer_module.ClapEmbedder, "features_for", counting)
     library = Library(model=str(tiny_model))
     try:
         started = time.perf_counter()

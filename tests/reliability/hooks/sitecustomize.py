@@ -4,8 +4,9 @@ Python imports `sitecustomize` at start-up when this folder is on PYTHONPATH, so
 run the real `python -m clapdesk` and still see inside it. Each hook is off unless its
 environment variable is set:
 
-- CLAPDESK_TEST_EMBED_LOG=FILE: every batch handed to the model appends one JSON line with the
-  paths in it, flushed before the model runs, so a SIGKILL cannot hide an embedding.
+- CLAPDESK_TEST_EMBED_LOG=FILE: every call that may hand windows to the model appends one JSON
+  line with the paths of the files waiting for it (a superset of those embedded), written
+  before the model runs, so a SIGKILL cannot hide an embedding.
 - CLAPDESK_TEST_PAUSE_IN_SAVE=FILE: the index save stops for a minute right after the index file
   was replaced and before its sidecar is, and creates FILE to say so: the test kills it there.
   With CLAPDESK_TEST_RESUME=FILE2 too, it goes on as soon as FILE2 exists.
@@ -27,12 +28,12 @@ if _EMBED_LOG:
 
     _original_flush = _indexer.Indexer._flush
 
-    def _logged_flush(self, batch, embedder, report):  # type: ignore[no-untyped-def]
+    def _logged_flush(self, batch, *args, **kwargs):  # type: ignore[no-untyped-def]
         paths = [d.job.found.path for d in batch if d.decoded is not None]
         if paths:
             with open(_EMBED_LOG, "a", encoding="utf-8", errors="surrogateescape") as log:
                 log.write(json.dumps({"pid": os.getpid(), "paths": paths}) + "\n")
-        return _original_flush(self, batch, embedder, report)
+        return _original_flush(self, batch, *args, **kwargs)
 
     _indexer.Indexer._flush = _logged_flush
 
