@@ -22,7 +22,7 @@ import numpy as np
 from clapdesk.core import audio
 from clapdesk.core.catalog import Catalog, display_path
 from clapdesk.core.model import ClapEmbedder
-from clapdesk.core.scan import FoundFile, content_hash, walk_audio
+from clapdesk.core.scan import FoundFile, content_hash, under, walk_audio
 from clapdesk.core.tagging import AUTO_TAG_VOCABULARY, analyse_file, auto_tags, name_tags
 from clapdesk.core.vector_index import VectorIndex
 
@@ -156,6 +156,11 @@ class Indexer:
             report.failed.extend(scan.not_files)
             report.failed.extend((path, f"folder cannot be read: {why}")
                                  for path, why in scan.unreadable_folders)
+            for path in [p for p in known if any(under(p, f) for f, _ in scan.unreadable_folders)]:
+                # Not seen is not gone: a folder that cannot be read now (permissions, a share
+                # that dropped) keeps its files, as an unplugged drive does.
+                known.pop(path)
+                report.unchanged += 1
             for found in scan.found:
                 stamp = known.pop(found.path, None)
                 if stamp is None:
