@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from child import child_env, clapdesk_cmd
+from child import child_env, clapdesk_cmd, count_rows
 from conftest import family_sound, write_sound
 from corpus import write_streaming_wav
 
@@ -147,20 +147,35 @@ def test_twenty_thousand_files(tmp_path: Path, tiny_model: Path,
 def test_unreadable_file_without_root_powers(tmp_path: Path, tiny_model: Path) -> None:
     """chmod 000 stops anyone but root, and CI runs as root. So as root the real `clapdesk
     index` runs through `setpriv` without the capabilities that let root read anything
-    (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH): still uid 0, but bound by file permissions."""
+    (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH): still uid 0, but bound by file permissions.
+    An unreadable file is listed with its reason; a folder that became unreadable is listed
+    too, and the files indexed from it before are kept, not dropped as deleted."""
     samples = tmp_path / "samples"
-    write_sound(samples / "locked.wav", family_sound("kick", 1))
     write_sound(samples / "open.wav", family_sound("pad", 2))
-    os.chmod(samples / "locked.wav", 0)
-    cmd = clapdesk_cmd(tmp_path / "library", tiny_model, "index", str(samples))
-    if os.geteuid() == 0:
-        setpriv = shutil.which("setpriv")
-        if setpriv is None:
-            pytest.skip("running as root without util-linux setpriv: root reads any file")
-        cmd = [setpriv, "--bounding-set=-dac_override,-dac_read_search", *cmd]
+    write_sound(samples / "vault" / "a.wav", family_sound("kick", 3))
+    write_sound(samples / "vault" / "b.wav", family_sound("bass", 4))
+    library = tmp_path / "library"
+    cmd = clapdesk_cmd(library, tiny_model, "index", str(samples))
     done = subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0 and json.loads(done.stdout)["indexed"] == 3, done.stderr
+
+    write_sound(samples / "locked.wav", family_sound("kick", 1))
+    os.chmod(samples / "locked.wav", 0)
+    os.chmod(samples / "vault", 0)
+    try:
+        if os.geteuid() == 0:
+            setpriv = shutil.which("setpriv")
+            if setpriv is None:
+                pytest.skip("running as root without util-linux setpriv: root reads any file")
+            cmd = [setpriv, "--bounding-set=-dac_override,-dac_read_search", *cmd]
+        done = subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=240)
+    finally:
+        os.chmod(samples / "vault", 0o755)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert report["indexed"] == 1
-    assert report["failed"] == [{"path": str(samples / "locked.wav"),
-                                 "error": "permission denied: clapdesk may not read this file"}]
+    assert sorted((f["path"], f["error"]) for f in report["failed"]) == [
+        (str(samples / "locked.wav"), "permission denied: clapdesk may not read this file"),
+        (str(samples / "vault"), "folder cannot be read: Permission denied"),
+    ]
+    assert (report["indexed"], report["unchanged"], report["removed"]) == (0, 3, 0)
+    assert count_rows(library / "catalog.sqlite3") == 3
