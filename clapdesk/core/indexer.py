@@ -151,6 +151,13 @@ class Indexer:
             root_id = self.catalog.add_root(folder)
             known = self.catalog.file_stamps(root_id)
             scan = walk_audio(folder)
+            if known and not scan.found and not scan.not_files:
+                # Every file gone at once is far more often a drive not mounted (its empty
+                # mount point) than a folder emptied on purpose: keep it, as an unplugged
+                # drive is kept. Removing the folder from the library is the way to drop it.
+                report.offline_roots.append(folder)
+                report.unchanged += len(known)
+                continue
             notify(Progress("scanning", 0, len(scan.found), folder))
             # Link loops, pipes and unreadable folders are listed each run; they have no row.
             report.failed.extend(scan.not_files)
