@@ -171,7 +171,7 @@ class Catalog:
             self._refuse_newer()
             self.db.execute("PRAGMA foreign_keys = ON")
             if not readonly:
-                self.db.execute("PRAGMA journal_mode = WAL")
+                self._use_wal()
                 # NORMAL in WAL mode survives a process crash; only power loss may drop the
                 # last transactions, never corrupt the file.
                 self.db.execute("PRAGMA synchronous = NORMAL")
@@ -187,6 +187,18 @@ class Catalog:
                     f"the disk is full: the catalog {self.path} cannot be opened until some "
                     "space is freed; it was left as it was") from exc
             raise CatalogError(f"the catalog {self.path} cannot be opened: {exc}") from exc
+
+    def _use_wal(self) -> None:
+        """Switch to WAL. Two processes switching at once can deadlock on the file lock, and
+        SQLite then answers "locked" at once instead of waiting: so wait here and retry."""
+        for attempt in range(100):
+            try:
+                self.db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 99:
+                    raise
+                time.sleep(0.05)
 
     def _refuse_newer(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -206,6 +218,9 @@ class Catalog:
                                "must be upgraded once by opening it for writing")
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
+            # Read again under the write lock: another clapdesk opening the same catalog at the
+            # same moment may have migrated it while this one waited.
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
             for step in range(version, SCHEMA_VERSION):
                 for statement in MIGRATIONS[step].split(";"):
                     if statement.strip():
