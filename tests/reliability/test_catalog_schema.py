@@ -6,6 +6,9 @@ from __future__ import annotations
 import hashlib
 import shutil
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -109,3 +112,34 @@ def test_damaged_catalog_is_refused_and_left_untouched(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="cannot be opened: file is not a database"):
         Catalog(path)
     assert digest(path) == before
+
+
+RACE = """
+import os, sys, time
+from clapdesk.core.catalog import Catalog
+start = float(sys.argv[2])
+while time.time() < start:
+    pass
+Catalog(sys.argv[1]).close()
+"""
+
+
+@pytest.mark.parametrize("source", ["fixture", "new"])
+def test_processes_opening_one_catalog_at_once_all_succeed(source: str, tmp_path: Path) -> None:
+    """Several clapdesk processes (the GUI and a CLI, say) opening a catalog that needs
+    migrating, or creating one, at the same instant: each must see the other's migration."""
+    path = tmp_path / "catalog.sqlite3"
+    if source == "fixture":
+        shutil.copy(FIXTURE, path)
+    start = time.time() + 3.0  # all of them begin migrating at once
+    procs = [subprocess.Popen([sys.executable, "-c", RACE, str(path), str(start)],
+                              stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, errors
+    assert user_version(path) == SCHEMA_VERSION
+    catalog = Catalog(path)
+    try:
+        assert catalog.integrity_ok()
+        assert len(catalog.files()) == (len(FILES) if source == "fixture" else 0)
+    finally:
+        catalog.close()
