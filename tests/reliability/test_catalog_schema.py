@@ -70,6 +70,28 @@ def test_older_catalog_is_migrated_and_its_rows_stay_readable(tmp_path: Path) ->
     assert user_version(path) == SCHEMA_VERSION
 
 
+def test_a_migration_that_fails_changes_nothing(tmp_path: Path) -> None:
+    """Every step runs in one transaction: a step that fails half-way leaves the old schema."""
+    path = tmp_path / "catalog.sqlite3"
+    shutil.copy(FIXTURE, path)
+    db = sqlite3.connect(path)
+    db.execute("ALTER TABLE files ADD COLUMN kind TEXT")  # step 1 -> 2 will add it again
+    db.commit()
+    db.close()
+    with pytest.raises(CatalogError, match="cannot be opened: duplicate column name: kind"):
+        Catalog(path)
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert "tags" not in tables and "favourites" not in tables, "step 1 -> 2 was rolled back"
+        columns = {r[1] for r in db.execute("PRAGMA table_info(files)")}
+        assert "bpm" not in columns
+        assert db.execute("SELECT COUNT(*) FROM files").fetchone()[0] == len(FILES)
+    finally:
+        db.close()
+
+
 def test_older_catalog_opened_read_only_says_so_and_stays_old(tmp_path: Path) -> None:
     path = tmp_path / "catalog.sqlite3"
     shutil.copy(FIXTURE, path)
