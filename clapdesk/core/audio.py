@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 import os
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import soxr
+
+from clapdesk.core import headers
 
 # Extensions handed to libsndfile. Anything else in a library folder is ignored, not failed.
 AUDIO_EXTENSIONS = frozenset(
@@ -29,6 +30,10 @@ WINDOW_SECONDS = 10.0
 MAX_WINDOWS = 6
 # Analysis (tempo, key, loudness) looks at the start of a file; 30 s is plenty for a sample.
 ANALYSIS_SECONDS = 30.0
+
+
+DAMAGED = "file is damaged or truncated"
+DAMAGED_HEADER = "file is damaged: its header cannot be read"
 
 
 class DecodeError(Exception):
@@ -95,21 +100,30 @@ def explain_error(exc: BaseException, path: str | os.PathLike[str]) -> str:
         size = -1
     if size == 0:
         return "file is empty"
-    wav_problem = wav_header_problem(path)
-    if wav_problem:
-        return wav_problem
+    problem = headers.header_problem(path, size)
+    if problem:
+        return problem
+    try:
+        kind = headers.container(path)
+    except OSError:
+        kind = None
     detail = _library_message(exc).lower()
     if "not a regular file" in detail and os.path.isfile(path):
         # libsndfile's words when a compressed stream (MP3 in a WAV, say) has no valid frame.
         return "file is damaged: its audio data cannot be decoded"
     if "format not recognised" in detail or "unknown format" in detail:
-        return "not an audio file"
+        return DAMAGED_HEADER if kind in ("aiff", "flac", "ogg") else "not an audio file"
     if "unsupported encoding" in detail or "unimplemented" in detail:
-        return "unsupported codec"
+        # A FLAC or Ogg Vorbis file libsndfile cannot make sense of is damaged, not exotic.
+        if kind in ("flac", "ogg", "mp3"):
+            return DAMAGED
+        return "unsupported codec in AIFF container" if kind == "aiff" else "unsupported codec"
     if "truncat" in detail or "end of file" in detail or "premature" in detail:
         return "file is truncated"
+    if "lost sync" in detail or "decoder" in detail or "internal error" in detail:
+        return DAMAGED
     if "malformed" in detail or "error in" in detail or "header" in detail or "bad" in detail:
-        return "file is damaged: its header cannot be read"
+        return DAMAGED_HEADER
     if isinstance(exc, OSError):
         return f"could not read the file: {exc.strerror or detail}"
     return f"could not decode the file: {detail}"
@@ -123,88 +137,6 @@ def _library_message(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc).rsplit("': ", 1)[-1]
-
-
-# WAV format tags libsndfile decodes; anything else inside a WAV is a codec it does not read.
-_READABLE_WAV_CODECS = frozenset({0x0001, 0x0002, 0x0003, 0x0006, 0x0007, 0x0011, 0x0031,
-                                  0x0040, 0x0045, 0x0055, 0xFFFE})
-_WAV_CODEC_NAMES = {0x0050: "MPEG audio", 0x0092: "AC-3", 0x00FF: "AAC", 0x0160: "WMA",
-                    0x0161: "WMA", 0x0162: "WMA Pro", 0x0163: "WMA Lossless", 0x1610: "AAC",
-                    0x2000: "AC-3", 0x2001: "DTS", 0x674F: "Vorbis", 0xF1AC: "FLAC"}
-
-
-@dataclass(frozen=True)
-class WavLayout:
-    """What a WAV's header says, read without libsndfile."""
-
-    format_tag: int | None  # None: the header ends before a complete 'fmt ' chunk
-    data_declared: int | None  # None: no 'data' chunk before the end of the file
-    data_available: int
-
-
-def wav_layout(path: str | os.PathLike[str]) -> WavLayout | None:
-    """The chunks of a RIFF/RF64 WAVE file, or None when the file is not one."""
-    with open(path, "rb") as handle:
-        head = handle.read(12)
-        if head[:4] not in (b"RIFF", b"RIFX", b"RF64") or (len(head) == 12 and head[8:12] != b"WAVE"):
-            return None
-        size = os.fstat(handle.fileno()).st_size
-        endian = ">" if head[:4] == b"RIFX" else "<"
-        tag: int | None = None
-        big_data: int | None = None
-        pos = 12
-        while len(head) == 12 and pos + 8 <= size:
-            handle.seek(pos)
-            chunk_id, chunk_len = handle.read(4), struct.unpack(endian + "I", handle.read(4))[0]
-            if chunk_id == b"ds64":
-                body = handle.read(16)
-                if len(body) == 16:
-                    big_data = struct.unpack(endian + "Q", body[8:16])[0]
-            elif chunk_id == b"fmt ":
-                body = handle.read(min(chunk_len, 40))
-                if len(body) < 16 or pos + 8 + chunk_len > size:
-                    break
-                tag = struct.unpack(endian + "H", body[:2])[0]
-                if tag == 0xFFFE and len(body) >= 26:  # WAVE_FORMAT_EXTENSIBLE: the real codec
-                    sub = struct.unpack(endian + "H", body[24:26])[0]
-                    tag = sub if sub in (0x0001, 0x0003) else 0xFFFE
-            elif chunk_id == b"data":
-                declared = big_data if chunk_len == 0xFFFFFFFF and big_data else chunk_len
-                return WavLayout(tag, declared, size - pos - 8)
-            pos += 8 + chunk_len + (chunk_len & 1)
-        return WavLayout(tag, None, 0)
-
-
-def wav_header_problem(path: str | os.PathLike[str]) -> str | None:
-    """A WAV's header problem in a producer's words, or None when the header looks sound."""
-    try:
-        layout = wav_layout(path)
-    except OSError:
-        return None
-    if layout is None:
-        return None
-    if layout.format_tag is None or layout.data_declared is None:
-        return "file is truncated"
-    if layout.format_tag not in _READABLE_WAV_CODECS:
-        name = _WAV_CODEC_NAMES.get(layout.format_tag, f"format 0x{layout.format_tag:04X}")
-        return f"unsupported codec in WAV container ({name})"
-    # 0 and 0xFFFFFFFF are what recorders write while streaming: not a promise of a length.
-    if layout.data_declared not in (0, 0xFFFFFFFF) and layout.data_declared > layout.data_available:
-        return "file is truncated"
-    return None
-
-
-def _wav_data_cut_short(path: str | os.PathLike[str]) -> bool:
-    try:
-        layout = wav_layout(path)
-    except OSError:
-        return False  # libsndfile will say what is wrong
-    if layout is None or layout.data_declared is None:
-        return False
-    if layout.data_declared in (0, 0xFFFFFFFF):
-        return False
-    # A few bytes of slack: some writers round the declared size up.
-    return layout.data_declared - layout.data_available > 64
 
 
 def probe(path: str | os.PathLike[str]) -> AudioInfo:
@@ -254,15 +186,16 @@ def decode_for_index(
     max_windows: int = MAX_WINDOWS,
 ) -> DecodedAudio:
     """Read the windows the model embeds and the stretch analysis looks at."""
-    if _wav_data_cut_short(path):
-        # libsndfile quietly plays what is there; a producer wants to know the file is broken.
+    if headers.data_cut_short(path):
         raise DecodeError("file is truncated")
     try:
         with sf.SoundFile(native_path(path)) as handle:
             info = _info_from(handle.samplerate, handle.channels, handle.frames,
                               handle.format, handle.subtype)
             if info.frames <= 0 or info.sample_rate <= 0:
-                raise DecodeError("file contains no audio")
+                # A header alone is an empty recording; kilobytes that yield nothing are broken.
+                big = os.path.getsize(path) > 4096
+                raise DecodeError(DAMAGED if big else "file contains no audio")
             native_window = max(1, round(window_seconds * info.sample_rate))
             starts = window_starts(info.frames, native_window, max_windows)
             analysis_frames = min(info.frames, round(ANALYSIS_SECONDS * info.sample_rate))
