@@ -17,6 +17,12 @@ def wav_bytes(data: np.ndarray, rate: int, subtype: str = "PCM_16") -> bytes:
     return buffer.getvalue()
 
 
+def encoded(data: np.ndarray, rate: int, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, data, rate, format=fmt)
+    return buffer.getvalue()
+
+
 def wav_with_codec(format_tag: int, body: bytes, channels: int = 2, rate: int = 44100,
                    block_align: int = 4096, extra: bytes = b"\x00" * 10) -> bytes:
     """A well-formed RIFF/WAVE whose 'fmt ' chunk names `format_tag` (e.g. 0x0161, WMA)."""
