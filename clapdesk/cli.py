@@ -164,7 +164,7 @@ def cmd_index(args: argparse.Namespace) -> dict[str, Any]:
         for path, error in report.failed:
             print(f"  failed: {result_path(path)}: {error}")
         for root in report.offline_roots:
-            print(f"  offline (not found, kept as it was): {result_path(root)}")
+            print(f"  skipped (missing or empty, its files were kept): {result_path(root)}")
     return result
 
 

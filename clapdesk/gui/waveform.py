@@ -50,7 +50,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QApplication, QWidget
 
-from clapdesk.core.audio import read_for_playback, write_region
+from clapdesk.core.audio import native_path, read_for_playback, write_region
 from clapdesk.core.paths import LibraryPaths
 
 BACKGROUND = QColor("#1b1d21")
@@ -87,7 +87,7 @@ def _mono(data: np.ndarray) -> np.ndarray:
 
 def file_peaks(path: str | os.PathLike[str], bins: int) -> np.ndarray:
     """Peaks of a file for a thumbnail: all of a short file, evenly spaced slices of a long one."""
-    with sf.SoundFile(os.fspath(path)) as handle:
+    with sf.SoundFile(native_path(path)) as handle:  # bytes: non-UTF-8 names open too
         frames = handle.frames
         if frames <= THUMB_FULL_READ_SECONDS * handle.samplerate or not handle.seekable():
             return min_max_peaks(_mono(handle.read(dtype="float32", always_2d=True)), bins)
