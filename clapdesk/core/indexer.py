@@ -29,8 +29,10 @@ from clapdesk.core.vector_index import VectorIndex
 log = logging.getLogger(__name__)
 
 # Windows per model call. Every call gets exactly this many (a file's windows may straddle two
-# calls): on a 2-core CPU 16 costs about a fifth less CPU per window than 8 (benchmarks/).
-BATCH_WINDOWS = 16
+# calls). Measured on a quiet 2-core CPU with torch 2.13 (benchmarks/bench_index.py): batches of
+# 1 to 6 windows cost the same per window (about 0.24 s float32, 0.07 s int8) and 8 or more
+# cost 15-50 % more (the activations leave the cache); 4 keeps the model busy between decodes.
+BATCH_WINDOWS = 4
 INDEX_SAVE_SECONDS = 60.0
 
 
