@@ -401,11 +401,18 @@ class Catalog:
 
     # -- tags, favourites, history ------------------------------------------------------------
     def set_tags(self, file_id: int, tags: Iterable[tuple[str, float]], source: str) -> None:
-        """Replace one source's tags of a file (no commit: callers batch)."""
+        """Replace one source's tags of a file (no commit: callers batch).
+
+        A tag the user hid stays hidden when the new set brings it back (a re-index of a
+        changed file suggests the same automatic tags again).
+        """
+        hidden = {r[0] for r in self.db.execute(
+            "SELECT tag FROM tags WHERE file_id = ? AND source = ? AND hidden = 1",
+            (file_id, source))}
         self.db.execute("DELETE FROM tags WHERE file_id = ? AND source = ?", (file_id, source))
         self.db.executemany(
-            "INSERT OR REPLACE INTO tags(file_id, tag, source, score) VALUES (?, ?, ?, ?)",
-            [(file_id, tag, source, float(score)) for tag, score in tags])
+            "INSERT OR REPLACE INTO tags(file_id, tag, source, score, hidden) VALUES (?, ?, ?, ?, ?)",
+            [(file_id, tag, source, float(score), int(tag in hidden)) for tag, score in tags])
 
     def tags_of(self, file_ids: Sequence[int]) -> dict[int, list[tuple[str, str, float]]]:
         """file id -> [(tag, source, score)] of visible tags, user tags first."""
