@@ -17,9 +17,13 @@ from clapdesk.core import audio
 from clapdesk.core.catalog import FileRecord, display_path, prefix_range
 from clapdesk.core.library import Library
 from clapdesk.core.query import ParsedQuery, parse_query
+from clapdesk.core.user_tags import files_with_user_tags, query_tag_candidates
 
 ANN_OVERFETCH = 10  # candidates per wanted result when constraints must be checked
 ANN_MIN_CANDIDATES = 400
+# Added to the cosine of a file whose own user tag the query names: the producer's word about a
+# sound outranks CLAP's guess among close matches, without lifting a sound that is far off.
+USER_TAG_BOOST = 0.05
 
 
 @dataclass(frozen=True)
@@ -103,10 +107,14 @@ def _rank(library: Library, vector: np.ndarray | None, k: int, parsed: ParsedQue
           filters: Filters, exclude: set[int]) -> tuple[list[Hit], bool]:
     index = library.vector_index()
     constrained = parsed.has_constraints or filters.active
+    tagged = files_with_user_tags(library.catalog, query_tag_candidates(parsed.text)) \
+        if parsed.text and vector is not None else {}
     if vector is not None and len(index):
         wanted = k + len(exclude)
         fetch = max(wanted * ANN_OVERFETCH, ANN_MIN_CANDIDATES) if constrained else wanted
         candidates = [(i, s) for i, s in index.query(vector, fetch) if i not in exclude]
+        if tagged:
+            candidates = _boost_user_tagged(library, vector, candidates, tagged, exclude)
         records = {r.id: r for r in library.catalog.files([i for i, _ in candidates])}
         hits = _accepted(library, candidates, records, parsed, filters, k)
         if len(hits) >= k or not constrained or len(candidates) >= len(index) - len(exclude):
@@ -119,6 +127,8 @@ def _rank(library: Library, vector: np.ndarray | None, k: int, parsed: ParsedQue
         ids, matrix = library.catalog.vectors(library.model_key, list(records))
         scores = matrix @ vector if len(ids) else np.zeros(0, np.float32)
         scored = [(int(ids[j]), float(scores[j])) for j in np.argsort(-scores)]
+        if tagged:
+            scored = _boost_user_tagged(library, vector, scored, tagged, exclude, join=False)
     return _accepted(library, scored, records, parsed, filters, k), True
 
 
@@ -139,6 +149,22 @@ def _accepted(library: Library, scored: list[tuple[int, float]], records: dict[i
         if len(hits) >= k:
             break
     return hits
+
+
+def _boost_user_tagged(library: Library, vector: np.ndarray, scored: list[tuple[int, float]],
+                       tagged: dict[int, set[str]], exclude: set[int], join: bool = True
+                       ) -> list[tuple[int, float]]:
+    """Lift files whose user tags the query names, re-sorted. With `join`, tagged files the
+    ANN did not return are scored exactly and join in, so a tag works beyond the nearest k."""
+    have = {i for i, _ in scored}
+    missing = [i for i in tagged if join and i not in have and i not in exclude]
+    extra: list[tuple[int, float]] = []
+    if missing:
+        ids, matrix = library.catalog.vectors(library.model_key, missing)
+        if len(ids):
+            extra = [(int(i), float(s)) for i, s in zip(ids, matrix @ vector)]
+    boosted = [(i, s + USER_TAG_BOOST if i in tagged else s) for i, s in [*scored, *extra]]
+    return sorted(boosted, key=lambda pair: -pair[1])
 
 
 def _meets_filters(record: FileRecord, filters: Filters) -> bool:

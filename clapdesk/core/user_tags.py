@@ -1,0 +1,154 @@
+"""Tags the producer writes or corrects: their own tags, and automatic or name tags they hide.
+
+Indexing stores automatic tags (source 'auto') and name tags ('folder', 'filename'); each
+source is replaced only by its own writer, so the user's tags (source 'user') survive a
+re-index, and a hidden automatic tag stays hidden when indexing suggests it again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+from clapdesk.core.catalog import Catalog
+from clapdesk.core.names import name_tokens
+
+USER = "user"
+_SPACES = re.compile(r"\s+")
+_WORD = re.compile(r"[\w'&+#.-]+")  # a query word: letters, digits and "lo-fi", "r&b", "c#"
+
+
+def normalise_tag(tag: str) -> str:
+    """"  Dusty   Drums " -> "dusty drums": how every user tag is stored and compared."""
+    return _SPACES.sub(" ", tag.strip().lower())
+
+
+def normalise_tags(tags: Iterable[str]) -> list[str]:
+    """Normalised, without empties or repeats, in the order given."""
+    out: list[str] = []
+    for tag in tags:
+        clean = normalise_tag(tag)
+        if clean and clean not in out:
+            out.append(clean)
+    return out
+
+
+def parse_tag_text(text: str) -> list[str]:
+    """A comma-separated field ("dusty, lo-fi kick,") as normalised tags."""
+    return normalise_tags(text.split(","))
+
+
+def user_tags(catalog: Catalog, file_ids: Sequence[int]) -> dict[int, list[str]]:
+    """file id -> the user's own tags, in the order they were written."""
+    out: dict[int, list[str]] = {int(i): [] for i in file_ids}
+    for fid, tag in _rows(catalog, file_ids, "SELECT file_id, tag FROM tags WHERE source = 'user'",
+                          order="rowid"):
+        out[int(fid)].append(tag)
+    return out
+
+
+def other_tags(catalog: Catalog, file_ids: Sequence[int]) -> dict[int, list[tuple[str, bool]]]:
+    """file id -> [(tag, hidden)] of automatic and name tags, de-duplicated, best score first.
+
+    A tag is hidden when every row of it (in any non-user source) is hidden.
+    """
+    out: dict[int, list[tuple[str, bool]]] = {int(i): [] for i in file_ids}
+    rows = _rows(catalog, file_ids, "SELECT file_id, tag, MIN(hidden) FROM tags "
+                 "WHERE source != 'user'", group="file_id, tag", order="MAX(score) DESC, tag")
+    for fid, tag, hidden in rows:
+        out[int(fid)].append((tag, bool(hidden)))
+    return out
+
+
+def set_user_tags(catalog: Catalog, file_ids: Iterable[int], tags: Iterable[str]) -> list[str]:
+    """Replace the user tags of each file with `tags` (normalised); returns what was stored."""
+    clean = normalise_tags(tags)
+    with catalog.transaction():
+        for file_id in file_ids:
+            catalog.set_tags(int(file_id), [(t, 1.0) for t in clean], USER)
+    return clean
+
+
+def add_user_tag(catalog: Catalog, file_ids: Iterable[int], tag: str) -> str:
+    """Add one user tag to each file, keeping the tags it has; returns the normalised tag."""
+    clean = normalise_tag(tag)
+    if not clean:
+        return clean
+    with catalog.transaction():
+        catalog.db.executemany(
+            "INSERT OR IGNORE INTO tags(file_id, tag, source, score) VALUES (?, ?, 'user', 1.0)",
+            [(int(i), clean) for i in file_ids])
+    return clean
+
+
+def hide_tag(catalog: Catalog, file_id: int, tag: str, hidden: bool = True) -> int:
+    """Hide (or show again) an automatic or name tag of one file; returns the rows changed.
+
+    User tags are never hidden: to drop one, set the user tags without it.
+    """
+    with catalog.transaction():
+        cursor = catalog.db.execute(
+            "UPDATE tags SET hidden = ? WHERE file_id = ? AND tag = ? AND source != 'user'",
+            (int(hidden), int(file_id), normalise_tag(tag)))
+    return cursor.rowcount
+
+
+def tags_for_display(catalog: Catalog, file_ids: Sequence[int]) -> dict[int, list[str]]:
+    """file id -> visible tags: the user's first, then the rest, hidden ones left out, unique."""
+    out: dict[int, list[str]] = {int(i): [] for i in file_ids}
+    mine = user_tags(catalog, file_ids)
+    for file_id, tags in catalog.tags_of(list(out)).items():
+        words = out[int(file_id)]
+        for tag in [*mine.get(int(file_id), []), *(t for t, _, _ in tags)]:
+            if tag not in words:
+                words.append(tag)
+    return out
+
+
+def files_with_user_tags(catalog: Catalog, tags: Iterable[str]) -> dict[int, set[str]]:
+    """file id -> which of `tags` the user gave it."""
+    wanted = sorted(set(tags))
+    out: dict[int, set[str]] = {}
+    for chunk in _chunks(wanted, 900):
+        marks = ",".join("?" * len(chunk))
+        for fid, tag in catalog.db.execute(
+                f"SELECT file_id, tag FROM tags WHERE source = 'user' AND tag IN ({marks})", chunk):
+            out.setdefault(int(fid), set()).add(tag)
+    return out
+
+
+def query_tag_candidates(text: str) -> set[str]:
+    """The tags a query could name: its words (as typed and as name tokens), neighbouring word
+    pairs, and the whole query, so that "dusty" and "dusty drums" both find "dusty drums"."""
+    words = [w.strip(".'") for w in _WORD.findall(text.lower()) if w.strip(".'")]
+    out = set(words) | set(name_tokens(text))
+    out |= {f"{a} {b}" for a, b in zip(words, words[1:])}
+    if words:
+        out.add(" ".join(words))
+    return out
+
+
+def all_tags(catalog: Catalog, limit: int = 5000) -> list[str]:
+    """Every tag in the library, most used first (for completion)."""
+    return [r[0] for r in catalog.db.execute(
+        "SELECT tag FROM tags WHERE hidden = 0 GROUP BY tag ORDER BY COUNT(*) DESC, tag LIMIT ?",
+        (limit,))]
+
+
+def _rows(catalog: Catalog, file_ids: Sequence[int], select: str, group: str = "",
+          order: str = "") -> list[tuple]:
+    rows: list[tuple] = []
+    for chunk in _chunks([int(i) for i in file_ids], 900):
+        marks = ",".join("?" * len(chunk))
+        sql = f"{select} AND file_id IN ({marks})"
+        if group:
+            sql += f" GROUP BY {group}"
+        if order:
+            sql += f" ORDER BY {order}"
+        rows.extend(catalog.db.execute(sql, chunk).fetchall())
+    return rows
+
+
+def _chunks(items: list, size: int) -> Iterable[list]:
+    for at in range(0, len(items), size):
+        yield items[at: at + size]
