@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("duplicates", parents=[common],
                        help="identical files (same content) and near-duplicates (same sound)")
     p.add_argument("--near", action="store_true", help="also list near-duplicates by sound")
+    p = sub.add_parser("tag", parents=[common], help="set, add or hide tags of indexed files")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    change = p.add_mutually_exclusive_group(required=True)
+    change.add_argument("--set", metavar="TAGS", help='replace your tags: "dusty, lo-fi kick"')
+    change.add_argument("--add", metavar="TAG", help="add one tag of your own")
+    change.add_argument("--hide", metavar="TAG", help="hide an automatic or file-name tag")
     sub.add_parser("gui", parents=[common], help="open the desktop app (the default)")
     _add_extensions(sub, common)
     return parser
@@ -302,9 +308,42 @@ def cmd_duplicates(args: argparse.Namespace) -> dict[str, Any]:
     return {"groups": [g.to_json() for g in groups]}
 
 
+def cmd_tag(args: argparse.Namespace) -> dict[str, Any]:
+    from clapdesk.core import user_tags
+
+    library = open_library(args)
+    try:
+        records = []
+        for path in args.files:
+            record = library.catalog.file_by_path(os.path.abspath(path))
+            if record is None:
+                raise CliError(f"'{path}' is not in the library (clapdesk index its folder)")
+            records.append(record)
+        ids = [r.id for r in records]
+        if args.set is not None:
+            user_tags.set_user_tags(library.catalog, ids, user_tags.parse_tag_text(args.set))
+        elif args.add is not None:
+            if not user_tags.add_user_tag(library.catalog, ids, args.add):
+                raise CliError("--add: the tag is empty")
+        else:
+            for file_id in ids:
+                user_tags.hide_tag(library.catalog, file_id, args.hide)
+        shown = user_tags.tags_for_display(library.catalog, ids)
+        mine = user_tags.user_tags(library.catalog, ids)
+    finally:
+        library.close()
+    files = [{"path": result_path(r.path), "tags": shown[r.id], "user_tags": mine[r.id]}
+             for r in records]
+    if not args.json:
+        for item in files:
+            print(f"{item['path']}: {', '.join(item['tags']) or '(no tags)'}")
+    return {"files": files}
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "index": cmd_index, "search": cmd_search, "similar": cmd_similar,
     "doctor": cmd_doctor, "failures": cmd_failures, "duplicates": cmd_duplicates,
+    "tag": cmd_tag,
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -149,3 +150,29 @@ def test_a_user_tag_lifts_its_file_in_text_search(tiny_model: Path, tmp_path: Pa
                    for h in hits if h.file.id != target.id)
     finally:
         library.close()
+
+
+def test_tag_on_the_command_line(capsys: pytest.CaptureFixture[str], tiny_model: Path,
+                                 tmp_path: Path) -> None:
+    from clapdesk.cli import main
+
+    sounds = make_sounds(tmp_path / "samples", 2)
+
+    def run(*argv: str) -> dict:
+        code = main(["--json", "--model", str(tiny_model), *argv])
+        captured = capsys.readouterr()
+        assert code == 0, captured.err
+        return json.loads(captured.out)
+
+    run("index", str(tmp_path / "samples"))
+    out = run("tag", *map(str, sounds), "--set", " Dusty, lo-fi  Kick,,dusty")
+    assert [f["user_tags"] for f in out["files"]] == [["dusty", "lo-fi kick"]] * 2
+    assert out["files"][0]["tags"][:3] == ["dusty", "lo-fi kick", "kick"]
+    out = run("tag", str(sounds[0]), "--add", "Vinyl")
+    assert out["files"][0]["user_tags"] == ["dusty", "lo-fi kick", "vinyl"]
+    out = run("tag", str(sounds[0]), "--hide", "kick")
+    assert "kick" not in out["files"][0]["tags"]
+    assert out["files"][0]["tags"][:3] == ["dusty", "lo-fi kick", "vinyl"]
+    # A file the library does not know is a plain error, exit code 1.
+    assert main(["tag", str(tmp_path / "elsewhere.wav"), "--add", "x"]) == 1
+    assert "not in the library" in capsys.readouterr().err
