@@ -100,3 +100,23 @@ def test_indexing_uses_the_batched_log_mel(tiny_model: Path, tmp_path: Path,
     assert max(model_calls) > 1
     assert all(n <= max(indexer.BATCH_WINDOWS, 2) for n in model_calls)
     library.close()
+
+
+def test_int8_mode_quantises_the_audio_tower_and_stays_close(tiny_model: Path) -> None:
+    import torch
+
+    from clapdesk.core.model import load_embedder
+
+    exact = load_embedder(str(tiny_model), device="cpu")
+    fast = load_embedder(str(tiny_model), device="cpu", precision="int8")
+    quantised = [m for m in fast.model.audio_model.modules()
+                 if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)]
+    assert quantised, "int8 mode left every Linear layer in float32"
+    assert not any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear)
+                   for m in fast.model.text_model.modules()), "text vectors must stay float32"
+    windows = [family_sound(kind, i, rate=exact.sampling_rate)
+               for i, kind in enumerate(("kick", "hihat", "pad", "bass"))]
+    a = exact.project_audio(exact.features_for(windows))
+    b = fast.project_audio(fast.features_for(windows))
+    assert np.all(np.sum(a * b, axis=1) > 0.98)
+    assert np.array_equal(exact.embed_text(["dark kick"]), fast.embed_text(["dark kick"]))
