@@ -49,6 +49,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("similar", "Find &similar sounds", "&Sound", "Ctrl+M", "similar",
             "Sounds like the selected one"),
     Command("favourite", "Add to / remove from fa&vourites", "&Sound", "Ctrl+D", "star"),
+    Command("edit_tags", "Edit &tags…", "&Sound", "Ctrl+T", "tag",
+            "Your own tags for the selected sounds; hide automatic tags that are wrong"),
     Command("reveal", "&Reveal in file manager", "&Sound", "Ctrl+E", "reveal"),
     Command("copy_path", "&Copy path", "&Sound", "Ctrl+Shift+C", "copy"),
     Command("toggle_side", "Side &panel", "&View", "Ctrl+B", checkable=True),

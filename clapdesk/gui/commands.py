@@ -157,6 +157,17 @@ class WindowCommands(_Base):
             f"{len(hits)} sound(s) {'added to' if on else 'removed from'} favourites", 4000)
         self.refresh_overview()
 
+    def on_edit_tags(self) -> None:
+        hits = self.selected_hits()
+        if not hits:
+            return
+        from clapdesk.gui.tag_dialog import TagDialog
+
+        dialog = TagDialog(self.library.catalog, hits, self)
+        dialog.accepted.connect(lambda: self.refresh_tags(dialog.apply()))
+        self.tag_dialog = dialog
+        dialog.open()
+
     def on_reveal(self) -> None:
         hit = self.current_hit()
         if hit is not None:

@@ -35,6 +35,7 @@ from clapdesk.core.library import Library
 from clapdesk.core.model import ModelError
 from clapdesk.core.query import ParsedQuery
 from clapdesk.core.search import Filters, Hit
+from clapdesk.core.user_tags import tags_for_display
 from clapdesk.gui import jobs
 from clapdesk.gui.actions import build_actions
 from clapdesk.gui.audition import AuditionController, TransportBar
@@ -393,9 +394,14 @@ class MainWindow(WindowCommands, QMainWindow):
         if self.current_hit() is None:
             return
         menu = QMenu(self)
-        for name in ("play_stop", "similar", "reveal", "copy_path", "favourite"):
+        for name in ("play_stop", "similar", "reveal", "copy_path", "favourite", "edit_tags"):
             menu.addAction(self.actions_by_name[name])
         menu.popup(self.view.viewport().mapToGlobal(at))  # type: ignore[arg-type]
+
+    def refresh_tags(self, file_ids: list[int]) -> None:
+        """Tags were edited: the rows show them at once, the producer's own first."""
+        self.model.update_tags(tags_for_display(self.library.catalog, file_ids))
+        self.statusBar().showMessage(f"Tags saved for {len(file_ids)} sound(s)", 4000)
 
     # -- model --------------------------------------------------------------------------------
     def _model_state(self, state: str, message: str) -> None:

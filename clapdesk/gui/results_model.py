@@ -103,6 +103,14 @@ class ResultsModel(QAbstractTableModel):
             return
         self.dataChanged.emit(self.index(0, column), self.index(len(self._hits) - 1, column))
 
+    def update_tags(self, tags_by_id: dict[int, list[str]]) -> None:
+        """New tags for some files (edited by the user): those rows' Tags column repaints."""
+        for row, hit in enumerate(self._hits):
+            if hit.file.id in tags_by_id:
+                hit.tags = list(tags_by_id[hit.file.id])
+                at = self.index(row, TAGS)
+                self.dataChanged.emit(at, at)
+
     @property
     def scored(self) -> bool:
         return self._scored
