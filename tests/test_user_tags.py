@@ -67,6 +67,8 @@ def test_add_and_hide(catalog) -> None:  # noqa: ANN001
     assert add_user_tag(cat, ids, " Vinyl ") == "vinyl"
     add_user_tag(cat, ids, "warm")  # already there: no duplicate
     assert user_tags(cat, ids)[ids[1]] == ["warm", "vinyl"]
+    # Search hits and browsed rows (catalog.tags_of) list them in the same order.
+    assert [t for t, s, _ in cat.tags_of([ids[1]])[ids[1]] if s == "user"] == ["warm", "vinyl"]
     assert hide_tag(cat, ids[0], "fx") == 1
     assert hide_tag(cat, ids[0], "warm") == 0  # user tags are never hidden, only removed
     shown = tags_for_display(cat, ids)

@@ -421,7 +421,7 @@ class Catalog:
             marks = ",".join("?" * len(chunk))
             for fid, tag, source, score in self.db.execute(
                     f"SELECT file_id, tag, source, score FROM tags WHERE hidden = 0 AND "
-                    f"file_id IN ({marks}) ORDER BY source != 'user', score DESC", chunk):
+                    f"file_id IN ({marks}) ORDER BY source != 'user', score DESC, rowid", chunk):
                 out[int(fid)].append((tag, source, float(score)))
         return out
 
