@@ -120,3 +120,25 @@ def test_int8_mode_quantises_the_audio_tower_and_stays_close(tiny_model: Path) -
     b = fast.project_audio(fast.features_for(windows))
     assert np.all(np.sum(a * b, axis=1) > 0.98)
     assert np.array_equal(exact.embed_text(["dark kick"]), fast.embed_text(["dark kick"]))
+
+
+def test_a_query_is_encoded_on_one_thread_and_the_setting_restored(tiny_model: Path) -> None:
+    import torch
+
+    from clapdesk.core.model import load_embedder
+
+    embedder = load_embedder(str(tiny_model), device="cpu")
+    seen: list[int] = []
+    real_forward = embedder.model.text_model.forward
+
+    def watching(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real_forward(*args, **kwargs)
+
+    embedder.model.text_model.forward = watching
+    before = torch.get_num_threads()
+    query = embedder.embed_text(["punchy kick"])
+    many = embedder.embed_text([f"the sound of {w}" for w in ("kick", "snare", "pad", "bass", "fx")])
+    assert seen == [1, before]  # a query on one thread; a batch of prompts on all of them
+    assert torch.get_num_threads() == before
+    assert query.shape == (1, embedder.dim) and many.shape == (5, embedder.dim)
