@@ -291,3 +291,36 @@ def test_progress_cancel_and_resume(tiny_model: Path, tmp_path: Path) -> None:
     assert len(library.catalog.vector_file_ids(library.model_key)) == 24
     assert len(library.vector_index()) == 24
     library.close()
+
+
+def test_constraints_never_leave_results_empty_while_matches_exist(
+        tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from clapdesk.core import search
+
+    folder = make_library_folder(tmp_path / "samples", 16)
+    for i, name in enumerate(["Dusty Loop 92bpm Am.wav", "Keys Loop 90bpm Am.wav",
+                              "Keys Loop 180bpm Am.wav", "Keys Loop 120bpm Am.wav"]):
+        write_sound(folder / "loops" / name, tone(3.0, 44100, freq=220 + 20 * i, seed=i))
+    library = Library(model=str(tiny_model))
+    library.index_folders([str(folder)])
+
+    def names(response: search.SearchResponse) -> list[str]:
+        return sorted(Path(h.file.path).name for h in response.hits)
+
+    wanted = ["Dusty Loop 92bpm Am.wav", "Keys Loop 180bpm Am.wav", "Keys Loop 90bpm Am.wav"]
+    through_ann = search_text(library, "keys loop at 90 BPM in A minor", k=10)
+    assert names(through_ann) == wanted
+    notes = {Path(h.file.path).name: h.note for h in through_ann.hits}
+    assert notes["Keys Loop 180bpm Am.wav"] == "double" and notes["Keys Loop 90bpm Am.wav"] is None
+    assert through_ann.query.to_json()["key"] == "A minor"
+
+    # Make the ANN stage give up at once: the exact filtered search must find the same files.
+    monkeypatch.setattr(search, "ANN_MIN_CANDIDATES", 1)
+    monkeypatch.setattr(search, "ANN_OVERFETCH", 1)
+    monkeypatch.setattr(search, "ANN_MAX_CANDIDATES", 1)
+    exact = search_text(library, "keys loop at 90 BPM in A minor", k=10)
+    assert exact.exact and names(exact) == wanted
+    scores = [h.score for h in exact.hits]
+    assert scores == sorted(scores, reverse=True)
+    assert search_text(library, "loop at 140 BPM", k=10).hits == []
+    library.close()

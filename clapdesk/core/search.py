@@ -21,6 +21,8 @@ from clapdesk.core.user_tags import files_with_user_tags, query_tag_candidates
 
 ANN_OVERFETCH = 10  # candidates per wanted result when constraints must be checked
 ANN_MIN_CANDIDATES = 400
+# Past this many ANN candidates, matching files are rare enough that scoring them all is cheaper.
+ANN_MAX_CANDIDATES = 6400
 # Added to the cosine of a file whose own user tag the query names: the producer's word about a
 # sound outranks CLAP's guess among close matches, without lifting a sound that is far off.
 USER_TAG_BOOST = 0.05
@@ -112,42 +114,54 @@ def _rank(library: Library, vector: np.ndarray | None, k: int, parsed: ParsedQue
     if vector is not None and len(index):
         wanted = k + len(exclude)
         fetch = max(wanted * ANN_OVERFETCH, ANN_MIN_CANDIDATES) if constrained else wanted
-        candidates = [(i, s) for i, s in index.query(vector, fetch) if i not in exclude]
-        if tagged:
-            candidates = _boost_user_tagged(library, vector, candidates, tagged, exclude)
-        records = {r.id: r for r in library.catalog.files([i for i, _ in candidates])}
-        hits = _accepted(library, candidates, records, parsed, filters, k)
-        if len(hits) >= k or not constrained or len(candidates) >= len(index) - len(exclude):
-            return hits, False
-    # Exact search over every file that meets the constraints.
-    records = {r.id: r for r in _matching_records(library, parsed, filters) if r.id not in exclude}
+        while True:
+            candidates = [(i, s) for i, s in index.query(vector, fetch) if i not in exclude]
+            if tagged:
+                candidates = _boost_user_tagged(library, vector, candidates, tagged, exclude)
+            hits = _accepted(library, candidates, parsed, filters, k)
+            exhausted = fetch >= len(index)
+            if len(hits) >= k or not constrained or exhausted:
+                return hits, False
+            if fetch >= ANN_MAX_CANDIDATES:
+                break  # matching files are rare: the exact search below is now the cheaper way
+            fetch = min(fetch * 4, ANN_MAX_CANDIDATES, len(index))
+    # Exact search over every file that meets the constraints SQL can check.
+    ids = _matching_ids(library, parsed, filters, exclude)
     if vector is None:
-        scored = [(i, 0.0) for i in sorted(records, key=lambda i: records[i].path)]
+        paths = {r.id: r.path for r in library.catalog.files(ids)}
+        scored = [(i, 0.0) for i in sorted(paths, key=paths.__getitem__)]
     else:
-        ids, matrix = library.catalog.vectors(library.model_key, list(records))
-        scores = matrix @ vector if len(ids) else np.zeros(0, np.float32)
-        scored = [(int(ids[j]), float(scores[j])) for j in np.argsort(-scores)]
+        found, matrix = library.catalog.vectors(library.model_key, ids)
+        scores = matrix @ vector if len(found) else np.zeros(0, np.float32)
+        scored = [(int(found[j]), float(scores[j])) for j in np.argsort(-scores)]
         if tagged:
             scored = _boost_user_tagged(library, vector, scored, tagged, exclude, join=False)
-    return _accepted(library, scored, records, parsed, filters, k), True
+    return _accepted(library, scored, parsed, filters, k), True
 
 
-def _accepted(library: Library, scored: list[tuple[int, float]], records: dict[int, FileRecord],
-              parsed: ParsedQuery, filters: Filters, k: int) -> list[Hit]:
+def _accepted(library: Library, scored: list[tuple[int, float]], parsed: ParsedQuery,
+              filters: Filters, k: int) -> list[Hit]:
+    """The first k scored files that meet every constraint. Records and tags are read in
+    slices, best first, so a long candidate list costs only as much as it takes to find k."""
     hits: list[Hit] = []
-    tags = library.catalog.tags_of([i for i, _ in scored[: k * ANN_OVERFETCH]]) if scored else {}
-    for file_id, score in scored:
-        record = records.get(file_id)
-        if record is None or not _meets_filters(record, filters):
-            continue
-        words = [t for t, _, _ in tags.get(file_id, [])]
-        text_fields = " ".join([os.path.basename(record.path), *words])
-        ok, note = parsed.accepts(record.bpm, record.key, record.kind, record.duration, text_fields)
-        if not ok:
-            continue
-        hits.append(Hit(record, score, note, _unique(words)))
-        if len(hits) >= k:
-            break
+    step = max(4 * k, 200)
+    for at in range(0, len(scored), step):
+        chunk = scored[at: at + step]
+        ids = [i for i, _ in chunk]
+        records = {r.id: r for r in library.catalog.files(ids)}
+        tags = library.catalog.tags_of(ids)
+        for file_id, score in chunk:
+            record = records.get(file_id)
+            if record is None or not _meets_filters(record, filters):
+                continue
+            words = [t for t, _, _ in tags.get(file_id, [])]
+            text_fields = " ".join([os.path.basename(record.path), *words])
+            ok, note = parsed.accepts(record.bpm, record.key, record.kind, record.duration,
+                                      text_fields)
+            if ok:
+                hits.append(Hit(record, score, note, _unique(words)))
+                if len(hits) >= k:
+                    return hits
     return hits
 
 
@@ -181,7 +195,8 @@ def _meets_filters(record: FileRecord, filters: Filters) -> bool:
     return filters.max_duration is None or duration <= filters.max_duration
 
 
-def _matching_records(library: Library, parsed: ParsedQuery, filters: Filters) -> list[FileRecord]:
+def _matching_ids(library: Library, parsed: ParsedQuery, filters: Filters,
+                  exclude: set[int]) -> list[int]:
     """Narrow with SQL what SQL can check; `_accepted` checks the rest exactly."""
     where, params = ["error IS NULL"], []
     if filters.folder:
@@ -194,7 +209,13 @@ def _matching_records(library: Library, parsed: ParsedQuery, filters: Filters) -
         where.append("musical_key = ?")
         params.append(parsed.key)
     if parsed.has_bpm:
-        where.append("bpm IS NOT NULL")
+        low_bpm, high_bpm = parsed.bpm_min, parsed.bpm_max
+        if low_bpm is not None and high_bpm is not None:
+            # The range itself, or half/double time (bpm_match decides which counts).
+            where.append("(bpm BETWEEN ? AND ? OR bpm * 2 BETWEEN ? AND ? OR bpm / 2 BETWEEN ? AND ?)")
+            params += [low_bpm, high_bpm] * 3
+        else:
+            where.append("bpm IS NOT NULL")
     low = max(v for v in (parsed.duration_min, filters.min_duration, 0.0) if v is not None)
     if low > 0:
         where.append("duration >= ?")
@@ -203,7 +224,8 @@ def _matching_records(library: Library, parsed: ParsedQuery, filters: Filters) -
     if highs:
         where.append("duration <= ?")
         params.append(min(highs))
-    return library.catalog.files(where=" AND ".join(where), params=params)
+    rows = library.catalog.db.execute(f"SELECT id FROM files WHERE {' AND '.join(where)}", params)
+    return [int(r[0]) for r in rows if int(r[0]) not in exclude]
 
 
 def _unique(words: list[str]) -> list[str]:
