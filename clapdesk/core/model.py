@@ -299,18 +299,13 @@ class ClapEmbedder:
         return vectors.cpu().numpy().astype(np.float32)
 
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
+        """Texts to L2-normalised search vectors through the active text head."""
         import torch
 
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        tokens = self.processor.tokenizer(
-            list(texts), padding=True, truncation=True, return_tensors="pt"
-        ).to(self.device)
-        few = self.device == "cpu" and len(texts) <= FEW_TEXTS
-        with torch.inference_mode(), (_one_cpu_thread() if few else contextlib.nullcontext()):
-            pooled = self.model.text_model(
-                input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
-            ).pooler_output
+        with torch.inference_mode():
+            pooled = self._text_pooled(texts)
             vectors = torch.nn.functional.normalize(self.text_head(pooled).float(), dim=-1)
         return vectors.cpu().numpy().astype(np.float32)
 
@@ -318,14 +313,20 @@ class ClapEmbedder:
         """Pre-projection text features (for fine-tuning the text head)."""
         import torch
 
+        with torch.inference_mode():
+            pooled = self._text_pooled(texts)
+        return pooled.float().cpu().numpy().astype(np.float32)
+
+    def _text_pooled(self, texts: Sequence[str]) -> Any:
+        """The text encoder's pooled output (call inside inference mode)."""
         tokens = self.processor.tokenizer(
             list(texts), padding=True, truncation=True, return_tensors="pt"
         ).to(self.device)
-        with torch.inference_mode():
-            pooled = self.model.text_model(
+        few = self.device == "cpu" and len(texts) <= FEW_TEXTS
+        with _one_cpu_thread() if few else contextlib.nullcontext():
+            return self.model.text_model(
                 input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
             ).pooler_output
-        return pooled.float().cpu().numpy().astype(np.float32)
 
 
 # A search query is a few words: its matrices are too small to share between cores, and on a CPU
@@ -350,11 +351,9 @@ def _one_cpu_thread() -> Iterator[None]:
 
 
 def _make_fast_mel(feature_extractor: Any, device: str) -> Any:
-    """The batched torch log-mel when it is available and matches this extractor."""
-    try:
-        from clapdesk.core.features import BatchedLogMel
-    except ImportError:
-        return None
+    """The batched torch log-mel when it covers this extractor, else None (the reference)."""
+    from clapdesk.core.features import BatchedLogMel
+
     try:
         return BatchedLogMel(feature_extractor, device=device)
     except Exception as exc:  # an extractor the fast path does not cover: use the reference
