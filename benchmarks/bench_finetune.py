@@ -62,7 +62,8 @@ def main() -> None:
     quiet_libraries()
     import torch
 
-    from clapdesk.core.finetune import FineTuneOptions, run_finetune
+    from clapdesk.core.finetune import run_finetune
+    from clapdesk.core.finetune_data import FineTuneOptions
     from clapdesk.core.library import Library
 
     model = full_model()

@@ -35,12 +35,12 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_finetune(args: argparse.Namespace) -> dict[str, Any]:
-    from clapdesk.core.finetune import (
+    from clapdesk.core.finetune import run_finetune
+    from clapdesk.core.finetune_data import (
         FineTuneError,
         FineTuneOptions,
         FineTuneProgress,
         parse_sources,
-        run_finetune,
     )
 
     try:

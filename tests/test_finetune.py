@@ -14,14 +14,14 @@ from conftest import family_sound, write_sound
 
 from clapdesk import cli
 from clapdesk.core import versions
-from clapdesk.core.finetune import (
+from clapdesk.core.finetune import run_finetune
+from clapdesk.core.finetune_data import (
     FineTuneCancelled,
     FineTuneError,
     FineTuneOptions,
     evaluate,
     parse_sources,
     prepare,
-    run_finetune,
     split,
 )
 from clapdesk.core.library import Library

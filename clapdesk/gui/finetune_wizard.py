@@ -33,7 +33,8 @@ from PySide6.QtWidgets import (
 
 from clapdesk.core import versions
 from clapdesk.core.catalog import display_path
-from clapdesk.core.finetune import (
+from clapdesk.core.finetune import run_finetune
+from clapdesk.core.finetune_data import (
     Dataset,
     FineTuneCancelled,
     FineTuneError,
@@ -42,7 +43,6 @@ from clapdesk.core.finetune import (
     FineTuneResult,
     count_splice,
     prepare,
-    run_finetune,
 )
 from clapdesk.core.library import Library
 from clapdesk.gui.workers import Worker
