@@ -294,7 +294,7 @@ def cmd_duplicates(args: argparse.Namespace) -> dict[str, Any]:
 
     library = open_library(args)
     try:
-        groups = identical_groups(library) + (near_groups(library) if args.near else [])
+        groups = identical_groups(library.catalog) + (near_groups(library) if args.near else [])
     finally:
         library.close()
     if not args.json:

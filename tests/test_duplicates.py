@@ -19,7 +19,7 @@ def test_identical_files_are_grouped(tiny_model: Path, tmp_path: Path) -> None:
     shutil.copy(folder / "a" / "kick.wav", folder / "b" / "Kick Copy.wav")
     library = Library(model=str(tiny_model))
     library.index_folders([str(folder)])
-    groups = identical_groups(library)
+    groups = identical_groups(library.catalog)
     assert len(groups) == 1 and groups[0].kind == "identical"
     assert [Path(p).name for p in groups[0].paths] == ["kick.wav", "Kick Copy.wav"]
     assert is_duplicate(library, str(folder / "a" / "kick.wav"))

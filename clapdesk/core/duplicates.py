@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from clapdesk.core.catalog import decode_path, display_path, encode_path
+from clapdesk.core.catalog import Catalog, decode_path, display_path, encode_path
 from clapdesk.core.library import Library
 
 NEAR_DUPLICATE_COSINE = 0.985
@@ -27,8 +27,9 @@ class DuplicateGroup:
                 "paths": [display_path(p) for p in self.paths]}
 
 
-def identical_groups(library: Library) -> list[DuplicateGroup]:
-    rows = library.catalog.db.execute(
+def identical_groups(catalog: Catalog) -> list[DuplicateGroup]:
+    """Files with the same content hash, grouped (only groups of two or more)."""
+    rows = catalog.db.execute(
         "SELECT content_hash, path FROM files WHERE error IS NULL AND content_hash IN ("
         " SELECT content_hash FROM files WHERE error IS NULL AND content_hash IS NOT NULL"
         " GROUP BY content_hash HAVING COUNT(*) > 1) ORDER BY content_hash, path")

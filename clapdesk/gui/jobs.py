@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clapdesk.core.catalog import Catalog, prefix_range
+from clapdesk.core.duplicates import identical_groups
 from clapdesk.core.library import Library
 from clapdesk.core.query import ParsedQuery
 from clapdesk.core.search import Filters, Hit, SearchResponse, search_similar, search_text
 
 BROWSE_LIMIT = 5000  # rows shown when browsing a place without a query
 ALL, FOLDER, FAVOURITES, RECENT = "all", "folder", "favourites", "recent"
+DUPLICATES = "duplicates"  # files whose content is identical to another's
 
 # Library.vector_index() opens the index lazily; two threads opening it at once would make two.
 INDEX_OPEN_LOCK = threading.Lock()
@@ -36,6 +38,7 @@ class Overview:
     recent: int = 0
     queries: list[str] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
+    duplicates: int = 0  # files that have an identical twin
 
 
 @dataclass
@@ -54,7 +57,8 @@ def load_overview(catalog_path: Path) -> Overview:
             total=catalog.count_files(), favourites=catalog.favourites(),
             recent=len(catalog.recent("audition", 200)),
             queries=[str(q) for q in catalog.recent("query", 200)],
-            failures=catalog.failures())
+            failures=catalog.failures(),
+            duplicates=sum(len(g.paths) for g in identical_groups(catalog)))
     finally:
         catalog.close()
 
@@ -68,6 +72,10 @@ def load_place(catalog_path: Path, kind: str, value: str = "", limit: int = BROW
             records = catalog.files(catalog.favourites()[:limit])
         elif kind == RECENT:
             records = catalog.files([int(i) for i in catalog.recent("audition", limit)])
+        elif kind == DUPLICATES:
+            # Group by group, so copies of one sound sit together in the table.
+            paths = [p for group in identical_groups(catalog) for p in group.paths][:limit]
+            records = [r for r in (catalog.file_by_path(p) for p in paths) if r is not None]
         elif kind == FOLDER and value:
             low, high = prefix_range(value)
             records = catalog.files(where="error IS NULL AND path >= ? AND path < ? "

@@ -239,7 +239,8 @@ class MainWindow(WindowCommands, QMainWindow):
 
     def _show_overview(self, overview: jobs.Overview) -> None:
         self.side.set_folders(overview.roots, overview.offline)
-        self.side.set_counts(overview.total, len(overview.favourites), overview.recent)
+        self.side.set_counts(overview.total, len(overview.favourites), overview.recent,
+                             overview.duplicates)
         self.favourite_ids = set(overview.favourites)
         self.queries = overview.queries
         self.side.set_history(self.queries)
@@ -270,7 +271,9 @@ class MainWindow(WindowCommands, QMainWindow):
             return
         kind, value = self.place
         where = {jobs.ALL: "All sounds", jobs.FAVOURITES: "Favourites",
-                 jobs.RECENT: "Recently auditioned"}.get(kind, display_path(value))
+                 jobs.RECENT: "Recently auditioned",
+                 jobs.DUPLICATES: "Duplicates (identical content, side by side)",
+                 }.get(kind, display_path(value))
         more = "+" if len(hits) >= jobs.BROWSE_LIMIT else ""
         title = f"{where} — {len(hits)}{more} sounds"
         if not hits and kind == jobs.ALL and not self.indexing.running:

@@ -15,10 +15,11 @@ from PySide6.QtWidgets import (
 )
 
 from clapdesk.core.catalog import display_path
+from clapdesk.gui.jobs import ALL, DUPLICATES, FAVOURITES, FOLDER, RECENT
 from clapdesk.gui.theme import icon
 
 PLACE_ROLE = Qt.ItemDataRole.UserRole + 1
-ALL, FOLDER, FAVOURITES, RECENT, QUERY = "all", "folder", "favourites", "recent", "query"
+QUERY = "query"  # a search history entry (the rest are the places jobs.load_place knows)
 HISTORY_SHOWN = 30
 
 
@@ -46,6 +47,7 @@ class SidePanel(QWidget):
         self.folders = self._section("Library folders", "folder", None)
         self.favourites = self._section("Favourites", "star", (FAVOURITES, ""))
         self.recent = self._section("Recently auditioned", "recent", (RECENT, ""))
+        self.duplicates = self._section("Duplicates", "copy", (DUPLICATES, ""))
         self.history = self._section("Search history", "history", None)
         for section in (self.folders, self.history):
             section.setExpanded(True)
@@ -60,10 +62,11 @@ class SidePanel(QWidget):
         return item
 
     # -- filling ------------------------------------------------------------------------------
-    def set_counts(self, total: int, favourites: int, recent: int) -> None:
+    def set_counts(self, total: int, favourites: int, recent: int, duplicates: int = 0) -> None:
         self.library.setText(0, f"All sounds ({total})")
         self.favourites.setText(0, f"Favourites ({favourites})")
         self.recent.setText(0, f"Recently auditioned ({recent})")
+        self.duplicates.setText(0, f"Duplicates ({duplicates})")
 
     def set_folders(self, folders: list[str], offline: set[str] | None = None) -> None:
         self.folders.takeChildren()

@@ -329,3 +329,24 @@ def test_removing_a_library_folder_forgets_its_sounds_but_not_the_files(
     assert {window.model.hit(r).file.name for r in range(3)} == {p.name for p in kept}
     qtbot.waitUntil(lambda: window.side.folder_paths() == [str(tmp_path / "kept")], timeout=10000)
     assert all(p.exists() for p in gone)
+
+
+def test_duplicates_are_a_place_that_shows_copies_side_by_side(
+        qtbot, make_window, tiny_model: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    import shutil
+
+    from clapdesk.gui.panels import PLACE_ROLE
+
+    sounds = index_with_core(tmp_path / "samples", tiny_model, count=6)
+    copy = tmp_path / "samples" / "zz copy of the first.wav"
+    shutil.copy(sounds[0], copy)
+    index_with_core(tmp_path / "samples", tiny_model, count=6)  # picks the copy up
+    window = make_window()
+    qtbot.waitUntil(lambda: window.side.duplicates.text(0) == "Duplicates (2)", timeout=10000)
+    item = window.side.duplicates
+    assert item.data(0, PLACE_ROLE)[0] == "duplicates"
+    window.side.tree.itemClicked.emit(item, 0)
+    qtbot.waitUntil(lambda: window.model.rowCount() == 2, timeout=10000)
+    shown = sorted(Path(window.proxy.index(r, NAME).data(Qt.ItemDataRole.UserRole + 2).file.path)
+                   for r in range(2))
+    assert shown == sorted([sounds[0], copy])
