@@ -100,21 +100,21 @@ def ceiling_pass(embedder, windows: list[np.ndarray], batch: int) -> float:
                                                return_tensors="pt")
                for i in range(0, len(windows), batch)]
     start = time.perf_counter()
-    with torch.inference_mode():
-        for inputs in batches:
-            embedder.model.audio_model(input_features=inputs["input_features"],
-                                       is_longer=inputs["is_longer"])
+    for inputs in batches:
+        embedder.encode_mel(inputs)
     return time.perf_counter() - start
 
 
 # -- int8 against float32 ------------------------------------------------------------------------
 def top10_overlap(model_folder: Path, roots: dict[str, Path], embedders: dict[str, object],
-                  paths: list[Path]) -> dict[str, float]:
+                  paths: list[Path], other: str = "int8") -> dict[str, float]:
     from clapdesk.core.library import Library
     from clapdesk.core.search import search_similar, search_text
 
     libraries = {}
     for name, root in roots.items():
+        if name not in ("float32", other):
+            continue
         library = Library(root=root, model=str(model_folder))
         library._embedder = embedders[name]
         libraries[name] = library
@@ -123,7 +123,7 @@ def top10_overlap(model_folder: Path, roots: dict[str, Path], embedders: dict[st
         return [hit.file.path for hit in query(libraries[name]).hits]
 
     def overlap(query) -> float:
-        a, b = ranked("float32", query), ranked("int8", query)
+        a, b = ranked("float32", query), ranked(other, query)
         return len(set(a) & set(b)) / max(1, len(a))
 
     text = [overlap(lambda lib, q=q: search_text(lib, q, k=10)) for q in TEXT_QUERIES]
@@ -186,6 +186,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--no-int8", action="store_true")
+    parser.add_argument("--no-bf16", action="store_true")
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--compile-limit", type=float, default=420.0)
     parser.add_argument("--model", type=Path, default=None)
@@ -220,6 +221,8 @@ def main() -> None:
     contenders: dict[str, object] = {"float32": f32}
     if not args.no_int8:
         contenders["int8"] = ClapEmbedder(identity, device="cpu", precision="int8")
+    if not args.no_bf16:
+        contenders["bfloat16"] = ClapEmbedder(identity, device="cpu", precision="bfloat16")
 
     # Windows clapdesk embeds: one set per distinct content.
     unique, seen = [], set()
@@ -286,6 +289,9 @@ def main() -> None:
         result["int8_vs_float32_top10_overlap"] = top10_overlap(model_folder, roots, contenders, unique)
         f, i = result["clapdesk_float32"], result["clapdesk_int8"]
         result["int8_speedup_over_float32"] = round(i["files_per_s"] / f["files_per_s"], 3)  # type: ignore[index]
+    if "bfloat16" in contenders:
+        result["bfloat16_vs_float32_top10_overlap"] = top10_overlap(
+            model_folder, roots, contenders, unique, other="bfloat16")
     if not args.no_compile:
         contenders.clear()
         result["torch_compile_trial"] = run_compile_trial(model_folder, batch, args.compile_limit)

@@ -36,8 +36,9 @@ def _global_options(suppress: bool) -> argparse.ArgumentParser:
                         "a local folder (default: the library's model, $CLAPDESK_MODEL, or "
                         "laion/larger_clap_music)")
     common.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=None)
-    common.add_argument("--precision", choices=["float32", "int8", "float16"], default="float32",
-                        help="int8: faster on a CPU; float16: for a GPU")
+    common.add_argument("--precision", choices=["float32", "bfloat16", "int8", "float16"],
+                        default="float32", help="bfloat16: faster on CPUs with native bf16 (and "
+                        "GPUs); int8: faster on any CPU; float16: for a GPU")
     common.add_argument("--json", action="store_true", help="print one JSON object")
     common.add_argument("-v", "--verbose", action="store_true")
     if suppress:

@@ -324,3 +324,16 @@ def test_constraints_never_leave_results_empty_while_matches_exist(
     assert scores == sorted(scores, reverse=True)
     assert search_text(library, "loop at 140 BPM", k=10).hits == []
     library.close()
+
+
+def test_bfloat16_precision_gives_nearly_the_float32_vectors(tiny_model: Path, tmp_path: Path) -> None:
+    identity = resolve_model(str(tiny_model))
+    full, half = ClapEmbedder(identity), ClapEmbedder(identity, precision="bfloat16")
+    windows = [audio.decode_for_index(
+        write_sound(tmp_path / f"{family}.wav", family_sound(family, 1)), 48000).windows[0]
+        for family in ("kick", "pad", "hihat")]
+    a = full.project_audio(full.pooled_features([[w] for w in windows]))
+    b = half.project_audio(half.pooled_features([[w] for w in windows]))
+    assert b.dtype == np.float32 and np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+    assert (a * b).sum(axis=1).min() > 0.999
+    assert not np.array_equal(a, b), "bfloat16 really ran in reduced precision"
