@@ -139,14 +139,6 @@ def _library_message(exc: BaseException) -> str:
     return str(exc).rsplit("': ", 1)[-1]
 
 
-def probe(path: str | os.PathLike[str]) -> AudioInfo:
-    try:
-        info = sf.info(native_path(path))
-    except Exception as exc:  # libsndfile raises several types; all mean "cannot read"
-        raise DecodeError(explain_error(exc, path)) from exc
-    return _info_from(info.samplerate, info.channels, info.frames, info.format, info.subtype)
-
-
 def _info_from(rate: int, channels: int, frames: int, fmt: str, subtype: str) -> AudioInfo:
     duration = frames / rate if rate > 0 else 0.0
     return AudioInfo(duration, int(rate), int(channels), int(frames), str(fmt), str(subtype))

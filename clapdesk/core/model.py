@@ -54,10 +54,6 @@ class ModelIdentity:
         return f"{name}@{self.revision[:16]}"
 
 
-def model_ref_from_env(explicit: str | None = None) -> str | None:
-    return explicit or os.environ.get("CLAPDESK_MODEL") or None
-
-
 def pick_device(requested: str | None = None) -> str:
     import torch
 

@@ -7,7 +7,6 @@ import hashlib
 import logging
 import os
 import stat
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from clapdesk.core.audio import is_audio_path
@@ -94,9 +93,3 @@ def content_hash(path: str) -> str:
 
 def under(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
-
-
-def roots_present(roots: list[tuple[int, str]]) -> Iterator[tuple[int, str, bool]]:
-    """Whether each root is reachable: an unplugged drive must not empty the library."""
-    for root_id, path in roots:
-        yield root_id, path, os.path.isdir(path)

@@ -17,7 +17,7 @@ from clapdesk.core import audio
 from clapdesk.core.catalog import FileRecord, display_path, prefix_range
 from clapdesk.core.library import Library
 from clapdesk.core.query import ParsedQuery, parse_query
-from clapdesk.core.user_tags import files_with_user_tags, query_tag_candidates
+from clapdesk.core.user_tags import files_with_user_tags, query_tag_candidates, tags_for_display
 
 ANN_OVERFETCH = 10  # candidates per wanted result when constraints must be checked
 ANN_MIN_CANDIDATES = 400
@@ -149,17 +149,17 @@ def _accepted(library: Library, scored: list[tuple[int, float]], parsed: ParsedQ
         chunk = scored[at: at + step]
         ids = [i for i, _ in chunk]
         records = {r.id: r for r in library.catalog.files(ids)}
-        tags = library.catalog.tags_of(ids)
+        tags = tags_for_display(library.catalog, ids)
         for file_id, score in chunk:
             record = records.get(file_id)
             if record is None or not _meets_filters(record, filters):
                 continue
-            words = [t for t, _, _ in tags.get(file_id, [])]
+            words = tags.get(file_id, [])
             text_fields = " ".join([os.path.basename(record.path), *words])
             ok, note = parsed.accepts(record.bpm, record.key, record.kind, record.duration,
                                       text_fields)
             if ok:
-                hits.append(Hit(record, score, note, _unique(words)))
+                hits.append(Hit(record, score, note, words))
                 if len(hits) >= k:
                     return hits
     return hits
@@ -226,11 +226,3 @@ def _matching_ids(library: Library, parsed: ParsedQuery, filters: Filters,
         params.append(min(highs))
     rows = library.catalog.db.execute(f"SELECT id FROM files WHERE {' AND '.join(where)}", params)
     return [int(r[0]) for r in rows if int(r[0]) not in exclude]
-
-
-def _unique(words: list[str]) -> list[str]:
-    seen: list[str] = []
-    for word in words:
-        if word not in seen:
-            seen.append(word)
-    return seen

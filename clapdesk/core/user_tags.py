@@ -95,13 +95,10 @@ def hide_tag(catalog: Catalog, file_id: int, tag: str, hidden: bool = True) -> i
 
 def tags_for_display(catalog: Catalog, file_ids: Sequence[int]) -> dict[int, list[str]]:
     """file id -> visible tags: the user's first, then the rest, hidden ones left out, unique."""
-    out: dict[int, list[str]] = {int(i): [] for i in file_ids}
-    mine = user_tags(catalog, file_ids)
-    for file_id, tags in catalog.tags_of(list(out)).items():
-        words = out[int(file_id)]
-        for tag in [*mine.get(int(file_id), []), *(t for t, _, _ in tags)]:
-            if tag not in words:
-                words.append(tag)
+    out: dict[int, list[str]] = {}
+    # tags_of already lists user tags first, in the order written, and leaves hidden ones out.
+    for file_id, tags in catalog.tags_of([int(i) for i in file_ids]).items():
+        out[int(file_id)] = list(dict.fromkeys(tag for tag, _, _ in tags))
     return out
 
 

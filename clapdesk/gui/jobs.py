@@ -18,6 +18,7 @@ from clapdesk.core.duplicates import identical_groups
 from clapdesk.core.library import Library
 from clapdesk.core.query import ParsedQuery
 from clapdesk.core.search import Filters, Hit, SearchResponse, search_similar, search_text
+from clapdesk.core.user_tags import tags_for_display
 
 BROWSE_LIMIT = 5000  # rows shown when browsing a place without a query
 ALL, FOLDER, FAVOURITES, RECENT = "all", "folder", "favourites", "recent"
@@ -83,15 +84,8 @@ def load_place(catalog_path: Path, kind: str, value: str = "", limit: int = BROW
         else:
             records = catalog.files(where="error IS NULL ORDER BY path LIMIT ?", params=(limit,))
         records = [r for r in records if r.error is None]
-        tags = catalog.tags_of([r.id for r in records])
-        hits = []
-        for record in records:
-            words: list[str] = []
-            for tag, _source, _score in tags.get(record.id, []):
-                if tag not in words:
-                    words.append(tag)
-            hits.append(Hit(record, 0.0, None, words))
-        return hits
+        tags = tags_for_display(catalog, [r.id for r in records])
+        return [Hit(record, 0.0, None, tags.get(record.id, [])) for record in records]
     finally:
         catalog.close()
 
