@@ -8,7 +8,12 @@ from pathlib import Path
 import numpy as np
 from conftest import family_sound, write_sound
 
-from clapdesk.core.duplicates import identical_groups, is_duplicate, near_groups
+from clapdesk.core.duplicates import (
+    count_identical,
+    identical_groups,
+    is_duplicate,
+    near_groups,
+)
 from clapdesk.core.library import Library
 
 
@@ -22,6 +27,7 @@ def test_identical_files_are_grouped(tiny_model: Path, tmp_path: Path) -> None:
     groups = identical_groups(library.catalog)
     assert len(groups) == 1 and groups[0].kind == "identical"
     assert [Path(p).name for p in groups[0].paths] == ["kick.wav", "Kick Copy.wav"]
+    assert count_identical(library.catalog) == 2
     assert is_duplicate(library, str(folder / "a" / "kick.wav"))
     assert not is_duplicate(library, str(folder / "b" / "pad.wav"))
     library.close()

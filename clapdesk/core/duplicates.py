@@ -39,6 +39,14 @@ def identical_groups(catalog: Catalog) -> list[DuplicateGroup]:
     return list(groups.values())
 
 
+def count_identical(catalog: Catalog) -> int:
+    """How many files have an identical twin: one query, cheap enough for every refresh."""
+    row = catalog.db.execute(
+        "SELECT COALESCE(SUM(n), 0) FROM (SELECT COUNT(*) AS n FROM files WHERE error IS NULL "
+        "AND content_hash IS NOT NULL GROUP BY content_hash HAVING n > 1)").fetchone()
+    return int(row[0])
+
+
 def near_groups(library: Library, threshold: float = NEAR_DUPLICATE_COSINE) -> list[DuplicateGroup]:
     """Files that sound the same but are not byte-identical, grouped by single linkage."""
     ids, vectors = library.catalog.vectors(library.model_key)

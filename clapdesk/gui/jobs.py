@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clapdesk.core.catalog import Catalog, prefix_range
-from clapdesk.core.duplicates import identical_groups
+from clapdesk.core.duplicates import count_identical, identical_groups
 from clapdesk.core.library import Library
 from clapdesk.core.query import ParsedQuery
 from clapdesk.core.search import Filters, Hit, SearchResponse, search_similar, search_text
@@ -59,7 +59,7 @@ def load_overview(catalog_path: Path) -> Overview:
             recent=len(catalog.recent("audition", 200)),
             queries=[str(q) for q in catalog.recent("query", 200)],
             failures=catalog.failures(),
-            duplicates=sum(len(g.paths) for g in identical_groups(catalog)))
+            duplicates=count_identical(catalog))
     finally:
         catalog.close()
 
