@@ -71,7 +71,10 @@ class WindowCommands(_Base):
 
     def _searching_with(self, model_key: str) -> None:
         """A fine-tuned version was accepted: what is on screen was ranked by the old one."""
-        self.statusBar().showMessage(f"Searching with {model_key}", 8000)
+        version = model_key.partition("+")[2]
+        self.statusBar().showMessage(
+            f"Search now uses your fine-tuned version “{version}”" if version
+            else "Search now uses the base model", 8000)
         if self.search.text().strip():
             self.search.fire()
 
