@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from clapdesk import __version__
+from clapdesk.core.malloc_tuning import keep_freed_memory
 
 log = logging.getLogger("clapdesk")
 
@@ -108,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from clapdesk.gui.app import run_app
 
         return run_app(library=args.library, model=args.model, device=args.device)
+    keep_freed_memory()  # before the indexer starts its threads: see malloc_tuning
     handler: Callable[[argparse.Namespace], dict[str, Any]] = args.handler if hasattr(
         args, "handler") else COMMANDS[args.command]
     try:
