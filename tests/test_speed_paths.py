@@ -3,7 +3,10 @@ in batches, through the batched log-mel rather than the reference extractor."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -142,3 +145,136 @@ def test_a_query_is_encoded_on_one_thread_and_the_setting_restored(tiny_model: P
     assert seen == [1, before]  # a query on one thread; a batch of prompts on all of them
     assert torch.get_num_threads() == before
     assert query.shape == (1, embedder.dim) and many.shape == (5, embedder.dim)
+
+
+def _stock_tower_features(model_folder: Path, inputs) -> np.ndarray:
+    """The audio tower exactly as transformers ships it (torch's own linear layers)."""
+    import torch
+    from transformers import ClapModel
+
+    stock = ClapModel.from_pretrained(model_folder, use_safetensors=True).eval()
+    with torch.inference_mode():
+        out = stock.audio_model(input_features=inputs["input_features"],
+                                is_longer=inputs["is_longer"])
+    return out.pooler_output.numpy()
+
+
+def test_float32_on_cpu_runs_the_audio_tower_on_onednn_with_the_same_answer(
+        tiny_model: Path) -> None:
+    from torch import nn
+
+    from clapdesk.core.cpu_linear import OneDnnLinear, onednn_available
+    from clapdesk.core.model import load_embedder
+
+    assert onednn_available(), "every torch CPU build ships oneDNN; the fast path must be on"
+    embedder = load_embedder(str(tiny_model), device="cpu")
+    tower = embedder.model.audio_model
+    fast = [m for m in tower.modules() if isinstance(m, OneDnnLinear)]
+    everywhere = [m for m in embedder.model.modules() if isinstance(m, OneDnnLinear)]
+    assert embedder.onednn_linears == len(everywhere) > len(fast) > 0
+    assert not any(type(m) is nn.Linear for m in tower.modules()), "a linear layer was missed"
+    # Each MLP's GELU is fused into its first product, and its own activation step is gone.
+    mlps = [m for m in tower.modules() if hasattr(m, "intermediate_act_fn")]
+    assert mlps and all(isinstance(m.intermediate_act_fn, nn.Identity) for m in mlps)
+    assert all(m.dense.gelu for m in mlps)
+    assert sum(m.gelu for m in fast) == len(mlps)
+    # The text tower too; the projection heads stay torch's (fine-tuning trains and swaps them).
+    assert not any(type(m) is nn.Linear for m in embedder.model.text_model.modules())
+    assert isinstance(embedder.audio_head.linear1, nn.Linear)
+
+    windows = [family_sound(kind, i, rate=embedder.sampling_rate)
+               for i, kind in enumerate(("kick", "hihat", "pad", "bass"))]
+    inputs = embedder._fast_mel(windows)
+    ours = embedder.encode_mel(inputs).numpy()
+    stock = _stock_tower_features(tiny_model, inputs)
+    assert np.abs(ours - stock).max() < 1e-4
+
+
+def test_a_disagreeing_onednn_leaves_torchs_linear_layers(tiny_model: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+    from torch import nn
+
+    from clapdesk.core import cpu_linear
+    from clapdesk.core.model import load_embedder
+
+    monkeypatch.setattr(cpu_linear.OneDnnLinear, "forward",
+                        lambda self, x: torch.zeros(*x.shape[:-1], self.out_features))
+    embedder = load_embedder(str(tiny_model), device="cpu")
+    assert embedder.onednn_linears == 0
+    tower = embedder.model.audio_model
+    assert not any(isinstance(m, cpu_linear.OneDnnLinear) for m in tower.modules())
+    mlps = [m for m in tower.modules() if hasattr(m, "intermediate_act_fn")]
+    assert mlps and not any(isinstance(m.intermediate_act_fn, nn.Identity) for m in mlps)
+    monkeypatch.undo()
+    monkeypatch.setattr(cpu_linear, "onednn_available", lambda: False)
+    assert cpu_linear.use_onednn_linears(tower) == 0
+
+
+def test_onednn_linear_keeps_gradients_for_training() -> None:
+    import torch
+
+    from clapdesk.core.cpu_linear import OneDnnLinear
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(8, 4)
+    fused = OneDnnLinear(linear, gelu=True)
+    x = torch.randn(3, 8)
+    with torch.inference_mode():
+        assert torch.allclose(fused(x), torch.nn.functional.gelu(linear(x)), atol=1e-5)
+    fused(x).sum().backward()  # outside inference the layer takes torch's differentiable path
+    assert linear.weight.grad is not None and linear.weight.grad.abs().sum() > 0
+
+
+def test_prompt_vectors_are_computed_once_per_head(tiny_model: Path) -> None:
+    import torch
+
+    from clapdesk.core.model import load_embedder
+
+    embedder = load_embedder(str(tiny_model), device="cpu")
+    calls: list[int] = []
+    real = embedder.embed_text
+    embedder.embed_text = lambda texts: calls.append(len(texts)) or real(texts)
+    prompts = ["the sound of kick", "the sound of pad"]
+    first = embedder.embed_prompts(prompts)
+    again = embedder.embed_prompts(prompts)
+    assert calls == [2] and again is first
+    assert np.allclose(first, real(prompts))
+    # A fine-tuned head changes what the prompts mean: they are encoded again through it.
+    head = torch.nn.Linear(embedder.text_head.linear1.in_features, embedder.dim)
+    embedder.use_heads(embedder.audio_head, head, "tiny+ft-test")
+    retrained = embedder.embed_prompts(prompts)
+    assert calls == [2, 2] and not np.allclose(retrained, first)
+
+
+FAULTS_SCRIPT = """
+import json, resource, numpy as np
+from clapdesk.core.malloc_tuning import keep_freed_memory
+
+def faults_for_batches():
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(20):  # like a model's layers: growing blocks, each freed two layers later
+        live = []
+        for megabytes in (3, 5, 9, 17, 33):
+            block = np.empty(megabytes << 18, np.float32)
+            block.fill(1.0)
+            live = live[-1:] + [block]
+        del live, block
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+untuned = faults_for_batches()
+applied = keep_freed_memory()
+faults_for_batches()  # the first round after tuning grows the heap once
+print(json.dumps({"applied": applied, "untuned": untuned, "tuned": faults_for_batches()}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc is Linux's")
+def test_model_memory_stays_mapped_between_batches() -> None:
+    done = subprocess.run([sys.executable, "-c", FAULTS_SCRIPT], capture_output=True, text=True,
+                          check=True)
+    figures = json.loads(done.stdout)
+    assert figures["applied"] is True
+    # Untuned, glibc maps fresh pages for the big blocks of every batch (~50,000 faults here).
+    assert figures["untuned"] > 20_000
+    assert figures["tuned"] < figures["untuned"] / 20

@@ -380,7 +380,7 @@ class Indexer:
 
 
 def _vocabulary_vectors(embedder: ClapEmbedder) -> np.ndarray:
-    return embedder.embed_text([f"the sound of {w}" for w in AUTO_TAG_VOCABULARY])
+    return embedder.embed_prompts([f"the sound of {w}" for w in AUTO_TAG_VOCABULARY])
 
 
 def _decode_job(job: _Job, model_rate: int, vanished_hashes: set[str]) -> _Decoded:

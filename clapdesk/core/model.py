@@ -228,6 +228,17 @@ class ClapEmbedder:
                 model.audio_model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8
             )
         model.to(self.device)
+        # On a CPU the float32 towers run their linear layers on oneDNN (about 2x per window
+        # here; see cpu_linear). The text tower is float32 in every precision.
+        self.onednn_linears = 0
+        if self.device == "cpu":
+            from clapdesk.core.cpu_linear import use_onednn_linears
+            from clapdesk.core.malloc_tuning import keep_freed_memory
+
+            keep_freed_memory()  # activations stay mapped between batches (see malloc_tuning)
+
+            towers = [model.text_model] + ([model.audio_model] if precision == "float32" else [])
+            self.onednn_linears = sum(use_onednn_linears(tower) for tower in towers)
         if precision == "float16":
             model.audio_model.half()
         self.model = model
@@ -242,6 +253,7 @@ class ClapEmbedder:
         self.text_head: torch.nn.Module = model.text_projection
         self.model_key = identity.encoder_key
         self._fast_mel = _make_fast_mel(self.feature_extractor, self.device)
+        self._prompt_vectors: dict[tuple[str, tuple[str, ...]], np.ndarray] = {}
 
     @property
     def encoder_key(self) -> str:
@@ -252,6 +264,7 @@ class ClapEmbedder:
         self.audio_head = audio_head.to(self.device).eval()
         self.text_head = text_head.to(self.device).eval()
         self.model_key = model_key
+        self._prompt_vectors.clear()  # they came through the old text head
 
     def features_for(self, windows: Sequence[np.ndarray]) -> np.ndarray:
         """Pre-projection audio features, one row per window (float32)."""
@@ -314,6 +327,17 @@ class ClapEmbedder:
             pooled = self._text_pooled(texts)
             vectors = torch.nn.functional.normalize(self.text_head(pooled).float(), dim=-1)
         return vectors.cpu().numpy().astype(np.float32)
+
+    def embed_prompts(self, texts: Sequence[str]) -> np.ndarray:
+        """`embed_text` for a fixed list of prompts (the auto-tag vocabulary), kept per head:
+        every index run needs them, and a watched folder's run for one new file should not pay
+        for 50 prompts each time."""
+        key = (self.model_key, tuple(texts))
+        vectors = self._prompt_vectors.get(key)
+        if vectors is None:
+            vectors = self._prompt_vectors[key] = self.embed_text(texts)
+            vectors.setflags(write=False)
+        return vectors
 
     def text_features(self, texts: Sequence[str]) -> np.ndarray:
         """Pre-projection text features (for fine-tuning the text head)."""
