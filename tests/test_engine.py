@@ -337,3 +337,18 @@ def test_bfloat16_precision_gives_nearly_the_float32_vectors(tiny_model: Path, t
     assert b.dtype == np.float32 and np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
     assert (a * b).sum(axis=1).min() > 0.999
     assert not np.array_equal(a, b), "bfloat16 really ran in reduced precision"
+
+
+def test_channels_mix_to_their_mean_and_broken_samples_to_silence() -> None:
+    from clapdesk.core.audio import to_mono
+
+    rng = np.random.default_rng(3)
+    for channels in (1, 2, 6):
+        block = rng.standard_normal((1000, channels)).astype(np.float32)
+        mono = to_mono(block)
+        assert mono.dtype == np.float32 and mono.shape == (1000,) and mono.flags.c_contiguous
+        assert np.allclose(mono, block.mean(axis=1), atol=1e-6)
+    stereo = np.array([[1.0, np.nan], [np.inf, 0.5], [0.25, 0.25]], np.float32)
+    assert to_mono(stereo).tolist() == [0.0, 0.0, 0.25]
+    flat = np.arange(4, dtype=np.float64)
+    assert to_mono(flat).dtype == np.float32 and to_mono(flat).tolist() == [0, 1, 2, 3]
