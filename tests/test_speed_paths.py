@@ -4,6 +4,7 @@ in batches, through the batched log-mel rather than the reference extractor."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -278,3 +279,17 @@ def test_model_memory_stays_mapped_between_batches() -> None:
     # Untuned, glibc maps fresh pages for the big blocks of every batch (~50,000 faults here).
     assert figures["untuned"] > 20_000
     assert figures["tuned"] < figures["untuned"] / 20
+
+
+def test_torch_threads_spin_briefly_unless_the_user_says_otherwise() -> None:
+    probe = ("import os, sys, clapdesk.core.model; "
+             "print(os.environ.get('GOMP_SPINCOUNT'), 'torch' in sys.modules)")
+
+    def run(env: dict[str, str]) -> list[str]:
+        clean = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+        return subprocess.run([sys.executable, "-c", probe], env={**clean, **env},
+                              capture_output=True, text=True, check=True).stdout.split()
+
+    # Set before torch loads (it reads the value once): importing the core does not load torch.
+    assert run({}) == ["10000", "False"]
+    assert run({"GOMP_SPINCOUNT": "300000"}) == ["300000", "False"]
