@@ -107,16 +107,17 @@ def test_indexing_uses_the_batched_log_mel(tiny_model: Path, tmp_path: Path,
 
 
 def test_int8_mode_quantises_the_audio_tower_and_stays_close(tiny_model: Path) -> None:
-    import torch
+    from torch import nn
 
+    from clapdesk.core.cpu_linear import Int8Linear
     from clapdesk.core.model import load_embedder
 
     exact = load_embedder(str(tiny_model), device="cpu")
     fast = load_embedder(str(tiny_model), device="cpu", precision="int8")
-    quantised = [m for m in fast.model.audio_model.modules()
-                 if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)]
+    quantised = [m for m in fast.model.audio_model.modules() if isinstance(m, Int8Linear)]
     assert quantised, "int8 mode left every Linear layer in float32"
-    assert not any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear)
+    assert not any(type(m) is nn.Linear for m in fast.model.audio_model.modules())
+    assert not any(isinstance(m, Int8Linear)
                    for m in fast.model.text_model.modules()), "text vectors must stay float32"
     windows = [family_sound(kind, i, rate=exact.sampling_rate)
                for i, kind in enumerate(("kick", "hihat", "pad", "bass"))]
@@ -293,3 +294,25 @@ def test_torch_threads_spin_briefly_unless_the_user_says_otherwise() -> None:
     # Set before torch loads (it reads the value once): importing the core does not load torch.
     assert run({}) == ["10000", "False"]
     assert run({"GOMP_SPINCOUNT": "300000"}) == ["300000", "False"]
+
+
+def test_int8_layer_with_full_range_inputs_halves_the_rounding_error() -> None:
+    import torch
+
+    from clapdesk.core.cpu_linear import Int8Linear
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(256, 128)
+    x = torch.randn(64, 256)
+    x[:, 3] *= 8.0  # one loud channel, as activations have: it sets the input's scale
+    with torch.inference_mode():
+        exact = linear(x)
+        errors = {}
+        for full_range in (False, True):
+            layer = Int8Linear(linear, full_range=full_range)
+            assert layer.reduce_range is not full_range
+            out = layer(x)
+            assert out.shape == exact.shape
+            errors[full_range] = ((out - exact).norm() / exact.norm()).item()
+    assert errors[True] < 0.05 and errors[False] < 0.1
+    assert errors[True] < 0.75 * errors[False]

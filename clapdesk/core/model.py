@@ -222,11 +222,13 @@ class ClapEmbedder:
                 raise ModelError("int8 precision is for the CPU; use float16 on a GPU")
             # Per-channel weight scales: half the error of one scale per matrix (embedding
             # cosine to float32 0.9998 against 0.9996, measured) at the same speed.
-            from torch.ao.quantization import per_channel_dynamic_qconfig
+            from clapdesk.core.cpu_linear import quantise_linears
 
-            model.audio_model = torch.ao.quantization.quantize_dynamic(
-                model.audio_model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8
-            )
+            try:
+                quantise_linears(model.audio_model)
+            except RuntimeError as exc:
+                raise ModelError(f"int8 precision is not available on this CPU "
+                                 f"({_first_line(exc)}); use float32") from exc
         model.to(self.device)
         # On a CPU the float32 towers run their linear layers on oneDNN (about 2x per window
         # here; see cpu_linear). The text tower is float32 in every precision.
