@@ -38,8 +38,9 @@ def _global_options(suppress: bool) -> argparse.ArgumentParser:
                         "laion/larger_clap_music)")
     common.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=None)
     common.add_argument("--precision", choices=["float32", "bfloat16", "int8", "float16"],
-                        default="float32", help="bfloat16: faster on CPUs with native bf16 (and "
-                        "GPUs); int8: faster on any CPU; float16: for a GPU")
+                        default=None, help="float32 (the default): exact; int8: faster on any "
+                        "CPU; bfloat16: faster on CPUs with native bf16 (and GPUs); float16: "
+                        "for a GPU")
     common.add_argument("--json", action="store_true", help="print one JSON object")
     common.add_argument("-v", "--verbose", action="store_true")
     if suppress:
@@ -108,7 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in (None, "gui"):
         from clapdesk.gui.app import run_app
 
-        return run_app(library=args.library, model=args.model, device=args.device)
+        return run_app(library=args.library, model=args.model, device=args.device,
+                       precision=args.precision)
     keep_freed_memory()  # before the indexer starts its threads: see malloc_tuning
     handler: Callable[[argparse.Namespace], dict[str, Any]] = args.handler if hasattr(
         args, "handler") else COMMANDS[args.command]
@@ -148,7 +150,8 @@ def _plain_error(exc: BaseException) -> str:
 def open_library(args: argparse.Namespace) -> Any:
     from clapdesk.core.library import Library
 
-    return Library(args.library, model=args.model, device=args.device, precision=args.precision)
+    return Library(args.library, model=args.model, device=args.device,
+                   precision=args.precision or "float32")
 
 
 def cmd_index(args: argparse.Namespace) -> dict[str, Any]:

@@ -40,20 +40,22 @@ def application() -> QApplication:
 
 
 def open_library(library: str | None, model: str | None, device: str | None,
-                 settings: Settings) -> Library:
-    """The library with the model and device from the command line, else from the settings.
+                 settings: Settings, precision: str | None = None) -> Library:
+    """The library with the model, device and precision from the command line, else from the
+    settings.
 
     Downloads are never started from here: the window asks first, with the size.
     """
     device = device or settings.get("device")
     return Library(library, model=model or settings.get("model") or None,
-                   device=None if device == "auto" else device, allow_download=False)
+                   device=None if device == "auto" else device, allow_download=False,
+                   precision=precision or settings.get("precision"))
 
 
 def create_window(library: str | None = None, model: str | None = None,
-                  device: str | None = None) -> MainWindow:
+                  device: str | None = None, precision: str | None = None) -> MainWindow:
     settings = Settings()
-    window = MainWindow(open_library(library, model, device, settings), settings)
+    window = MainWindow(open_library(library, model, device, settings, precision), settings)
     window.show()
     QTimer.singleShot(0, window.start)
     return window
@@ -66,7 +68,8 @@ def no_display() -> bool:
     return not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def run_app(library: str | None = None, model: str | None = None, device: str | None = None) -> int:
+def run_app(library: str | None = None, model: str | None = None, device: str | None = None,
+            precision: str | None = None) -> int:
     if no_display():
         print("clapdesk: no display to open the app on (DISPLAY and WAYLAND_DISPLAY are unset). "
               "The command line works without one: clapdesk --help", file=sys.stderr)
@@ -75,7 +78,7 @@ def run_app(library: str | None = None, model: str | None = None, device: str | 
     keep_freed_memory()
     app = application()
     try:
-        window = create_window(library, model, device)
+        window = create_window(library, model, device, precision)
     except CatalogError as exc:
         QMessageBox.critical(None, "clapdesk cannot open the library", str(exc))
         return 1

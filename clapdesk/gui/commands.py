@@ -93,8 +93,10 @@ class WindowCommands(_Base):
             self.indexing.remove(gone)
         if added:
             self.indexing.index(added)
-        if self.settings.get("model") and self.settings.get("model") != self.library.model_ref:
-            self.statusBar().showMessage("The new model is used from the next start.", 8000)
+        new_model = self.settings.get("model") and self.settings.get("model") != self.library.model_ref
+        if new_model or self.settings.get("precision") != self.library.precision:
+            what = "model" if new_model else "precision"
+            self.statusBar().showMessage(f"The new {what} is used from the next start.", 8000)
 
     def on_model_options(self) -> None:
         """The model is unavailable: download it, or choose a folder that holds one."""

@@ -60,3 +60,25 @@ def test_without_a_display_the_app_says_so_instead_of_aborting() -> None:
                           text=True, timeout=120)
     assert done.returncode == 2
     assert "no display" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_precision_chosen_in_settings_is_the_one_the_library_loads_with(qtbot, tmp_path) -> None:  # noqa: ANN001
+    from clapdesk.gui.app import open_library
+
+    settings = Settings()
+    assert open_library(str(tmp_path / "lib"), None, None, settings).precision == "float32"
+    dialog = SettingsDialog(settings, [])
+    qtbot.addWidget(dialog)
+    precision = dialog.editors["precision"]
+    assert isinstance(precision, QComboBox)
+    assert [precision.itemText(i) for i in range(precision.count())] == [
+        "float32", "int8", "bfloat16", "float16"]
+    precision.setCurrentIndex(precision.findText("int8"))
+    dialog.save()
+    library = open_library(str(tmp_path / "lib"), None, None, Settings())
+    assert library.precision == "int8"
+    library.close()
+    # The command line's --precision wins over the setting.
+    library = open_library(str(tmp_path / "lib"), None, None, Settings(), "bfloat16")
+    assert library.precision == "bfloat16"
+    library.close()
