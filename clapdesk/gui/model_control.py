@@ -125,6 +125,10 @@ class ModelController(QObject):
         def load_all() -> None:
             self.library.embedder()
             open_index(self.library)
+            # Tempo and key analysis imports scipy.signal: about half a second of work under
+            # the GIL. Done here, with the model, not in the first indexing run's decode threads,
+            # where it froze the window for up to 0.4 s.
+            import clapdesk.core.analysis  # noqa: F401
 
         self.runner.submit(load_all, pool="model", name="load model",
                            on_result=lambda _r: self._set(READY, self._ready_text()),
