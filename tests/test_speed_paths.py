@@ -257,7 +257,7 @@ def faults_for_batches():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(20):  # like a model's layers: growing blocks, each freed two layers later
         live = []
-        for megabytes in (3, 5, 9, 17, 33):
+        for megabytes in (3, 5, 9, 17, 30):
             block = np.empty(megabytes << 18, np.float32)
             block.fill(1.0)
             live = live[-1:] + [block]

@@ -1,13 +1,14 @@
 """Keep the model's working memory in the process between batches (glibc only).
 
-An audio window's activations are tens of megabytes (a batch of four holds 34 MB in one stage-one
-MLP tensor alone). glibc serves blocks that large with fresh `mmap`s and hands freed memory back
-to the system at once, so every layer of every batch faults in, and zero-fills, new pages: about
-a million page faults per minute of indexing on the project's 2-core machine, and 10-25 % of a
-window's time. Telling glibc to serve those blocks from its heap, to keep what is freed, and to
-use one arena for all threads (the model runs in a worker thread in the app) cuts the faults
-about sevenfold. The price is that the process keeps its peak working set (a few hundred MB
-while a model is loaded, which the weights already dwarf).
+An audio window's activations are megabytes to tens of megabytes each. glibc serves blocks
+above its (adaptive) mmap threshold with fresh `mmap`s and hands freed memory back to the system
+at once, so every layer of every batch faults in, and zero-fills, new pages: about a million page
+faults per minute of indexing on the project's 2-core machine. Telling glibc to serve blocks up
+to 32 MB from its heaps and to keep what is freed cuts the faults several times over. Larger
+blocks still get their own mappings, so an allocation never fails for want of heap, and each
+thread keeps its own arena, so the window's thread never waits on the model's malloc lock. The
+price is that the process keeps its peak working set (a few hundred MB while a model is loaded,
+which the weights already dwarf).
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ log = logging.getLogger(__name__)
 # mallopt parameters (glibc's malloc.h)
 M_TRIM_THRESHOLD = -1
 M_TOP_PAD = -2
-M_MMAP_MAX = -4
-M_ARENA_MAX = -8
+M_MMAP_THRESHOLD = -3
 
 TRIM_THRESHOLD = 512 << 20  # give memory back only when this much lies free at the heap's top
 TOP_PAD = 64 << 20  # grow the heap in steps this large
+MMAP_THRESHOLD = 32 << 20  # blocks below this come from the heap (glibc's largest allowed value)
 
 _applied: bool | None = None
 
@@ -45,8 +46,8 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):  # musl and other C libraries have no mallopt
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    settings = ((M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, TRIM_THRESHOLD), (M_TOP_PAD, TOP_PAD),
-                (M_ARENA_MAX, 1))
+    settings = ((M_MMAP_THRESHOLD, MMAP_THRESHOLD), (M_TRIM_THRESHOLD, TRIM_THRESHOLD),
+                (M_TOP_PAD, TOP_PAD))
     _applied = all(mallopt(param, value) == 1 for param, value in settings)
     if not _applied:
         log.info("glibc refused a malloc setting; model memory is handled as usual")

@@ -74,7 +74,7 @@ def run_app(library: str | None = None, model: str | None = None, device: str | 
         print("clapdesk: no display to open the app on (DISPLAY and WAYLAND_DISPLAY are unset). "
               "The command line works without one: clapdesk --help", file=sys.stderr)
         return 2
-    # Before any worker thread exists, so the model's thread shares the one malloc arena.
+    # Before any worker thread starts: see malloc_tuning.
     keep_freed_memory()
     app = application()
     try:
