@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from clapdesk import __version__
-from clapdesk.core.malloc_tuning import keep_freed_memory
 
 log = logging.getLogger("clapdesk")
 
@@ -111,7 +110,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_app(library=args.library, model=args.model, device=args.device,
                        precision=args.precision)
-    keep_freed_memory()  # before the indexer starts its threads: see malloc_tuning
     handler: Callable[[argparse.Namespace], dict[str, Any]] = args.handler if hasattr(
         args, "handler") else COMMANDS[args.command]
     try:

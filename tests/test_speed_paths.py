@@ -3,7 +3,6 @@ in batches, through the batched log-mel rather than the reference extractor."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -247,39 +246,6 @@ def test_prompt_vectors_are_computed_once_per_head(tiny_model: Path) -> None:
     embedder.use_heads(embedder.audio_head, head, "tiny+ft-test")
     retrained = embedder.embed_prompts(prompts)
     assert calls == [2, 2] and not np.allclose(retrained, first)
-
-
-FAULTS_SCRIPT = """
-import json, resource, numpy as np
-from clapdesk.core.malloc_tuning import keep_freed_memory
-
-def faults_for_batches():
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(20):  # like a model's layers: growing blocks, each freed two layers later
-        live = []
-        for megabytes in (3, 5, 9, 17, 30):
-            block = np.empty(megabytes << 18, np.float32)
-            block.fill(1.0)
-            live = live[-1:] + [block]
-        del live, block
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-
-untuned = faults_for_batches()
-applied = keep_freed_memory()
-faults_for_batches()  # the first round after tuning grows the heap once
-print(json.dumps({"applied": applied, "untuned": untuned, "tuned": faults_for_batches()}))
-"""
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc is Linux's")
-def test_model_memory_stays_mapped_between_batches() -> None:
-    done = subprocess.run([sys.executable, "-c", FAULTS_SCRIPT], capture_output=True, text=True,
-                          check=True)
-    figures = json.loads(done.stdout)
-    assert figures["applied"] is True
-    # Untuned, glibc maps fresh pages for the big blocks of every batch (~50,000 faults here).
-    assert figures["untuned"] > 20_000
-    assert figures["tuned"] < figures["untuned"] / 20
 
 
 def test_torch_threads_spin_briefly_unless_the_user_says_otherwise() -> None:

@@ -235,9 +235,6 @@ class ClapEmbedder:
         self.onednn_linears = 0
         if self.device == "cpu":
             from clapdesk.core.cpu_linear import use_onednn_linears
-            from clapdesk.core.malloc_tuning import keep_freed_memory
-
-            keep_freed_memory()  # activations stay mapped between batches (see malloc_tuning)
 
             towers = [model.text_model] + ([model.audio_model] if precision == "float32" else [])
             self.onednn_linears = sum(use_onednn_linears(tower) for tower in towers)

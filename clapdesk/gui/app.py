@@ -16,7 +16,6 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from clapdesk.core.catalog import CatalogError
 from clapdesk.core.library import Library
-from clapdesk.core.malloc_tuning import keep_freed_memory
 from clapdesk.gui.main_window import MainWindow
 from clapdesk.gui.settings import Settings
 from clapdesk.gui.theme import app_icon, apply_dark_theme
@@ -74,8 +73,6 @@ def run_app(library: str | None = None, model: str | None = None, device: str | 
         print("clapdesk: no display to open the app on (DISPLAY and WAYLAND_DISPLAY are unset). "
               "The command line works without one: clapdesk --help", file=sys.stderr)
         return 2
-    # Before any worker thread starts: see malloc_tuning.
-    keep_freed_memory()
     app = application()
     try:
         window = create_window(library, model, device, precision)
