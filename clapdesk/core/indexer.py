@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 # Windows per model call. Every call gets exactly this many (a file's windows may straddle two
 # calls). Measured on a quiet 2-core CPU with torch 2.13 (benchmarks/bench_index.py): batches of
-# 4 cost the least per window (about 0.115 s float32, 0.065 s int8), 2 about 25 % more and 8
+# 4 cost the least per window (about 0.12 s float32, 0.065 s int8), 2 about 25 % more and 8
 # about 5-10 % more (the activations leave the cache).
 BATCH_WINDOWS = 4
 INDEX_SAVE_SECONDS = 60.0
