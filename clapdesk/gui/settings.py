@@ -34,7 +34,7 @@ SETTINGS: tuple[Setting, ...] = (
             "library's model (laion/larger_clap_music by default)."),
     Setting("device", "auto", "Device", "Where the model runs.", ("auto", "cpu", "cuda", "mps")),
     Setting("precision", "float32", "Model precision",
-            "float32: exact. int8: indexes about 1.5x faster on a CPU, with slightly less exact "
+            "float32: exact. int8: indexes about 1.4x faster on a CPU, with slightly less exact "
             "sound vectors. bfloat16: as fast, closer to exact, on CPUs with native bfloat16 "
             "(recent Intel Xeon, AMD Zen 4 and later). float16: for a GPU. Used from the next "
             "start; vectors already indexed are kept.",
