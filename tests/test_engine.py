@@ -352,3 +352,10 @@ def test_channels_mix_to_their_mean_and_broken_samples_to_silence() -> None:
     assert to_mono(stereo).tolist() == [0.0, 0.0, 0.25]
     flat = np.arange(4, dtype=np.float64)
     assert to_mono(flat).dtype == np.float32 and to_mono(flat).tolist() == [0, 1, 2, 3]
+
+
+def test_float16_on_a_cpu_is_refused_with_what_to_choose_instead(tiny_model: Path) -> None:
+    from clapdesk.core.model import ModelError
+
+    with pytest.raises(ModelError, match="float16 precision is for a GPU.*float32, int8 or bfloat16"):
+        ClapEmbedder(resolve_model(str(tiny_model)), device="cpu", precision="float16")

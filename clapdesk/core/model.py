@@ -198,6 +198,11 @@ class ClapEmbedder:
         self.identity = identity
         self.device = pick_device(device)
         self.precision = precision
+        if precision == "float16" and self.device == "cpu":
+            # Half precision on a CPU is emulated: slower than float32, and less exact. Said
+            # before the weights load, now that precision is a setting anyone can pick.
+            raise ModelError("float16 precision is for a GPU, and this computer runs the model "
+                             "on its CPU: use float32, int8 or bfloat16")
         folder = identity.folder
         # transformers draws a "Loading weights" bar on stderr; a plain error line must stay the
         # only thing a producer reads there (the GUI shows its own progress).
