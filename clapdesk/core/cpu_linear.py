@@ -8,8 +8,9 @@ linear layers are about 70 % of an audio window's cost, so routing them through 
 MLP's GELU fused into its first product, makes a window about twice as fast in full float32:
 nothing is rounded to a smaller type, and only the order of the sums changes.
 
-The swap is checked once when the model loads: each kind of layer is compared against torch's
-own result on a real input, and the model keeps torch's layers if oneDNN is missing or disagrees.
+The swap is checked once when the model loads: a plain and a fused layer are compared against
+torch's own result on a check input, and the model keeps torch's layers if oneDNN is missing or
+disagrees.
 
 The int8 mode quantises each weight row to 8 bits (one scale per output channel) and each input
 to 8 bits at run time (one scale per call). torch's stock dynamic layer keeps only 7 bits of

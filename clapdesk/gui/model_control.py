@@ -125,9 +125,8 @@ class ModelController(QObject):
         def load_all() -> None:
             self.library.embedder()
             open_index(self.library)
-            # Tempo and key analysis imports scipy.signal: about half a second of work under
-            # the GIL. Done here, with the model, not in the first indexing run's decode threads,
-            # where it froze the window for up to 0.4 s.
+            # Tempo and key analysis imports scipy.signal, about half a second of work: done
+            # here, while the model loads, it is not added to the first indexing run.
             import clapdesk.core.analysis  # noqa: F401
 
         self.runner.submit(load_all, pool="model", name="load model",
