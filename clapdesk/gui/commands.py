@@ -93,10 +93,13 @@ class WindowCommands(_Base):
             self.indexing.remove(gone)
         if added:
             self.indexing.index(added)
-        new_model = self.settings.get("model") and self.settings.get("model") != self.library.model_ref
-        if new_model or self.settings.get("precision") != self.library.precision:
-            what = "model" if new_model else "precision"
-            self.statusBar().showMessage(f"The new {what} is used from the next start.", 8000)
+        changed = [what for what, differs in (
+            ("model", self.settings.get("model") not in ("", self.library.model_ref)),
+            ("precision", self.settings.get("precision") != self.library.precision)) if differs]
+        if changed:
+            self.statusBar().showMessage(
+                f"The new {' and '.join(changed)} {'is' if len(changed) == 1 else 'are'} used "
+                "from the next start.", 8000)
 
     def on_model_options(self) -> None:
         """The model is unavailable: download it, or choose a folder that holds one."""

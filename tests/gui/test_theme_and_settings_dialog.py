@@ -82,3 +82,34 @@ def test_the_precision_chosen_in_settings_is_the_one_the_library_loads_with(qtbo
     library = open_library(str(tmp_path / "lib"), None, None, Settings(), "bfloat16")
     assert library.precision == "bfloat16"
     library.close()
+
+
+def test_changing_model_or_precision_says_it_applies_from_the_next_start(
+        qtbot, make_window, monkeypatch) -> None:  # noqa: ANN001
+    from clapdesk.gui import commands
+
+    window = make_window(start=False)
+    chosen: dict[str, str] = {}
+
+    class Accepting(SettingsDialog):
+        def exec(self) -> int:
+            return SettingsDialog.DialogCode.Accepted
+
+        def save(self) -> None:
+            for key, value in chosen.items():
+                self.settings.set(key, value)
+
+        def folders(self) -> list[str]:
+            return [path for _, path in window.library.catalog.roots()]
+
+    monkeypatch.setattr(commands, "SettingsDialog", Accepting)
+    window.statusBar().clearMessage()
+    window.on_settings()
+    assert "next start" not in window.statusBar().currentMessage()  # nothing that needs one
+    chosen["precision"] = "int8"
+    window.on_settings()
+    assert window.statusBar().currentMessage() == "The new precision is used from the next start."
+    chosen["model"] = "/music/models/other-clap"
+    window.on_settings()
+    assert window.statusBar().currentMessage() == (
+        "The new model and precision are used from the next start.")
