@@ -10,6 +10,7 @@ import argparse
 import errno
 import json
 import logging
+import multiprocessing
 import os
 import sqlite3
 import sys
@@ -59,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", parents=[common], help="add folders to the library and index them")
     p.add_argument("paths", nargs="*", metavar="PATH",
                    help="folders to add (none: rescan the library's folders)")
-    p.add_argument("--workers", type=int, default=None, help="decoding threads")
+    p.add_argument("--workers", type=int, default=None, help="decoder processes (default: one per core, at most 4)")
 
     for name, what in (("search", "QUERY"), ("similar", "FILE")):
         p = sub.add_parser(name, parents=[common],
@@ -100,7 +101,21 @@ def _add_extensions(sub: Any, common: argparse.ArgumentParser) -> None:
     add_commands(sub, common)
 
 
+def gui_main() -> int:
+    """The `clapdesk-gui` launcher.
+
+    It lives here rather than in the GUI package because indexing's decoder processes import
+    the launcher's module again as they start: this module loads neither Qt nor torch.
+    """
+    multiprocessing.freeze_support()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from clapdesk.gui.app import run_app
+
+    return run_app()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    multiprocessing.freeze_support()  # a frozen app's decoder processes start through here
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
