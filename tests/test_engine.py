@@ -18,20 +18,6 @@ from clapdesk.core.model import ClapEmbedder, ModelUnavailable, resolve_model
 from clapdesk.core.search import Filters, search_similar, search_text
 
 
-@pytest.fixture
-def count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Record every file the indexer decodes (the real decoder still runs)."""
-    calls: list[str] = []
-    real = audio.decode_for_index
-
-    def counting(path, *args, **kwargs):
-        calls.append(os.fspath(path))
-        return real(path, *args, **kwargs)
-
-    monkeypatch.setattr(audio, "decode_for_index", counting)
-    return calls
-
-
 def make_library_folder(root: Path, count: int = 8) -> Path:
     families = ["kick", "hihat", "pad", "bass"]
     for i in range(count):
@@ -150,16 +136,15 @@ def test_every_common_format_and_depth_indexes(tiny_model: Path, tmp_path: Path,
 
 # -- indexing -------------------------------------------------------------------------------------
 
-def test_rescan_rename_delete(tiny_model: Path, tmp_path: Path, count_decodes: list[str]) -> None:
+def test_rescan_rename_delete(tiny_model: Path, tmp_path: Path) -> None:
     folder = make_library_folder(tmp_path / "samples")
     library = Library(model=str(tiny_model))
     first = library.index_folders([str(folder)])
-    assert first.indexed == 8 and len(count_decodes) == 8
+    assert first.indexed == 8 and first.decoded == 8
 
-    count_decodes.clear()
     again = library.index_folders([str(folder)])
     assert again.unchanged == 8 and again.indexed == 0
-    assert count_decodes == [], "an unchanged folder must not be decoded"
+    assert again.decoded == 0, "an unchanged folder must not be decoded"
 
     old = folder / "pack0" / "kick_00.wav"
     before_id = library.catalog.file_by_path(old).id
@@ -167,7 +152,7 @@ def test_rescan_rename_delete(tiny_model: Path, tmp_path: Path, count_decodes: l
     new = folder / "pack1" / "renamed kick.wav"
     os.rename(old, new)
     moved = library.index_folders([str(folder)])
-    assert count_decodes == [], "a renamed file keeps its vector without decoding"
+    assert moved.decoded == 0, "a renamed file keeps its vector without decoding"
     assert moved.moved == 1 and moved.removed == 0
     assert library.catalog.file_by_path(old) is None
     assert library.catalog.file_by_path(new).id == before_id
@@ -185,7 +170,7 @@ def test_rescan_rename_delete(tiny_model: Path, tmp_path: Path, count_decodes: l
 
 
 def test_same_file_twice_gives_identical_vectors_and_is_embedded_once(
-        tiny_model: Path, tmp_path: Path, count_decodes: list[str]) -> None:
+        tiny_model: Path, tmp_path: Path) -> None:
     folder = make_library_folder(tmp_path / "samples", 4)
     shutil.copy(folder / "pack0" / "kick_00.wav", folder / "pack1" / "kick copy.wav")
     library = Library(model=str(tiny_model))
@@ -222,8 +207,8 @@ def test_corrupt_index_is_rebuilt_quietly(tiny_model: Path, tmp_path: Path,
     reopened.close()
 
 
-def test_switching_the_model_re_embeds(tiny_model: Path, tiny_model_b: Path, tmp_path: Path,
-                                       count_decodes: list[str]) -> None:
+def test_switching_the_model_re_embeds(tiny_model: Path, tiny_model_b: Path, tmp_path: Path
+                                       ) -> None:
     folder = make_library_folder(tmp_path / "samples", 4)
     library = Library(model=str(tiny_model))
     library.index_folders([str(folder)])
@@ -232,11 +217,10 @@ def test_switching_the_model_re_embeds(tiny_model: Path, tiny_model_b: Path, tmp
     first_vector = vector_of(library, kick)
     library.close()
 
-    count_decodes.clear()
     switched = Library(model=str(tiny_model_b))
     assert switched.model_key != first_key
     report = switched.index_folders([str(folder)])
-    assert len(count_decodes) == 4 and report.indexed == 4
+    assert report.decoded == 4 and report.indexed == 4
     assert not np.allclose(vector_of(switched, kick), first_vector)
     switched.close()
     # The library remembers its (new) model.

@@ -1,7 +1,7 @@
-"""Indexing: scan folders, decode ahead in worker threads, embed in batches, commit as we go.
+"""Indexing: scan folders, decode ahead in worker processes, embed in batches, commit as we go.
 
-Decoding, resampling and analysis run in a thread pool a bounded number of files ahead of the
-model, which runs in the calling thread in batches. Every batch is committed to the catalog
+Decoding, resampling and analysis run in decoder processes (see decoding) a bounded number of
+files ahead of the model, which runs in the calling thread in batches. Every batch is committed to the catalog
 before the next starts, so a crash or a cancel loses at most one batch and a new run resumes
 where the last one stopped (unchanged files are skipped by size and mtime, without decoding).
 """
@@ -14,16 +14,17 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from clapdesk.core import audio
+from clapdesk.core import audio, decoding
 from clapdesk.core.catalog import Catalog, display_path
+from clapdesk.core.decoding import BrokenProcessPool, DecodePool, DecodeRequest, DecodeResult
 from clapdesk.core.model import ClapEmbedder
-from clapdesk.core.scan import FoundFile, content_hash, under, walk_audio
-from clapdesk.core.tagging import AUTO_TAG_VOCABULARY, analyse_file, auto_tags, name_tags
+from clapdesk.core.scan import FoundFile, under, walk_audio
+from clapdesk.core.tagging import AUTO_TAG_VOCABULARY, auto_tags, name_tags
 from clapdesk.core.vector_index import VectorIndex
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,14 @@ log = logging.getLogger(__name__)
 # 4 cost the least per window (about 0.12 s float32, 0.065 s int8), 2 about 25 % more and 8
 # about 5-10 % more (the activations leave the cache).
 BATCH_WINDOWS = 4
+# How far decoding runs ahead of the model. The decoders run at idle priority, mostly in the
+# model's pauses, and a run of long files (each several windows and a 30 s analysis) can take
+# longer to decode than the model takes to embed the short files queued before it: eight files
+# ahead left the model waiting about 0.5 s per 48 files, 32 about 0.1 s (measured,
+# bench_index). Memory is bounded by windows, not files: at most READY_WINDOWS decoded windows
+# (about 2 MB each) wait for the model.
+AHEAD_FILES = 32
+READY_WINDOWS = 24
 INDEX_SAVE_SECONDS = 60.0
 
 
@@ -59,6 +68,7 @@ class IndexReport:
     moved: int = 0
     duplicates: int = 0
     reprojected: int = 0
+    decoded: int = 0  # files read and decoded this run (unchanged and renamed files are not)
     failed: list[tuple[str, str]] = field(default_factory=list)
     offline_roots: list[str] = field(default_factory=list)
     cancelled: bool = False
@@ -67,7 +77,7 @@ class IndexReport:
     def to_json(self) -> dict[str, object]:
         return {
             "indexed": self.indexed, "unchanged": self.unchanged, "removed": self.removed,
-            "moved": self.moved, "duplicates": self.duplicates,
+            "moved": self.moved, "duplicates": self.duplicates, "decoded": self.decoded,
             "failed": [{"path": display_path(p), "error": e} for p, e in self.failed],
             "offline": [display_path(p) for p in self.offline_roots],
             "cancelled": self.cancelled, "seconds": round(self.seconds, 3),
@@ -98,11 +108,12 @@ class Indexer:
     """One indexing run over some library folders."""
 
     def __init__(self, catalog: Catalog, index: VectorIndex, embedder: Callable[[], ClapEmbedder],
-                 workers: int | None = None) -> None:
+                 workers: int | None = None, decoders: DecodePool | None = None) -> None:
         self.catalog = catalog
         self.index = index
         self.get_embedder = embedder
-        self.workers = workers or max(1, min(4, os.cpu_count() or 1))
+        self.decoders = decoders or decoding.shared_pool(workers)
+        self.workers = self.decoders.workers
         self._vocabulary: np.ndarray | None = None
         self._roots: dict[int, str] | None = None
         # Files whose identical twin waits in the unflushed batch: copied once it is embedded.
@@ -117,6 +128,7 @@ class Indexer:
         cancel = cancel or threading.Event()
         notify = progress or (lambda p: None)
         notify(Progress("scanning"))
+        self.decoders.warm()  # the decoder processes start while the folders are scanned
         jobs, vanished = self._plan(folders, report, notify)
         embedder: ClapEmbedder | None = None
         if jobs or self.catalog.files_missing_vectors(self.index.model_key):
@@ -209,46 +221,81 @@ class Indexer:
     def _embed_all(self, jobs: list[_Job], vanished: dict[str, int | None], embedder: ClapEmbedder,
                    report: IndexReport, notify: ProgressCallback, cancel: threading.Event) -> None:
         rate = embedder.sampling_rate
-        ahead = self.workers * 2 + BATCH_WINDOWS
-        vanished_hashes = {h for h in vanished if not h.startswith("lost:")}
-        pending: deque[Future[_Decoded]] = deque()
+        vanished_hashes = frozenset(h for h in vanished if not h.startswith("lost:"))
+        pending: deque[tuple[_Job, Future[DecodeResult]]] = deque()
         batch: list[_Decoded] = []
         timer = _Rate(len(jobs))
         last_save = time.monotonic()
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="clapdesk-decode") as pool:
-            queue = iter(jobs)
+        queue = iter(jobs)
+        try:
+            while True:
+                while (len(pending) < max(AHEAD_FILES, self.workers * 2 + BATCH_WINDOWS)
+                       and _ready_windows(pending) < READY_WINDOWS and not cancel.is_set()):
+                    job = next(queue, None)
+                    if job is None:
+                        break
+                    pending.append((job, self._submit(job, rate, vanished_hashes)))
+                if self._vocabulary is None:
+                    # The auto-tag prompts go through the text tower while the first files
+                    # decode, instead of stalling the first batch after they have.
+                    self._vocabulary = _vocabulary_vectors(embedder)
+                if not pending:
+                    break
+                job, future = pending[0]
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    pending = self._isolate_crash(pending, rate, vanished_hashes)
+                    continue
+                pending.popleft()
+                item = _received(job, result)
+                report.decoded += item.decoded is not None or item.error is not None
+                if item.moved_from is None and item.digest in vanished_hashes:
+                    item.moved_from = vanished.get(item.digest)
+                if self._settle(item, vanished, embedder, report, batch):
+                    self._flush(batch, embedder, report)
+                timer.tick(1)
+                notify(Progress("embedding", timer.done, timer.total, item.job.found.path,
+                                timer.rate(), timer.eta()))
+                if cancel.is_set():
+                    report.cancelled = True
+                    break
+                if time.monotonic() - last_save > INDEX_SAVE_SECONDS:
+                    self.index.save()
+                    last_save = time.monotonic()
+        finally:
+            for _job, future in pending:
+                future.cancel()
+            if batch:
+                self._flush(batch, embedder, report, final=True)
+
+    def _submit(self, job: _Job, rate: int, skip: frozenset[str]) -> Future[DecodeResult]:
+        found = job.found
+        return self.decoders.submit(
+            decoding.decode_file, DecodeRequest(found.path, found.size, found.mtime_ns, rate, skip))
+
+    def _isolate_crash(self, pending: deque[tuple[_Job, Future[DecodeResult]]], rate: int,
+                       skip: frozenset[str]) -> deque[tuple[_Job, Future[DecodeResult]]]:
+        """A decoder process died (a library crashed on some file): find which file, go on.
+
+        Every file in flight failed with it, and any of them may be the culprit. Each is
+        decoded again alone in fresh processes: one that kills its process alone is recorded
+        as failed, the others are indexed as usual. Returns the results, in the same order.
+        """
+        redone: deque[tuple[_Job, Future[DecodeResult]]] = deque()
+        self.decoders.restart()
+        for job, _future in pending:
+            outcome: Future[DecodeResult] = Future()
             try:
-                while True:
-                    while len(pending) < ahead and not cancel.is_set():
-                        job = next(queue, None)
-                        if job is None:
-                            break
-                        pending.append(pool.submit(_decode_job, job, rate, vanished_hashes))
-                    if self._vocabulary is None:
-                        # The auto-tag prompts go through the text tower while the first files
-                        # decode, instead of stalling the first batch after they have.
-                        self._vocabulary = _vocabulary_vectors(embedder)
-                    if not pending:
-                        break
-                    item = pending.popleft().result()
-                    if item.moved_from is None and item.digest in vanished_hashes:
-                        item.moved_from = vanished.get(item.digest)
-                    if self._settle(item, vanished, embedder, report, batch):
-                        self._flush(batch, embedder, report)
-                    timer.tick(1)
-                    notify(Progress("embedding", timer.done, timer.total, item.job.found.path,
-                                    timer.rate(), timer.eta()))
-                    if cancel.is_set():
-                        report.cancelled = True
-                        break
-                    if time.monotonic() - last_save > INDEX_SAVE_SECONDS:
-                        self.index.save()
-                        last_save = time.monotonic()
-            finally:
-                for future in pending:
-                    future.cancel()
-                if batch:
-                    self._flush(batch, embedder, report, final=True)
+                outcome.set_result(self._submit(job, rate, skip).result())
+            except BrokenProcessPool:
+                log.warning("a decoder crashed on %s", display_path(job.found.path))
+                found = job.found
+                outcome.set_result(DecodeResult(found.path, found.size, found.mtime_ns,
+                                                error=decoding.CRASHED))
+                self.decoders.restart()
+            redone.append((job, outcome))
+        return redone
 
     def _settle(self, item: _Decoded, vanished: dict[str, int | None], embedder: ClapEmbedder,
                 report: IndexReport, batch: list[_Decoded]) -> bool:
@@ -280,7 +327,9 @@ class Indexer:
             return False
         if item.decoded is None:
             # Its content matched a vanished file that another path has claimed: decode it now.
-            item = _decode_job(item.job, embedder.sampling_rate, set())
+            found = item.job.found
+            item = _received(item.job, decoding.decode_file(DecodeRequest(
+                found.path, found.size, found.mtime_ns, embedder.sampling_rate)))
             if item.error is not None:
                 return self._settle(item, vanished, embedder, report, batch)
         batch.append(item)
@@ -383,39 +432,25 @@ def _vocabulary_vectors(embedder: ClapEmbedder) -> np.ndarray:
     return embedder.embed_prompts([f"the sound of {w}" for w in AUTO_TAG_VOCABULARY])
 
 
-def _decode_job(job: _Job, model_rate: int, vanished_hashes: set[str]) -> _Decoded:
-    """Runs in a worker thread: hash, then decode and analyse unless the file merely moved."""
-    item = _Decoded(job)
-    path = job.found.path
-    try:
-        # Stat again before reading: a file rewritten since the scan is stored with the stamp
-        # of what is read now, and one rewritten while being read is re-read by the next scan.
-        st = os.stat(path)
-        if (st.st_size, st.st_mtime_ns) != (job.found.size, job.found.mtime_ns):
-            job.found = FoundFile(path, st.st_size, st.st_mtime_ns)
-        item.digest = content_hash(path)
-    except OSError as exc:
-        item.error = audio.explain_error(exc, path)
-        return item
-    if item.digest in vanished_hashes:
-        return item  # a renamed file keeps its vector: no decoding
-    try:
-        item.decoded = audio.decode_for_index(path, model_rate)
-    except audio.DecodeError as exc:
-        item.error = str(exc)
-        return item
-    except Exception as exc:  # one odd file must never stop a run
-        # The reason goes to the failures list; the traceback only to a --verbose log.
-        log.debug("unexpected failure decoding %s", display_path(path), exc_info=True)
-        item.error = audio.explain_error(exc, path)
-        return item
-    try:
-        item.analysis = analyse_file(item.decoded, path)
-    except Exception as exc:  # tempo and key are extras: a sound that confuses them is still indexed
-        log.info("analysis failed for %s (%s); indexed without tempo and key",
-                 display_path(path), exc)
-        log.debug("analysis traceback", exc_info=True)
-    return item
+def _ready_windows(pending: deque[tuple[_Job, Future[DecodeResult]]]) -> int:
+    """Decoded windows already waiting in finished results."""
+    ready = 0
+    for _job, future in pending:
+        if future.done() and not future.cancelled() and future.exception() is None:
+            decoded = future.result().decoded
+            ready += len(decoded.windows) if decoded is not None else 0
+    return ready
+
+
+def _received(job: _Job, result: DecodeResult) -> _Decoded:
+    """A decoder's result as the indexer's record, with the worker's log lines logged here."""
+    for level, message in result.notes:
+        log.log(level, "%s", message)
+    found = job.found
+    if (result.size, result.mtime_ns) != (found.size, found.mtime_ns):
+        job.found = FoundFile(found.path, result.size, result.mtime_ns)
+    return _Decoded(job, digest=result.digest, decoded=result.decoded,
+                    analysis=result.analysis, error=result.error)
 
 
 class _Rate:

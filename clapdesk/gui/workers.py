@@ -17,7 +17,7 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
 log = logging.getLogger(__name__)
 
-GENERAL_THREADS = 2  # indexing has its own decode threads; two jobs at once is plenty on 2 cores
+GENERAL_THREADS = 2  # indexing decodes in its own processes; two jobs at once is plenty on 2 cores
 
 
 class WorkerSignals(QObject):

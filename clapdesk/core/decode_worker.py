@@ -1,0 +1,87 @@
+"""Start-up of an indexing decoder process. Standard library only at the top of this module.
+
+A decoder process imports this module before anything else of clapdesk's, so what must hold
+before numpy loads (one BLAS thread) is set here, and the process lowers its own priority
+before it does any work.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+
+log = logging.getLogger(__name__)
+
+# numpy's BLAS would otherwise start a thread per core in every decoder, each competing with
+# the model for the same cores; the work here is one file at a time in any case.
+_ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
+
+
+def start() -> None:
+    """Initialiser of every decoder process: one BLAS thread, idle priority, imports done."""
+    for name in _ONE_THREAD:
+        os.environ[name] = "1"
+    # Ctrl+C in a terminal reaches the whole process group: the indexer handles it and ends
+    # its decoders, which must not each print a traceback of their own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent()
+    lower_priority()
+    # Imported now, while the process starts, not inside the first file's decode: scipy.signal
+    # alone takes about half a second.
+    import clapdesk.core.analysis  # noqa: F401
+    import clapdesk.core.decoding  # noqa: F401
+
+
+def _exit_with_parent() -> None:
+    """End this process when the app that started it ends, however it ends.
+
+    A decoder waits for work on a queue that it holds both ends of, so it would never see the
+    app go if the app were killed or crashed: a thread waits on the parent's sentinel instead.
+    """
+    import multiprocessing
+    import threading
+
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()
+        os._exit(0)
+
+    threading.Thread(target=watch, name="clapdesk-parent-watch", daemon=True).start()
+
+
+def lower_priority() -> str:
+    """Run this process only when the cores have nothing else to do. Returns what was set.
+
+    Indexing is bound by the model: its threads use every core. A decoder at normal priority
+    takes cores from them mid-layer, and the model's other thread then waits at the end of the
+    layer for the one that lost its core, so each second taken costs the model up to two. At
+    idle priority the decoders run when the model waits for them, when the machine has a spare
+    core, or between the model's layers; a DAW or the app's own window always comes first.
+    """
+    if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE"):  # Linux
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            return "idle"
+        except OSError as exc:
+            log.debug("SCHED_IDLE refused (%s); lowering the nice value instead", exc)
+    if sys.platform == "win32":
+        try:
+            import ctypes
+
+            kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+            idle_priority_class = 0x40
+            if kernel32.SetPriorityClass(kernel32.GetCurrentProcess(), idle_priority_class):
+                return "idle"
+        except (AttributeError, OSError) as exc:
+            log.debug("idle priority class refused (%s)", exc)
+        return "normal"
+    try:
+        os.nice(19)
+        return "nice 19"
+    except (AttributeError, OSError):
+        return "normal"

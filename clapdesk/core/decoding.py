@@ -1,0 +1,235 @@
+"""Decoding for indexing: hash, decode, resample and analyse files in worker processes.
+
+Why processes and not threads: the model runs in the indexing thread on every core, and its
+Python code needs the interpreter lock between layers. Decoding threads in the same process
+hold that lock whenever they run Python, and run at the model's priority, so they slowed the
+model by 10-20 % (measured against the model alone on the same windows). Decoder processes
+share no lock with it, run at idle priority (decode_worker.lower_priority), and a file that
+crashes a decoding library takes down one decoder process, not the app: the indexer records
+it as failed and goes on with a fresh process.
+
+The pool is shared by every library in the process and kept between indexing runs (a watched
+folder's one-file run should not pay half a second of start-up); it lets its processes go
+after a few idle minutes and starts them again on the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from clapdesk.core import audio, decode_worker
+from clapdesk.core.scan import content_hash
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+IDLE_SECONDS = 180.0
+CRASHED = "the decoder crashed on this file (it is probably damaged)"
+
+__all__ = ["BrokenProcessPool", "CRASHED", "DecodePool", "DecodeRequest", "DecodeResult",
+           "decode_file", "shared_pool"]
+
+
+@dataclass(frozen=True)
+class DecodeRequest:
+    path: str
+    size: int
+    mtime_ns: int
+    model_rate: int
+    # Content hashes of files that vanished this run: a file with one of them was renamed and
+    # keeps its vector, so it is hashed but not decoded.
+    skip_hashes: frozenset[str] = frozenset()
+
+
+@dataclass
+class DecodeResult:
+    path: str
+    size: int  # as read now: a file rewritten since the scan is stored with the new stamp
+    mtime_ns: int
+    digest: str | None = None
+    decoded: audio.DecodedAudio | None = None
+    analysis: dict[str, object] = field(default_factory=dict)
+    error: str | None = None
+    # Log records made in the worker, (level, message), re-emitted by the indexer: a decoder
+    # process has no log handlers of its own.
+    notes: list[tuple[int, str]] = field(default_factory=list)
+
+
+def decode_file(request: DecodeRequest) -> DecodeResult:
+    """Hash, then decode and analyse unless the file merely moved. Never raises."""
+    from clapdesk.core.catalog import display_path
+    from clapdesk.core.tagging import analyse_file
+
+    path = request.path
+    result = DecodeResult(path, request.size, request.mtime_ns)
+    try:
+        # Stat again before reading: a file rewritten since the scan is stored with the stamp
+        # of what is read now, and one rewritten while being read is re-read by the next scan.
+        st = os.stat(path)
+        result.size, result.mtime_ns = st.st_size, st.st_mtime_ns
+        result.digest = content_hash(path)
+    except OSError as exc:
+        result.error = audio.explain_error(exc, path)
+        return result
+    if result.digest in request.skip_hashes:
+        return result  # a renamed file keeps its vector: no decoding
+    try:
+        result.decoded = audio.decode_for_index(path, request.model_rate)
+    except audio.DecodeError as exc:
+        result.error = str(exc)
+        return result
+    except Exception as exc:  # one odd file must never stop a run
+        # The reason goes to the failures list; the exception only to a --verbose log.
+        result.notes.append((logging.DEBUG, f"unexpected failure decoding {display_path(path)}: "
+                                            f"{type(exc).__name__}: {exc}"))
+        result.error = audio.explain_error(exc, path)
+        return result
+    try:
+        result.analysis = analyse_file(result.decoded, path)
+    except Exception as exc:  # tempo and key are extras: a sound that confuses them is still indexed
+        result.notes.append((logging.INFO, f"analysis failed for {display_path(path)} ({exc}); "
+                                           "indexed without tempo and key"))
+    # The analysis copy (up to 30 s) has served its purpose: not sent back to the indexer.
+    result.decoded.analysis = result.decoded.analysis[:0]
+    return result
+
+
+class DecodePool:
+    """Worker processes at idle priority (threads where processes cannot start)."""
+
+    def __init__(self, workers: int, processes: bool = True,
+                 idle_seconds: float = IDLE_SECONDS) -> None:
+        if workers < 1:
+            raise ValueError("a decode pool needs at least one worker")
+        self.workers = workers
+        self.processes = processes
+        self.idle_seconds = idle_seconds
+        self._executor: Executor | None = None
+        self._lock = threading.Lock()
+        self._outstanding = 0
+        self._last_use = time.monotonic()
+        self._timer: threading.Timer | None = None
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        with self._lock:
+            executor = self._executor or self._start()
+            self._outstanding += 1
+            self._last_use = time.monotonic()
+        try:
+            future = executor.submit(fn, *args)
+        except BrokenProcessPool:
+            with self._lock:
+                self._outstanding -= 1
+            raise
+        future.add_done_callback(self._done)
+        return future
+
+    def warm(self) -> None:
+        """Start every worker now, ahead of the first file (start-up takes about 0.5 s)."""
+        if self._executor is None:
+            for _ in range(self.workers):
+                self.submit(os.getpid)
+
+    def restart(self) -> None:
+        """A fresh set of workers, after one crashed (a broken pool refuses all work)."""
+        with self._lock:
+            old, self._executor = self._executor, None
+        if old is not None:
+            old.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        with self._lock:
+            old, self._executor = self._executor, None
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        if old is not None:
+            old.shutdown(wait=True, cancel_futures=True)
+
+    @property
+    def running(self) -> bool:
+        return self._executor is not None
+
+    def _start(self) -> Executor:
+        """The executor, started now. Called with the lock held."""
+        if self.processes and not _main_module_importable():
+            log.info("this program's main module cannot be imported by a child process; "
+                     "decoding in threads")
+            self.processes = False
+        if self.processes:
+            try:
+                # spawn, never fork: this process runs torch's and Qt's threads, which a forked
+                # child would inherit in whatever state they were in.
+                self._executor = ProcessPoolExecutor(
+                    self.workers, mp_context=multiprocessing.get_context("spawn"),
+                    initializer=decode_worker.start)
+                return self._executor
+            except (OSError, NotImplementedError, ValueError) as exc:
+                log.warning("decoder processes cannot start here (%s); decoding in threads", exc)
+                self.processes = False
+        self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="clapdesk-decode")
+        return self._executor
+
+    def _done(self, _future: Future[Any]) -> None:
+        with self._lock:
+            self._outstanding -= 1
+            if self._outstanding or self._executor is None:
+                return
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = threading.Timer(self.idle_seconds, self._release_if_idle)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _release_if_idle(self) -> None:
+        with self._lock:
+            idle_for = time.monotonic() - self._last_use
+            if self._outstanding or idle_for < self.idle_seconds * 0.99:
+                return
+            old, self._executor, self._timer = self._executor, None, None
+        if old is not None:
+            log.debug("decoder processes idle for %.0f s: released", idle_for)
+            old.shutdown(wait=False)
+
+
+def _main_module_importable() -> bool:
+    """Whether a spawned process can start: it imports the main module again by its path.
+
+    A program read from standard input or typed into a console has no file to import.
+    """
+    import __main__
+
+    path = getattr(__main__, "__file__", None)
+    return path is None or os.path.isfile(path)
+
+
+_shared: DecodePool | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_pool(workers: int | None = None) -> DecodePool:
+    """The process-wide pool, resized when a different number of workers is asked for."""
+    global _shared
+    wanted = workers or default_workers()
+    with _shared_lock:
+        if _shared is not None and _shared.workers != wanted:
+            _shared.close()
+            _shared = None
+        if _shared is None:
+            _shared = DecodePool(wanted)
+        return _shared
+
+
+def default_workers() -> int:
+    """One decoder per core, at most four: decoding is a small share of the model's cost."""
+    return max(1, min(4, os.cpu_count() or 1))

@@ -1,0 +1,192 @@
+"""Indexing's decoder processes: idle priority, no torch, crash isolation, idle release."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import family_sound, write_sound
+
+from clapdesk.core import decoding
+from clapdesk.core.decoding import DecodePool, DecodeRequest, DecodeResult
+from clapdesk.core.library import Library
+
+
+def decoder_facts() -> dict[str, object]:
+    """Runs in a decoder: what a process started by the pool looks like from inside."""
+    facts: dict[str, object] = {"pid": os.getpid(), "torch": "torch" in sys.modules,
+                                "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS")}
+    if hasattr(os, "sched_getscheduler"):
+        facts["policy"] = os.sched_getscheduler(0)
+    return facts
+
+
+def decode_or_crash(request: DecodeRequest) -> DecodeResult:
+    """Runs in a decoder: a decoding library that dies on one file, as a real one can."""
+    if "crashes the decoder" in os.path.basename(request.path):
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return decoding.decode_file(request)
+
+
+def test_decoders_are_separate_idle_processes_without_torch() -> None:
+    pool = DecodePool(2)
+    try:
+        facts = [pool.submit(decoder_facts).result(timeout=60) for _ in range(4)]
+    finally:
+        pool.close()
+    assert all(f["pid"] != os.getpid() for f in facts)
+    assert not any(f["torch"] for f in facts), "a decoder must not load torch (memory, start-up)"
+    assert {f["blas_threads"] for f in facts} == {"1"}
+    if sys.platform.startswith("linux"):
+        assert {f["policy"] for f in facts} == {os.SCHED_IDLE}
+
+
+def test_a_decoder_result_matches_decoding_in_this_process(tmp_path: Path) -> None:
+    path = write_sound(tmp_path / "pad 120 bpm.wav", family_sound("pad", 3, seconds=12.5), 44100)
+    request = DecodeRequest(str(path), path.stat().st_size, path.stat().st_mtime_ns, 48000)
+    pool = DecodePool(1)
+    try:
+        remote = pool.submit(decoding.decode_file, request).result(timeout=60)
+    finally:
+        pool.close()
+    local = decoding.decode_file(request)
+    assert remote.error is None and remote.digest == local.digest
+    assert remote.decoded is not None and local.decoded is not None
+    assert len(remote.decoded.windows) == len(local.decoded.windows) == 2
+    for a, b in zip(remote.decoded.windows, local.decoded.windows):
+        assert np.array_equal(a, b)
+    assert remote.analysis == local.analysis and remote.analysis["kind"]
+
+
+def test_a_file_that_crashes_its_decoder_fails_alone_and_the_run_goes_on(
+        tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "samples"
+    families = ["kick", "hihat", "pad", "bass", "kick", "pad", "hihat", "bass", "pad"]
+    for i, family in enumerate(families):
+        write_sound(folder / f"{family}_{i:02d}.wav", family_sound(family, i))
+    bad = write_sound(folder / "hit that crashes the decoder.wav", family_sound("kick", 99))
+    monkeypatch.setattr(decoding, "decode_file", decode_or_crash)
+    pool = DecodePool(2)
+    monkeypatch.setattr(decoding, "shared_pool", lambda workers=None: pool)
+    library = Library(model=str(tiny_model))
+    try:
+        report = library.index_folders([str(folder)])
+        assert report.failed == [(str(bad), decoding.CRASHED)]
+        assert report.indexed == len(families)
+        record = library.catalog.file_by_path(bad)
+        assert record is not None and record.error == decoding.CRASHED
+        # Recorded as failed, it is not retried (and does not crash again) until it changes.
+        again = library.index_folders([str(folder)])
+        assert again.decoded == 0 and again.unchanged == len(families) + 1
+    finally:
+        library.close()
+        pool.close()
+
+
+def test_threads_stand_in_where_processes_cannot_start(tmp_path: Path) -> None:
+    path = write_sound(tmp_path / "kick.wav", family_sound("kick", 1))
+    pool = DecodePool(1, processes=False)
+    try:
+        assert pool.submit(decoder_facts).result()["pid"] == os.getpid()
+        result = pool.submit(decoding.decode_file, DecodeRequest(str(path), 0, 0, 48000)).result()
+    finally:
+        pool.close()
+    assert result.error is None and result.decoded is not None
+    assert result.size == path.stat().st_size  # the stamp of what was read, not of the request
+
+
+def test_idle_decoders_are_released_and_come_back_when_needed() -> None:
+    pool = DecodePool(1, idle_seconds=0.3)
+    try:
+        first = pool.submit(decoder_facts).result(timeout=60)["pid"]
+        deadline = time.monotonic() + 10
+        while pool.running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not pool.running, "idle decoder processes must let their memory go"
+        second = pool.submit(decoder_facts).result(timeout=60)["pid"]
+        assert second != first
+    finally:
+        pool.close()
+
+
+LAUNCHER = '''import json
+import sys
+from {module} import {function}
+
+
+def loaded() -> list[str]:
+    return sorted(name for name in ("PySide6", "torch", "transformers") if name in sys.modules)
+
+
+if __name__ == "__main__":
+    from clapdesk.core.decoding import DecodePool
+
+    pool = DecodePool(1)
+    print(json.dumps(pool.submit(loaded).result(timeout=120)))
+    pool.close()
+'''
+
+
+@pytest.mark.parametrize("kind", ["scripts", "gui-scripts"])
+def test_decoders_started_from_the_app_launchers_load_neither_qt_nor_torch(
+        kind: str, tmp_path: Path) -> None:
+    """A decoder process imports the program's main module again: the launchers' must be light."""
+    import json
+    import re
+    import subprocess
+
+    pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text()
+    section = pyproject.split(f"[project.{kind}]", 1)[1].split("\n[", 1)[0]
+    entries = re.findall(r'^([\w-]+) = "([\w.]+):(\w+)"', section, re.MULTILINE)
+    assert entries, f"no [project.{kind}] entries found"
+    for name, module, function in entries:
+        target = f"{module}:{function}"
+        launcher = tmp_path / name
+        launcher.write_text(LAUNCHER.format(module=module, function=function))
+        done = subprocess.run([sys.executable, str(launcher)], capture_output=True, text=True,
+                              timeout=180, cwd=Path(__file__).parents[1])
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout.strip().splitlines()[-1]) == [], f"{name} ({target})"
+
+
+KILLED_APP = '''import os
+import signal
+from clapdesk.core.decoding import DecodePool
+
+if __name__ == "__main__":
+    pool = DecodePool(2)
+    pids = sorted({pool.submit(os.getpid).result(timeout=120) for _ in range(8)})
+    print(" ".join(map(str, pids)), flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+'''
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie waiting to be reaped (a container's init may not reap)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_decoders_end_when_the_app_is_killed(tmp_path: Path) -> None:
+    import subprocess
+
+    script = tmp_path / "app.py"
+    script.write_text(KILLED_APP)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=180, cwd=Path(__file__).parents[1])
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    pids = [int(p) for p in done.stdout.split()]
+    assert pids
+    deadline = time.monotonic() + 15
+    while any(running(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(running(pid) for pid in pids), "decoders outlived the app that started them"
