@@ -36,10 +36,10 @@ log = logging.getLogger(__name__)
 BATCH_WINDOWS = 4
 # How far decoding runs ahead of the model. The decoders run at idle priority, mostly in the
 # model's pauses, and a run of long files (each several windows and a 30 s analysis) can take
-# longer to decode than the model takes to embed the short files queued before it: eight files
-# ahead left the model waiting about 0.5 s per 48 files, 32 about 0.1 s (measured,
-# bench_index). Memory is bounded by windows, not files: at most READY_WINDOWS decoded windows
-# (about 2 MB each) wait for the model.
+# longer to decode than the model takes to embed the short files queued before it. On the
+# bench_index library, eight files ahead left the model waiting 0.06-0.16 s per run, in the
+# stretch of long files; this read-ahead 0.02-0.12 s (four paired runs each). Memory is
+# bounded by windows, not files: at most READY_WINDOWS decoded windows (about 2 MB each) wait.
 AHEAD_FILES = 32
 READY_WINDOWS = 24
 INDEX_SAVE_SECONDS = 60.0
