@@ -10,7 +10,7 @@ so a busy machine hurts every contender alike. Prints one JSON object:
   auto-tags and catalog writes included; the model is loaded before the clock starts, for
   every contender);
 - the ceiling: the audio tower alone on ready-made log-mel batches of the same windows;
-- peak RSS per contender, top-10 overlap of int8 against float32, and a torch.compile trial
+- peak RSS per contender (this process, and the decoder processes apart), top-10 overlap of int8 against float32, and a torch.compile trial
   (in a subprocess with a time limit, since compiling can take minutes).
 
     nice python benchmarks/bench_index.py [--files 48] [--rounds 2] [--threads N] [--no-compile]
@@ -29,14 +29,24 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import PeakRss, full_model, load_average, make_library, quiet_libraries, rss_mb  # noqa: E402
+from common import (  # noqa: E402
+    PeakRss,
+    children_rss_mb,
+    full_model,
+    load_average,
+    make_library,
+    quiet_libraries,
+    rss_mb,
+)
 
 quiet_libraries()
 
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 import soxr  # noqa: E402
-import torch  # noqa: E402
+
+# torch is imported inside the functions that use it: the indexer's decoder processes import
+# this script again as their main module, and must not load torch for nothing.
 
 BASELINE_RATE = 48_000
 TEXT_QUERIES = ("punchy kick", "dark pad", "bright hihat", "deep bass loop", "noise riser",
@@ -46,6 +56,8 @@ TEXT_QUERIES = ("punchy kick", "dark pad", "bright hihat", "deep bass loop", "no
 # -- the contenders ------------------------------------------------------------------------------
 def baseline_pass(model, processor, paths: list[Path]) -> float:
     """One file at a time: whole-file decode at 48 kHz, processor, model. Returns seconds."""
+    import torch
+
     start = time.perf_counter()
     for path in paths:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
@@ -148,6 +160,8 @@ def top10_overlap(model_folder: Path, roots: dict[str, Path], embedders: dict[st
 def compile_trial(model_folder: Path, batch: int) -> dict:
     """torch.compile of the stock audio tower (clapdesk's oneDNN layers are opaque to dynamo),
     against the stock tower eager and clapdesk's tower eager."""
+    import torch
+
     from clapdesk.core.model import ClapEmbedder, resolve_model
 
     embedder = ClapEmbedder(resolve_model(str(model_folder)), device="cpu")
@@ -208,6 +222,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None)
     parser.add_argument("--compile-trial", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    import torch
+
     if args.threads:
         torch.set_num_threads(args.threads)
     model_folder = args.model or full_model()
@@ -222,7 +238,7 @@ def main() -> None:
     os.environ["CLAPDESK_CACHE"] = str(scratch / "cache")
     os.environ["CLAPDESK_CONFIG"] = str(scratch / "config")
     os.environ["CLAPDESK_LIBRARY"] = str(scratch / "unused-library")
-    from clapdesk.core import audio
+    from clapdesk.core import audio, decoding
     from clapdesk.core.model import ClapEmbedder, resolve_model
     from clapdesk.core.scan import content_hash
 
@@ -249,14 +265,19 @@ def main() -> None:
             unique.append(path)
     windows = [w for p in unique for w in audio.decode_for_index(str(p), f32.sampling_rate).windows]
 
-    # Warm both paths once (first-call set-up of the kernels) before any clock runs.
+    # Warm both paths once (first-call set-up of the kernels) before any clock runs. The
+    # decoder processes are started too: the app starts them while it scans and loads the model.
     baseline_pass(stock_model, stock_processor, paths[:1])
     for embedder in contenders.values():
         embedder.features_for(windows[:batch])
+    decoders = decoding.shared_pool()
+    decoders.warm()
+    [decoders.submit(os.getpid).result() for _ in range(decoders.workers)]
 
     times: dict[str, list[float]] = {"baseline": [], **{k: [] for k in contenders}}
     ceilings: dict[str, list[float]] = {k: [] for k in contenders}
     peaks: dict[str, float] = {k: 0.0 for k in times}
+    decoder_peak = 0.0
     reports: dict[str, dict] = {}
     roots: dict[str, Path] = {}
     for round_no in range(args.rounds):
@@ -265,10 +286,11 @@ def main() -> None:
         peaks["baseline"] = max(peaks["baseline"], peak.peak)
         for name, embedder in contenders.items():
             root = scratch / f"library-{name}-{round_no}"
-            with PeakRss() as peak:
+            with PeakRss() as peak, PeakRss(children_rss_mb) as decoder_rss:
                 seconds, report = clapdesk_pass(embedder, model_folder, folder, root)
             times[name].append(seconds)
             peaks[name] = max(peaks[name], peak.peak)
+            decoder_peak = max(decoder_peak, decoder_rss.peak)
             reports[name], roots[name] = report, root
             ceilings[name].append(ceiling_pass(embedder, windows, batch))
 
@@ -283,7 +305,7 @@ def main() -> None:
         "distinct_files": len(unique), "windows": len(windows),
         "seconds_audio": round(sum(sf.info(str(p)).duration for p in paths), 1),
         "torch_threads": torch.get_num_threads(), "batch_windows": batch,
-        "decode_workers": indexer.Indexer(None, None, None).workers,  # type: ignore[arg-type]
+        "decode_workers": decoders.workers, "decoder_processes_peak_rss_mb": round(decoder_peak),
         "rounds": args.rounds, "model_load_seconds": round(load_seconds, 2),
         "rss_before_models_mb": round(rss_start), "load_average_1min": load_average(),
         "baseline": {**base, "peak_rss_mb": round(peaks["baseline"])},

@@ -17,10 +17,15 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+# Before anything loads torch, as in the app: clapdesk.core sets torch's OpenMP spin count,
+# which libgomp reads once, when torch loads.
+import clapdesk.core  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 RATES = (22050, 44100, 48000, 96000)
@@ -136,28 +141,45 @@ def rss_mb() -> float:
         return 0.0
 
 
+def children_rss_mb() -> float:
+    """Resident memory of this process's child processes (the decoders), in MB; 0 elsewhere."""
+    total = 0.0
+    try:
+        children = set()
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/children") as handle:
+                children.update(handle.read().split())
+        for pid in children:
+            with open(f"/proc/{pid}/statm") as handle:
+                total += int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+    except (OSError, ValueError):
+        pass
+    return total
+
+
 class PeakRss:
     """Samples RSS every 50 ms while in a `with` block and keeps the peak."""
 
-    def __init__(self) -> None:
+    def __init__(self, measure: Callable[[], float] | None = None) -> None:
+        self.measure = measure or rss_mb
         self.peak = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, rss_mb())
+            self.peak = max(self.peak, self.measure())
             time.sleep(0.05)
 
     def __enter__(self) -> PeakRss:
-        self.peak = rss_mb()
+        self.peak = self.measure()
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, rss_mb())
+        self.peak = max(self.peak, self.measure())
 
 
 def load_average() -> float | None:
