@@ -323,6 +323,8 @@ def main() -> None:
             # drifts by 10-20 % between minutes, which pairing cancels out.
             "fraction_of_ceiling_median": round(statistics.median(
                 (len(paths) / s) / c for s, c in zip(times[name], ceiling)), 3),
+            "runs_fraction_of_ceiling": [round((len(paths) / s) / c, 3)
+                                         for s, c in zip(times[name], ceiling)],
             "windows_embedded": reports[name]["windows_embedded"],
             "duplicates_reused": reports[name]["duplicates"],
             "failed": len(reports[name]["failed"]),
