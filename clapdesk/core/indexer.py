@@ -278,13 +278,17 @@ class Indexer:
                        skip: frozenset[str]) -> deque[tuple[_Job, Future[DecodeResult]]]:
         """A decoder process died (a library crashed on some file): find which file, go on.
 
-        Every file in flight failed with it, and any of them may be the culprit. Each is
-        decoded again alone in fresh processes: one that kills its process alone is recorded
-        as failed, the others are indexed as usual. Returns the results, in the same order.
+        Every file still in flight failed with it, and any of them may be the culprit. Each
+        is decoded again alone in fresh processes: one that kills its process alone is
+        recorded as failed, the others are indexed as usual. Files already decoded keep their
+        results. Returns the results, in the same order.
         """
         redone: deque[tuple[_Job, Future[DecodeResult]]] = deque()
         self.decoders.restart()
-        for job, _future in pending:
+        for job, future in pending:
+            if future.done() and not future.cancelled() and future.exception() is None:
+                redone.append((job, future))
+                continue
             outcome: Future[DecodeResult] = Future()
             try:
                 outcome.set_result(self._submit(job, rate, skip).result())
