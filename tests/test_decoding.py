@@ -190,3 +190,38 @@ def test_decoders_end_when_the_app_is_killed(tmp_path: Path) -> None:
     while any(running(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(running(pid) for pid in pids), "decoders outlived the app that started them"
+
+
+def test_what_a_decoder_logs_reaches_the_app_log(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A decoder process has no log handlers: its lines travel with the result and are logged
+    by the indexer (with the traceback at debug level, for --verbose)."""
+    import logging
+
+    from clapdesk.core import indexer
+
+    path = write_sound(tmp_path / "kick.wav", family_sound("kick", 1))
+    pool = DecodePool(1)
+    try:
+        result = pool.submit(decode_with_failing_analysis,
+                             DecodeRequest(str(path), 0, 0, 48000)).result(timeout=60)
+    finally:
+        pool.close()
+    assert result.error is None and result.decoded is not None and result.analysis == {}
+    caplog.set_level(logging.DEBUG, logger="clapdesk")
+    job = indexer._Job(indexer.FoundFile(str(path), result.size, result.mtime_ns), 1, None)
+    indexer._received(job, result)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("analysis failed for" in m and "indexed without tempo and key" in m for m in messages)
+    assert any("Traceback" in m and "tempo detector broke" in m for m in messages)
+
+
+def decode_with_failing_analysis(request: DecodeRequest) -> DecodeResult:
+    """Runs in a decoder: the real decode, with an analysis that raises."""
+    from clapdesk.core import tagging
+
+    def broken(*args: object, **kwargs: object) -> dict[str, object]:
+        raise RuntimeError("tempo detector broke")
+
+    tagging.analyse_file = broken  # this decoder process only; the test's pool is closed after
+    return decoding.decode_file(request)

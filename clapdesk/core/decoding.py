@@ -20,6 +20,7 @@ import multiprocessing
 import os
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -89,9 +90,9 @@ def decode_file(request: DecodeRequest) -> DecodeResult:
         result.error = str(exc)
         return result
     except Exception as exc:  # one odd file must never stop a run
-        # The reason goes to the failures list; the exception only to a --verbose log.
-        result.notes.append((logging.DEBUG, f"unexpected failure decoding {display_path(path)}: "
-                                            f"{type(exc).__name__}: {exc}"))
+        # The reason goes to the failures list; the traceback only to a --verbose log.
+        result.notes.append((logging.DEBUG, f"unexpected failure decoding {display_path(path)}\n"
+                                            f"{traceback.format_exc()}"))
         result.error = audio.explain_error(exc, path)
         return result
     try:
@@ -99,6 +100,7 @@ def decode_file(request: DecodeRequest) -> DecodeResult:
     except Exception as exc:  # tempo and key are extras: a sound that confuses them is still indexed
         result.notes.append((logging.INFO, f"analysis failed for {display_path(path)} ({exc}); "
                                            "indexed without tempo and key"))
+        result.notes.append((logging.DEBUG, f"analysis traceback\n{traceback.format_exc()}"))
     # The analysis copy (up to 30 s) has served its purpose: not sent back to the indexer.
     result.decoded.analysis = result.decoded.analysis[:0]
     return result
