@@ -54,8 +54,8 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, name="clapdesk-parent-watch", daemon=True).start()
 
 
-def lower_priority() -> str:
-    """Run this process only when the cores have nothing else to do. Returns what was set.
+def lower_priority() -> None:
+    """Run this process only when the cores have nothing else to do (as far as the OS allows).
 
     Indexing is bound by the model: its threads use every core. A decoder at normal priority
     takes cores from them mid-layer, and the model's other thread then waits at the end of the
@@ -66,7 +66,7 @@ def lower_priority() -> str:
     if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE"):  # Linux
         try:
             os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-            return "idle"
+            return
         except OSError as exc:
             log.debug("SCHED_IDLE refused (%s); lowering the nice value instead", exc)
     if sys.platform == "win32":
@@ -75,13 +75,11 @@ def lower_priority() -> str:
 
             kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
             idle_priority_class = 0x40
-            if kernel32.SetPriorityClass(kernel32.GetCurrentProcess(), idle_priority_class):
-                return "idle"
+            kernel32.SetPriorityClass(kernel32.GetCurrentProcess(), idle_priority_class)
         except (AttributeError, OSError) as exc:
             log.debug("idle priority class refused (%s)", exc)
-        return "normal"
+        return
     try:
         os.nice(19)
-        return "nice 19"
     except (AttributeError, OSError):
-        return "normal"
+        pass  # left at normal priority: slower indexing, nothing worse

@@ -1,8 +1,8 @@
 """Indexing: scan folders, decode ahead in worker processes, embed in batches, commit as we go.
 
 Decoding, resampling and analysis run in decoder processes (see decoding) a bounded number of
-files ahead of the model, which runs in the calling thread in batches. Every batch is committed to the catalog
-before the next starts, so a crash or a cancel loses at most one batch and a new run resumes
+files ahead of the model, which runs in the calling thread in batches. Every batch is committed
+to the catalog before the next starts, so a crash or a cancel loses at most one batch and a new run resumes
 where the last one stopped (unchanged files are skipped by size and mtime, without decoding).
 """
 
@@ -229,8 +229,8 @@ class Indexer:
         queue = iter(jobs)
         try:
             while True:
-                while (len(pending) < max(AHEAD_FILES, self.workers * 2 + BATCH_WINDOWS)
-                       and _ready_windows(pending) < READY_WINDOWS and not cancel.is_set()):
+                while (len(pending) < AHEAD_FILES and _ready_windows(pending) < READY_WINDOWS
+                       and not cancel.is_set()):
                     job = next(queue, None)
                     if job is None:
                         break
@@ -270,9 +270,7 @@ class Indexer:
                 self._flush(batch, embedder, report, final=True)
 
     def _submit(self, job: _Job, rate: int, skip: frozenset[str]) -> Future[DecodeResult]:
-        found = job.found
-        return self.decoders.submit(
-            decoding.decode_file, DecodeRequest(found.path, found.size, found.mtime_ns, rate, skip))
+        return self.decoders.submit(decoding.decode_file, _request(job, rate, skip))
 
     def _isolate_crash(self, pending: deque[tuple[_Job, Future[DecodeResult]]], rate: int,
                        skip: frozenset[str]) -> deque[tuple[_Job, Future[DecodeResult]]]:
@@ -286,7 +284,7 @@ class Indexer:
         redone: deque[tuple[_Job, Future[DecodeResult]]] = deque()
         self.decoders.restart()
         for job, future in pending:
-            if future.done() and not future.cancelled() and future.exception() is None:
+            if _succeeded(future):
                 redone.append((job, future))
                 continue
             outcome: Future[DecodeResult] = Future()
@@ -331,9 +329,7 @@ class Indexer:
             return False
         if item.decoded is None:
             # Its content matched a vanished file that another path has claimed: decode it now.
-            found = item.job.found
-            item = _received(item.job, decoding.decode_file(DecodeRequest(
-                found.path, found.size, found.mtime_ns, embedder.sampling_rate)))
+            item = _received(item.job, decoding.decode_file(_request(item.job, embedder.sampling_rate)))
             if item.error is not None:
                 return self._settle(item, vanished, embedder, report, batch)
         batch.append(item)
@@ -436,11 +432,21 @@ def _vocabulary_vectors(embedder: ClapEmbedder) -> np.ndarray:
     return embedder.embed_prompts([f"the sound of {w}" for w in AUTO_TAG_VOCABULARY])
 
 
+def _request(job: _Job, rate: int, skip: frozenset[str] = frozenset()) -> DecodeRequest:
+    found = job.found
+    return DecodeRequest(found.path, found.size, found.mtime_ns, rate, skip)
+
+
+def _succeeded(future: Future[DecodeResult]) -> bool:
+    """Finished with a result (not cancelled, not broken by a crashed decoder)."""
+    return future.done() and not future.cancelled() and future.exception() is None
+
+
 def _ready_windows(pending: deque[tuple[_Job, Future[DecodeResult]]]) -> int:
     """Decoded windows already waiting in finished results."""
     ready = 0
     for _job, future in pending:
-        if future.done() and not future.cancelled() and future.exception() is None:
+        if _succeeded(future):
             decoded = future.result().decoded
             ready += len(decoded.windows) if decoded is not None else 0
     return ready
