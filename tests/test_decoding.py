@@ -225,3 +225,17 @@ def decode_with_failing_analysis(request: DecodeRequest) -> DecodeResult:
 
     tagging.analyse_file = broken  # this decoder process only; the test's pool is closed after
     return decoding.decode_file(request)
+
+
+def test_asking_for_another_worker_count_leaves_a_running_pool_to_finish() -> None:
+    first = decoding.shared_pool(1)
+    queued = [first.submit(time.sleep, 0.3) for _ in range(4)]  # the last wait in the queue
+    second = decoding.shared_pool(2)
+    try:
+        assert second is not first and second.workers == 2
+        # None cancelled under the run that waits on them.
+        assert [f.result(timeout=60) for f in queued] == [None] * 4
+        assert decoding.shared_pool(2) is second
+    finally:
+        first.close()
+        second.close()

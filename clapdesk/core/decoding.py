@@ -225,7 +225,7 @@ def shared_pool(workers: int | None = None) -> DecodePool:
     wanted = workers or default_workers()
     with _shared_lock:
         if _shared is not None and _shared.workers != wanted:
-            _shared.close()
+            # Not closed: a run may still be waiting on it. It lets its processes go once idle.
             _shared = None
         if _shared is None:
             _shared = DecodePool(wanted)
