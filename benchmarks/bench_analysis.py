@@ -1,4 +1,4 @@
-"""Accuracy and speed of clapdesk.core.analysis on synthesised loops with known answers.
+"""Accuracy and speed of clapdesk.core.analysis.sound on synthesised loops with known answers.
 
 Drum loops (kick on 1 and 3, snare on 2 and 4, hi-hats in eighths or sixteenths, random
 kits, levels and timing) at 70..180 BPM with 1, 2 and 4 bars, and tonal loops (chord
@@ -24,8 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from clapdesk.core.analysis import analyse  # noqa: E402
-from clapdesk.core.names import canonical_key  # noqa: E402
+from clapdesk.core.analysis.names import canonical_key  # noqa: E402
+from clapdesk.core.analysis.sound import analyse  # noqa: E402
 
 SR = 44100
 

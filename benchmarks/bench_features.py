@@ -36,7 +36,7 @@ from transformers import (  # noqa: E402
     ClapTextConfig,
 )
 
-from clapdesk.core.features import BatchedLogMel  # noqa: E402
+from clapdesk.core.embed.log_mel import BatchedLogMel  # noqa: E402
 
 SR = 48_000
 

@@ -31,7 +31,7 @@ PACKS = ("Dusty Vault", "Neon Drums", "Cold Steel", "Warm Tapes", "808 Kit", "Lo
 
 def fill_catalog(library, files: int, seed: int = 0) -> None:
     """Files, features and name tags as indexing would have stored them (no audio needed)."""
-    from clapdesk.core.tagging import name_tags
+    from clapdesk.core.analysis.tags import name_tags
 
     rng = np.random.default_rng(seed)
     encoder_key = library.identity.encoder_key
@@ -62,8 +62,8 @@ def main() -> None:
     quiet_libraries()
     import torch
 
-    from clapdesk.core.finetune import run_finetune
-    from clapdesk.core.finetune_data import FineTuneOptions
+    from clapdesk.core.finetune.data import FineTuneOptions
+    from clapdesk.core.finetune.training import run_finetune
     from clapdesk.core.library import Library
 
     model = full_model()

@@ -130,7 +130,7 @@ def ceiling_pass(embedder, windows: list[np.ndarray], batch: int) -> float:
 def top10_overlap(model_folder: Path, roots: dict[str, Path], embedders: dict[str, object],
                   paths: list[Path], other: str = "int8") -> dict[str, float]:
     from clapdesk.core.library import Library
-    from clapdesk.core.search import search_similar, search_text
+    from clapdesk.core.search.ranking import search_similar, search_text
 
     libraries = {}
     for name, root in roots.items():
@@ -162,7 +162,8 @@ def compile_trial(model_folder: Path, batch: int) -> dict:
     against the stock tower eager and clapdesk's tower eager."""
     import torch
 
-    from clapdesk.core.model import ClapEmbedder, resolve_model
+    from clapdesk.core.embed.embedder import ClapEmbedder
+    from clapdesk.core.embed.hub import resolve_model
 
     embedder = ClapEmbedder(resolve_model(str(model_folder)), device="cpu")
     stock, _ = stock_clap(model_folder)
@@ -227,7 +228,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     model_folder = args.model or full_model()
-    from clapdesk.core import indexer
+    from clapdesk.core.index import indexer
 
     batch = args.batch or indexer.BATCH_WINDOWS
     if args.compile_trial:
@@ -238,9 +239,11 @@ def main() -> None:
     os.environ["CLAPDESK_CACHE"] = str(scratch / "cache")
     os.environ["CLAPDESK_CONFIG"] = str(scratch / "config")
     os.environ["CLAPDESK_LIBRARY"] = str(scratch / "unused-library")
-    from clapdesk.core import audio, decoding
-    from clapdesk.core.model import ClapEmbedder, resolve_model
-    from clapdesk.core.scan import content_hash
+    from clapdesk.core.embed.embedder import ClapEmbedder
+    from clapdesk.core.embed.hub import resolve_model
+    from clapdesk.core.index import decoding
+    from clapdesk.core.ingest import audio
+    from clapdesk.core.ingest.scan import content_hash
 
     folder = scratch / "samples"
     paths = make_library(folder, args.files, args.duplicates)

@@ -37,7 +37,7 @@ def _matches(true_bpm: float, wanted: float) -> bool:
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from clapdesk.core.library import Library
-    from clapdesk.core.search import search_text
+    from clapdesk.core.search.ranking import search_text
 
     rng = np.random.default_rng(0)
     work = Path(tempfile.mkdtemp(prefix="clapdesk-tempo-"))

@@ -80,10 +80,10 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="clapdesk-bench-rescan-"))
     os.environ["CLAPDESK_CACHE"] = str(scratch / "cache")
     os.environ["CLAPDESK_CONFIG"] = str(scratch / "config")
-    from clapdesk.core import vector_index
-    from clapdesk.core.indexer import Indexer, IndexReport
+    from clapdesk.core.index.indexer import Indexer, IndexReport
+    from clapdesk.core.ingest.scan import walk_audio
     from clapdesk.core.library import Library
-    from clapdesk.core.scan import walk_audio
+    from clapdesk.core.store import vector_index
 
     model_folder = args.model or full_model()
     root = scratch / "samples"

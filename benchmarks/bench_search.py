@@ -28,7 +28,7 @@ quiet_libraries()
 import hnswlib  # noqa: E402
 import numpy as np  # noqa: E402
 
-from clapdesk.core import vector_index as vi  # noqa: E402
+from clapdesk.core.store import vector_index as vi  # noqa: E402
 
 DIM = 512
 QUERIES = 300
@@ -185,7 +185,7 @@ def fill_catalog(library, vectors: np.ndarray) -> None:
 def whole_query(model_folder: Path, vectors: np.ndarray, prebuilt: vi.VectorIndex,
                 scratch: Path) -> dict[str, object]:
     from clapdesk.core.library import Library
-    from clapdesk.core.search import search_text
+    from clapdesk.core.search.ranking import search_text
 
     library = Library(root=scratch / "library", model=str(model_folder))
     start = time.perf_counter()

@@ -67,7 +67,7 @@ app.exec()
 
 
 def write_catalog(library: Path, count: int) -> None:
-    from clapdesk.core.catalog import Catalog
+    from clapdesk.core.store.catalog import Catalog
 
     catalog = Catalog(library / "catalog.sqlite3")
     root = catalog.add_root("/samples")

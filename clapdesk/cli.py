@@ -12,7 +12,6 @@ import json
 import logging
 import multiprocessing
 import os
-import sqlite3
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -144,15 +143,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _plain_error(exc: BaseException) -> str:
-    from clapdesk.core.catalog import CatalogError
+    from clapdesk.core.embed.hub import ModelError
     from clapdesk.core.library import LibraryBusy
-    from clapdesk.core.model import ModelError
+    from clapdesk.core.store.catalog import CatalogError, is_disk_full
 
     if isinstance(exc, (CliError, ModelError, CatalogError, LibraryBusy)):
         return str(exc)
     disk_full = "the disk is full; the library was left as it was before this step"
-    if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
-        return disk_full  # SQLite's own words for ENOSPC: "database or disk is full"
+    if is_disk_full(exc):
+        return disk_full
     if isinstance(exc, OSError):
         if exc.errno == errno.ENOSPC:
             return disk_full
@@ -194,13 +193,13 @@ def cmd_index(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def result_path(path: str) -> str:
-    from clapdesk.core.catalog import display_path
+    from clapdesk.core.store.catalog import display_path
 
     return display_path(path)
 
 
 def _filters(args: argparse.Namespace) -> Any:
-    from clapdesk.core.search import Filters
+    from clapdesk.core.search.ranking import Filters
 
     if args.folder and not os.path.isdir(args.folder):
         raise CliError(f"--in: '{args.folder}' is not a folder")
@@ -210,7 +209,7 @@ def _filters(args: argparse.Namespace) -> Any:
 
 
 def cmd_search(args: argparse.Namespace) -> dict[str, Any]:
-    from clapdesk.core.search import search_text
+    from clapdesk.core.search.ranking import search_text
 
     if args.k < 1:
         raise CliError("-k must be at least 1")
@@ -225,7 +224,7 @@ def cmd_search(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_similar(args: argparse.Namespace) -> dict[str, Any]:
-    from clapdesk.core.search import search_similar
+    from clapdesk.core.search.ranking import search_similar
 
     if not os.path.isfile(args.target):
         raise CliError(f"'{args.target}' is not a file")
@@ -265,7 +264,8 @@ def cmd_doctor(args: argparse.Namespace) -> dict[str, Any]:
     import torch
     import transformers
 
-    from clapdesk.core.model import ModelError, pick_device
+    from clapdesk.core.embed.embedder import pick_device
+    from clapdesk.core.embed.hub import ModelError
 
     library = open_library(args)
     try:
@@ -309,7 +309,7 @@ def cmd_failures(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_duplicates(args: argparse.Namespace) -> dict[str, Any]:
-    from clapdesk.core.duplicates import identical_groups, near_groups
+    from clapdesk.core.search.duplicates import identical_groups, near_groups
 
     library = open_library(args)
     try:
@@ -328,7 +328,7 @@ def cmd_duplicates(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_tag(args: argparse.Namespace) -> dict[str, Any]:
-    from clapdesk.core import user_tags
+    from clapdesk.core.store import user_tags
 
     library = open_library(args)
     try:

@@ -35,13 +35,13 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_finetune(args: argparse.Namespace) -> dict[str, Any]:
-    from clapdesk.core.finetune import run_finetune
-    from clapdesk.core.finetune_data import (
+    from clapdesk.core.finetune.data import (
         FineTuneError,
         FineTuneOptions,
         FineTuneProgress,
         parse_sources,
     )
+    from clapdesk.core.finetune.training import run_finetune
 
     try:
         sources, csv_path = parse_sources(args.tags)
@@ -86,7 +86,7 @@ def cmd_finetune(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_models(args: argparse.Namespace) -> dict[str, Any]:
-    from clapdesk.core import versions
+    from clapdesk.core.finetune import versions
 
     library = open_library(args)
     try:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from clapdesk.core.analysis import Analysis, analyse
+from clapdesk.core.analysis.sound import Analysis, analyse
 
 SR = 44100
 

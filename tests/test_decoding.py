@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from conftest import family_sound, write_sound
 
-from clapdesk.core import decoding
-from clapdesk.core.decoding import DecodePool, DecodeRequest, DecodeResult
+from clapdesk.core.index import decoding
+from clapdesk.core.index.decoding import DecodePool, DecodeRequest, DecodeResult
 from clapdesk.core.library import Library
 
 
@@ -124,7 +124,7 @@ def loaded() -> list[str]:
 
 
 if __name__ == "__main__":
-    from clapdesk.core.decoding import DecodePool
+    from clapdesk.core.index.decoding import DecodePool
 
     pool = DecodePool(1)
     print(json.dumps(pool.submit(loaded).result(timeout=120)))
@@ -156,7 +156,7 @@ def test_decoders_started_from_the_app_launchers_load_neither_qt_nor_torch(
 
 KILLED_APP = '''import os
 import signal
-from clapdesk.core.decoding import DecodePool
+from clapdesk.core.index.decoding import DecodePool
 
 if __name__ == "__main__":
     pool = DecodePool(2)
@@ -198,7 +198,7 @@ def test_what_a_decoder_logs_reaches_the_app_log(
     by the indexer (with the traceback at debug level, for --verbose)."""
     import logging
 
-    from clapdesk.core import indexer
+    from clapdesk.core.index import indexer
 
     path = write_sound(tmp_path / "kick.wav", family_sound("kick", 1))
     pool = DecodePool(1)
@@ -218,7 +218,7 @@ def test_what_a_decoder_logs_reaches_the_app_log(
 
 def decode_with_failing_analysis(request: DecodeRequest) -> DecodeResult:
     """Runs in a decoder: the real decode, with an analysis that raises."""
-    from clapdesk.core import tagging
+    from clapdesk.core.analysis import tags as tagging
 
     def broken(*args: object, **kwargs: object) -> dict[str, object]:
         raise RuntimeError("tempo detector broke")

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 from conftest import family_sound, write_sound
 
-from clapdesk.core.duplicates import (
+from clapdesk.core.library import Library
+from clapdesk.core.search.duplicates import (
     count_identical,
     identical_groups,
     is_duplicate,
     near_groups,
 )
-from clapdesk.core.library import Library
 
 
 def test_identical_files_are_grouped(tiny_model: Path, tmp_path: Path) -> None:

@@ -12,10 +12,11 @@ import pytest
 import soundfile as sf
 from conftest import family_sound, tone, write_sound
 
-from clapdesk.core import audio
+from clapdesk.core.embed.embedder import ClapEmbedder
+from clapdesk.core.embed.hub import ModelUnavailable, resolve_model
+from clapdesk.core.ingest import audio
 from clapdesk.core.library import Library
-from clapdesk.core.model import ClapEmbedder, ModelUnavailable, resolve_model
-from clapdesk.core.search import Filters, search_similar, search_text
+from clapdesk.core.search.ranking import Filters, search_similar, search_text
 
 
 def make_library_folder(root: Path, count: int = 8) -> Path:
@@ -279,7 +280,7 @@ def test_progress_cancel_and_resume(tiny_model: Path, tmp_path: Path) -> None:
 
 def test_constraints_never_leave_results_empty_while_matches_exist(
         tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from clapdesk.core import search
+    from clapdesk.core.search import ranking as search
 
     folder = make_library_folder(tmp_path / "samples", 16)
     for i, name in enumerate(["Dusty Loop 92bpm Am.wav", "Keys Loop 90bpm Am.wav",
@@ -324,7 +325,7 @@ def test_bfloat16_precision_gives_nearly_the_float32_vectors(tiny_model: Path, t
 
 
 def test_channels_mix_to_their_mean_and_broken_samples_to_silence() -> None:
-    from clapdesk.core.audio import to_mono
+    from clapdesk.core.ingest.audio import to_mono
 
     rng = np.random.default_rng(3)
     for channels in (1, 2, 6):
@@ -339,7 +340,7 @@ def test_channels_mix_to_their_mean_and_broken_samples_to_silence() -> None:
 
 
 def test_float16_on_a_cpu_is_refused_with_what_to_choose_instead(tiny_model: Path) -> None:
-    from clapdesk.core.model import ModelError
+    from clapdesk.core.embed.hub import ModelError
 
     with pytest.raises(ModelError, match="float16 precision is for a GPU.*float32, int8 or bfloat16"):
         ClapEmbedder(resolve_model(str(tiny_model)), device="cpu", precision="float16")

@@ -13,7 +13,7 @@ from transformers import (
     ClapTextConfig,
 )
 
-from clapdesk.core.features import BatchedLogMel
+from clapdesk.core.embed.log_mel import BatchedLogMel
 
 SR = 48_000
 # Measured on these clips: float64 reproduces the reference bit for bit (0.0 dB); float32 differs

@@ -13,9 +13,7 @@ import pytest
 from conftest import family_sound, write_sound
 
 from clapdesk import cli
-from clapdesk.core import versions
-from clapdesk.core.finetune import run_finetune
-from clapdesk.core.finetune_data import (
+from clapdesk.core.finetune.data import (
     FineTuneCancelled,
     FineTuneError,
     FineTuneOptions,
@@ -24,8 +22,7 @@ from clapdesk.core.finetune_data import (
     prepare,
     split,
 )
-from clapdesk.core.library import Library
-from clapdesk.core.prompts import (
+from clapdesk.core.finetune.prompts import (
     SampleTags,
     build_pairs,
     choose_vocabulary,
@@ -33,7 +30,9 @@ from clapdesk.core.prompts import (
     pack_of,
     read_tags_csv,
 )
-from clapdesk.core.search import Filters, search_text
+from clapdesk.core.finetune.training import run_finetune, versions
+from clapdesk.core.library import Library
+from clapdesk.core.search.ranking import Filters, search_text
 
 FAMILIES = ("kick", "hihat", "pad", "bass", "noise")
 PACKS = ("Dusty Vault", "Neon Drums", "Cold Steel")

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clapdesk.core.names import (
+from clapdesk.core.analysis.names import (
     KEY_NAMES,
     bpm_from_name,
     format_key_short,

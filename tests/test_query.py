@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clapdesk.core.query import ParsedQuery, bpm_match, parse_query
+from clapdesk.core.search.query import ParsedQuery, bpm_match, parse_query
 
 # (query, expected text, expected fields); fields not named must be None / empty.
 CASES: list[tuple[str, str, dict]] = [

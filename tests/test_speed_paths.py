@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from conftest import family_sound, write_sound
 
-from clapdesk.core import indexer
+from clapdesk.core.embed.embedder import ClapEmbedder
+from clapdesk.core.index import indexer
 from clapdesk.core.library import Library
-from clapdesk.core.model import ClapEmbedder
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ def test_identical_files_are_embedded_once(tiny_model: Path, tmp_path: Path,
 def test_indexing_uses_the_batched_log_mel(tiny_model: Path, tmp_path: Path,
                                            model_calls: list[int],
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    from clapdesk.core.features import BatchedLogMel
+    from clapdesk.core.embed.log_mel import BatchedLogMel
 
     mel_batches: list[int] = []
     real_mel = BatchedLogMel.__call__
@@ -108,8 +108,8 @@ def test_indexing_uses_the_batched_log_mel(tiny_model: Path, tmp_path: Path,
 def test_int8_mode_quantises_the_audio_tower_and_stays_close(tiny_model: Path) -> None:
     from torch import nn
 
-    from clapdesk.core.cpu_linear import Int8Linear
-    from clapdesk.core.model import load_embedder
+    from clapdesk.core.embed.cpu_linear import Int8Linear
+    from clapdesk.core.embed.embedder import load_embedder
 
     exact = load_embedder(str(tiny_model), device="cpu")
     fast = load_embedder(str(tiny_model), device="cpu", precision="int8")
@@ -129,7 +129,7 @@ def test_int8_mode_quantises_the_audio_tower_and_stays_close(tiny_model: Path) -
 def test_a_query_is_encoded_on_one_thread_and_the_setting_restored(tiny_model: Path) -> None:
     import torch
 
-    from clapdesk.core.model import load_embedder
+    from clapdesk.core.embed.embedder import load_embedder
 
     embedder = load_embedder(str(tiny_model), device="cpu")
     seen: list[int] = []
@@ -164,8 +164,8 @@ def test_float32_on_cpu_runs_the_audio_tower_on_onednn_with_the_same_answer(
         tiny_model: Path) -> None:
     from torch import nn
 
-    from clapdesk.core.cpu_linear import OneDnnLinear, onednn_available
-    from clapdesk.core.model import load_embedder
+    from clapdesk.core.embed.cpu_linear import OneDnnLinear, onednn_available
+    from clapdesk.core.embed.embedder import load_embedder
 
     assert onednn_available(), "every torch CPU build ships oneDNN; the fast path must be on"
     embedder = load_embedder(str(tiny_model), device="cpu")
@@ -196,8 +196,8 @@ def test_a_disagreeing_onednn_leaves_torchs_linear_layers(tiny_model: Path,
     import torch
     from torch import nn
 
-    from clapdesk.core import cpu_linear
-    from clapdesk.core.model import load_embedder
+    from clapdesk.core.embed import cpu_linear
+    from clapdesk.core.embed.embedder import load_embedder
 
     monkeypatch.setattr(cpu_linear.OneDnnLinear, "forward",
                         lambda self, x: torch.zeros(*x.shape[:-1], self.out_features))
@@ -215,7 +215,7 @@ def test_a_disagreeing_onednn_leaves_torchs_linear_layers(tiny_model: Path,
 def test_onednn_linear_keeps_gradients_for_training() -> None:
     import torch
 
-    from clapdesk.core.cpu_linear import OneDnnLinear
+    from clapdesk.core.embed.cpu_linear import OneDnnLinear
 
     torch.manual_seed(0)
     linear = torch.nn.Linear(8, 4)
@@ -230,7 +230,7 @@ def test_onednn_linear_keeps_gradients_for_training() -> None:
 def test_prompt_vectors_are_computed_once_per_head(tiny_model: Path) -> None:
     import torch
 
-    from clapdesk.core.model import load_embedder
+    from clapdesk.core.embed.embedder import load_embedder
 
     embedder = load_embedder(str(tiny_model), device="cpu")
     calls: list[int] = []
@@ -249,7 +249,7 @@ def test_prompt_vectors_are_computed_once_per_head(tiny_model: Path) -> None:
 
 
 def test_torch_threads_spin_briefly_unless_the_user_says_otherwise() -> None:
-    probe = ("import os, sys, clapdesk.core.model; "
+    probe = ("import os, sys, clapdesk.core.embed.embedder; "
              "print(os.environ.get('GOMP_SPINCOUNT'), 'torch' in sys.modules)")
 
     def run(env: dict[str, str]) -> list[str]:
@@ -265,7 +265,7 @@ def test_torch_threads_spin_briefly_unless_the_user_says_otherwise() -> None:
 def test_int8_layer_with_full_range_inputs_halves_the_rounding_error() -> None:
     import torch
 
-    from clapdesk.core.cpu_linear import Int8Linear
+    from clapdesk.core.embed.cpu_linear import Int8Linear
 
     torch.manual_seed(0)
     linear = torch.nn.Linear(256, 128)

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from conftest import family_sound, write_sound
 
-from clapdesk.core.catalog import Catalog
 from clapdesk.core.library import Library
-from clapdesk.core.search import USER_TAG_BOOST, search_text
-from clapdesk.core.user_tags import (
+from clapdesk.core.search.ranking import USER_TAG_BOOST, search_text
+from clapdesk.core.store.catalog import Catalog
+from clapdesk.core.store.user_tags import (
     add_user_tag,
     hide_tag,
     other_tags,

@@ -13,16 +13,12 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from clapdesk.core.catalog import Catalog
-from clapdesk.core.indexer import Indexer, IndexReport, Progress
-from clapdesk.core.model import (
-    DEFAULT_MODEL,
-    ClapEmbedder,
-    ModelIdentity,
-    resolve_model,
-)
-from clapdesk.core.paths import LibraryPaths
-from clapdesk.core.vector_index import VectorIndex, model_slug
+from clapdesk.core.embed.embedder import ClapEmbedder
+from clapdesk.core.embed.hub import DEFAULT_MODEL, ModelIdentity, resolve_model
+from clapdesk.core.index.indexer import Indexer, IndexReport, Progress
+from clapdesk.core.store.catalog import Catalog
+from clapdesk.core.store.paths import LibraryPaths
+from clapdesk.core.store.vector_index import VectorIndex, model_slug
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +91,7 @@ class Library:
         if not version:
             return
         try:
-            from clapdesk.core.versions import load_heads
+            from clapdesk.core.finetune.versions import load_heads
 
             audio_head, text_head = load_heads(self.paths.models, version, embedder)
         except Exception as exc:

@@ -14,8 +14,8 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from clapdesk.core.catalog import CatalogError
 from clapdesk.core.library import Library
+from clapdesk.core.store.catalog import CatalogError
 from clapdesk.gui.main_window import MainWindow
 from clapdesk.gui.settings import Settings
 from clapdesk.gui.theme import app_icon, apply_dark_theme

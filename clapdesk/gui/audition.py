@@ -13,7 +13,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QToolButton, QWidget
 
-from clapdesk.core.catalog import display_path
+from clapdesk.core.store.catalog import display_path
 from clapdesk.gui.player import Player
 from clapdesk.gui.theme import icon
 

@@ -15,8 +15,8 @@ from PySide6.QtCore import QUrl
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageBox
 
-from clapdesk.core.catalog import display_path
-from clapdesk.core.search import Filters
+from clapdesk.core.search.ranking import Filters
+from clapdesk.core.store.catalog import display_path
 from clapdesk.gui import jobs
 from clapdesk.gui.actions import shortcut_table
 from clapdesk.gui.model_control import READY, is_hub_id

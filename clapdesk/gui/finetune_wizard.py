@@ -31,10 +31,7 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
-from clapdesk.core import versions
-from clapdesk.core.catalog import display_path
-from clapdesk.core.finetune import run_finetune
-from clapdesk.core.finetune_data import (
+from clapdesk.core.finetune.data import (
     Dataset,
     FineTuneCancelled,
     FineTuneError,
@@ -44,7 +41,9 @@ from clapdesk.core.finetune_data import (
     count_splice,
     prepare,
 )
+from clapdesk.core.finetune.training import run_finetune, versions
 from clapdesk.core.library import Library
+from clapdesk.core.store.catalog import display_path
 from clapdesk.gui.workers import Worker
 
 log = logging.getLogger(__name__)

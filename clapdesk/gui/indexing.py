@@ -16,7 +16,7 @@ import time
 from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QWidget
 
-from clapdesk.core.indexer import IndexReport, Progress
+from clapdesk.core.index.indexer import IndexReport, Progress
 from clapdesk.core.library import Library, LibraryBusy
 from clapdesk.gui.theme import icon
 from clapdesk.gui.workers import TaskRunner, Worker
@@ -171,7 +171,7 @@ class IndexingController(QObject):
         if isinstance(exc, LibraryBusy):
             message = str(exc)
         else:
-            from clapdesk.core.model import ModelError
+            from clapdesk.core.embed.hub import ModelError
 
             if isinstance(exc, ModelError):
                 message = f"Indexing needs the model: {exc}"

@@ -13,12 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clapdesk.core.catalog import Catalog, prefix_range
-from clapdesk.core.duplicates import count_identical, identical_groups
 from clapdesk.core.library import Library
-from clapdesk.core.query import ParsedQuery
-from clapdesk.core.search import Filters, Hit, SearchResponse, search_similar, search_text
-from clapdesk.core.user_tags import tags_for_display
+from clapdesk.core.search.duplicates import count_identical, identical_groups
+from clapdesk.core.search.query import ParsedQuery
+from clapdesk.core.search.ranking import Filters, Hit, SearchResponse, search_similar, search_text
+from clapdesk.core.store.catalog import Catalog, prefix_range
+from clapdesk.core.store.user_tags import tags_for_display
 
 BROWSE_LIMIT = 5000  # rows shown when browsing a place without a query
 ALL, FOLDER, FAVOURITES, RECENT = "all", "folder", "favourites", "recent"

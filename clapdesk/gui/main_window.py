@@ -29,13 +29,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from clapdesk.core.catalog import display_path
-from clapdesk.core.indexer import IndexReport
+from clapdesk.core.embed.hub import ModelError
+from clapdesk.core.index.indexer import IndexReport
 from clapdesk.core.library import Library
-from clapdesk.core.model import ModelError
-from clapdesk.core.query import ParsedQuery
-from clapdesk.core.search import Filters, Hit
-from clapdesk.core.user_tags import tags_for_display
+from clapdesk.core.search.query import ParsedQuery
+from clapdesk.core.search.ranking import Filters, Hit
+from clapdesk.core.store.catalog import display_path
+from clapdesk.core.store.user_tags import tags_for_display
 from clapdesk.gui import jobs
 from clapdesk.gui.actions import build_actions
 from clapdesk.gui.audition import AuditionController, TransportBar

@@ -25,8 +25,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from clapdesk.core.embed.hub import ModelError, ModelUnavailable, resolve_model
 from clapdesk.core.library import Library
-from clapdesk.core.model import ModelError, ModelUnavailable, resolve_model
 from clapdesk.gui.jobs import open_index
 from clapdesk.gui.workers import TaskRunner
 
@@ -127,7 +127,7 @@ class ModelController(QObject):
             open_index(self.library)
             # Tempo and key analysis imports scipy.signal, about half a second of work: done
             # here, while the model loads, it is not added to the first indexing run.
-            import clapdesk.core.analysis  # noqa: F401
+            import clapdesk.core.analysis.sound  # noqa: F401
 
         self.runner.submit(load_all, pool="model", name="load model",
                            on_result=lambda _r: self._set(READY, self._ready_text()),

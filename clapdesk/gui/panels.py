@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from clapdesk.core.catalog import display_path
+from clapdesk.core.store.catalog import display_path
 from clapdesk.gui.jobs import ALL, DUPLICATES, FAVOURITES, FOLDER, RECENT
 from clapdesk.gui.theme import icon
 

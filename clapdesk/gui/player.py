@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
-from clapdesk.core.audio import DecodeError, read_for_playback, resample
+from clapdesk.core.ingest.audio import DecodeError, read_for_playback, resample
 
 POSITION_INTERVAL_MS = 33  # ~30 Hz playhead updates
 CACHE_BYTES = 256 * 1024 * 1024

@@ -24,8 +24,8 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QPixmap
 
-from clapdesk.core.catalog import display_path
-from clapdesk.core.search import Hit
+from clapdesk.core.search.ranking import Hit
+from clapdesk.core.store.catalog import display_path
 
 WAVE, NAME, MATCH, DURATION, BPM, KEY, KIND, TAGS, FOLDER = range(9)
 HEADERS = ("Wave", "Name", "Match", "Length", "BPM", "Key", "Type", "Tags", "Folder")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import QItemSelectionModel, Qt
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
-from clapdesk.core.search import Hit
+from clapdesk.core.search.ranking import Hit
 from clapdesk.gui.delegates import MatchBarDelegate
 from clapdesk.gui.results_model import (
     BPM,

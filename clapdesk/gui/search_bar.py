@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from clapdesk.core.query import Constraint, ParsedQuery, parse_query
+from clapdesk.core.search.query import Constraint, ParsedQuery, parse_query
 from clapdesk.gui.theme import icon
 
 DEBOUNCE_MS = 250

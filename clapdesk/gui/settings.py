@@ -12,7 +12,7 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from clapdesk.core.paths import config_dir
+from clapdesk.core.store.paths import config_dir
 
 SETTINGS_FILE = "clapdesk.ini"
 

@@ -24,9 +24,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from clapdesk.core import user_tags
-from clapdesk.core.catalog import Catalog, display_path
-from clapdesk.core.search import Hit
+from clapdesk.core.search.ranking import Hit
+from clapdesk.core.store import user_tags
+from clapdesk.core.store.catalog import Catalog, display_path
 
 
 class TagDialog(QDialog):

@@ -50,8 +50,8 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QApplication, QWidget
 
-from clapdesk.core.audio import native_path, read_for_playback, write_region
-from clapdesk.core.paths import LibraryPaths
+from clapdesk.core.ingest.audio import native_path, read_for_playback, write_region
+from clapdesk.core.store.paths import LibraryPaths
 
 BACKGROUND = QColor("#1b1d21")
 CENTRE_LINE = QColor("#2c2f36")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from conftest import family_sound, write_sound
 
-from clapdesk.core import versions
+from clapdesk.core.finetune import versions
 from clapdesk.core.library import Library
 from clapdesk.gui.finetune_wizard import FineTuneWizard
 

@@ -10,8 +10,8 @@ import pytest
 from conftest import family_sound, write_sound
 from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, QUrl
 
-from clapdesk.core.catalog import Catalog
 from clapdesk.core.library import Library
+from clapdesk.core.store.catalog import Catalog
 from clapdesk.gui.model_control import READY, UNAVAILABLE
 from clapdesk.gui.results_model import NAME, URI_LIST
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QItemSelectionModel, Qt
 
-from clapdesk.core.catalog import Catalog
+from clapdesk.core.store.catalog import Catalog
 from clapdesk.gui import jobs
 from clapdesk.gui.results_model import (
     BPM,

@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
 from clapdesk.core.library import Library
-from clapdesk.core.user_tags import other_tags, set_user_tags, tags_for_display, user_tags
+from clapdesk.core.store.user_tags import other_tags, set_user_tags, tags_for_display, user_tags
 from clapdesk.gui.actions import COMMANDS
 from clapdesk.gui.results_model import TAGS
 

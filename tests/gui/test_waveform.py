@@ -11,7 +11,7 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QColor, QDrag, QMouseEvent
 from PySide6.QtWidgets import QApplication
 
-from clapdesk.core.paths import LibraryPaths
+from clapdesk.core.store.paths import LibraryPaths
 from clapdesk.gui.player import Player
 from clapdesk.gui.waveform import (
     WAVE,

@@ -2,7 +2,7 @@
 
 Run once, and the file is committed: the migration test must open a file written by the old
 schema, not one made by today's code on the fly. Schema step 0 -> 1 is frozen in
-clapdesk.core.catalog.MIGRATIONS (released steps are never edited), so this script stays
+clapdesk.core.store.catalog.MIGRATIONS (released steps are never edited), so this script stays
 valid. Usage: python tests/reliability/make_old_catalog.py
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clapdesk.core.catalog import MIGRATIONS
+from clapdesk.core.store.catalog import MIGRATIONS
 
 TARGET = Path(__file__).resolve().parent.parent / "fixtures" / "catalog_v1.sqlite3"
 ROOT = b"/home/producer/Samples"

@@ -17,7 +17,7 @@ from conftest import family_sound, tone, write_sound
 from corpus import encoded, make_link_loop, wav_bytes, wav_with_codec, write_bytes
 
 from clapdesk.cli import main
-from clapdesk.core import indexer as indexer_module
+from clapdesk.core.index import indexer as indexer_module
 from clapdesk.core.library import Library
 
 NOT_UTF8 = b"caf\xe9 kick \xff.wav"  # Latin-1 bytes, as old sample CDs copied them

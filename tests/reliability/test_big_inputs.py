@@ -19,16 +19,16 @@ from child import child_env, clapdesk_cmd, count_rows
 from conftest import family_sound, write_sound
 from corpus import write_streaming_wav
 
-from clapdesk.core import indexer as indexer_module
+from clapdesk.core.index import indexer as indexer_module
+from clapdesk.core.ingest.scan import walk_audio
 from clapdesk.core.library import Library
-from clapdesk.core.scan import walk_audio
 
 # What indexing does with one file besides the model: hash it, read its windows, analyse it.
 DECODE_ONLY = """
 import sys
-from clapdesk.core import audio
-from clapdesk.core.scan import content_hash
-from clapdesk.core.tagging import analyse_file
+from clapdesk.core.ingest import audio
+from clapdesk.core.ingest.scan import content_hash
+from clapdesk.core.analysis.tags import analyse_file
 path = sys.argv[1]
 content_hash(path)
 decoded = audio.decode_for_index(path, 48000)

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from clapdesk.core.catalog import Catalog, encode_path, prefix_range
+from clapdesk.core.store.catalog import Catalog, encode_path, prefix_range
 
 ROOT = "/library/Samples"
 

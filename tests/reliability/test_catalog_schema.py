@@ -16,7 +16,13 @@ import pytest
 from make_old_catalog import ENCODER, FILES, ROOT, vector
 
 from clapdesk.cli import main
-from clapdesk.core.catalog import SCHEMA_VERSION, Catalog, CatalogError, decode_path, encode_path
+from clapdesk.core.store.catalog import (
+    SCHEMA_VERSION,
+    Catalog,
+    CatalogError,
+    decode_path,
+    encode_path,
+)
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "catalog_v1.sqlite3"
 
@@ -138,7 +144,7 @@ def test_damaged_catalog_is_refused_and_left_untouched(tmp_path: Path) -> None:
 
 RACE = """
 import os, sys, time
-from clapdesk.core.catalog import Catalog
+from clapdesk.core.store.catalog import Catalog
 start = float(sys.argv[2])
 while time.time() < start:
     pass

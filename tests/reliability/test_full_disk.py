@@ -21,8 +21,8 @@ from child import integrity
 from conftest import family_sound, write_sound
 
 from clapdesk.cli import main
-from clapdesk.core import vector_index as vector_index_module
 from clapdesk.core.library import Library
+from clapdesk.core.store import vector_index as vector_index_module
 
 
 class SmallDisk:

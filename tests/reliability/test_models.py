@@ -17,8 +17,8 @@ from conftest import family_sound, write_sound
 import clapdesk
 from clapdesk.cli import main
 from clapdesk.core.library import Library
-from clapdesk.core.search import search_text
-from clapdesk.core.vector_index import model_slug
+from clapdesk.core.search.ranking import search_text
+from clapdesk.core.store.vector_index import model_slug
 
 
 def catalog_dump(library: Path) -> str:
@@ -149,7 +149,7 @@ def test_broken_fine_tuned_version_falls_back_to_the_base(
     library.catalog.set_meta(f"active_version:{base_key}", "v-broken")
     library.close()
     if how == "versions module missing":
-        monkeypatch.setitem(sys.modules, "clapdesk.core.versions", None)  # import fails
+        monkeypatch.setitem(sys.modules, "clapdesk.core.finetune.versions", None)  # import fails
 
     write_sound(samples / "late.wav", family_sound("hihat", 9))
     library = Library(library_dir, model=str(tiny_model))

@@ -30,9 +30,9 @@ from child import (
 )
 from conftest import family_sound, write_sound
 
-from clapdesk.core.catalog import decode_path
-from clapdesk.core.indexer import BATCH_WINDOWS
+from clapdesk.core.index.indexer import BATCH_WINDOWS
 from clapdesk.core.library import Library
+from clapdesk.core.store.catalog import decode_path
 
 FAMILIES = ["kick", "hihat", "pad", "bass", "zap"]
 TOTAL = 40

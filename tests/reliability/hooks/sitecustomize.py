@@ -24,7 +24,7 @@ _EMBED_LOG = os.environ.get("CLAPDESK_TEST_EMBED_LOG")
 _PAUSE_MARK = os.environ.get("CLAPDESK_TEST_PAUSE_IN_SAVE")
 
 if _EMBED_LOG:
-    from clapdesk.core import indexer as _indexer
+    from clapdesk.core.index import indexer as _indexer
 
     _original_flush = _indexer.Indexer._flush
 
@@ -38,7 +38,7 @@ if _EMBED_LOG:
     _indexer.Indexer._flush = _logged_flush
 
 if _PAUSE_MARK:
-    from clapdesk.core import vector_index as _vector_index
+    from clapdesk.core.store import vector_index as _vector_index
 
     _real_replace = os.replace
 
@@ -88,7 +88,7 @@ if _PAUSE_AT:
         time.sleep(60)
 
     if _point == "training":
-        from clapdesk.core import finetune as _finetune
+        from clapdesk.core.finetune import training as _finetune
 
         _real_loop = _finetune._train_loop
 
@@ -98,7 +98,7 @@ if _PAUSE_AT:
 
         _finetune._train_loop = _pause_in_training
     elif _point == "version-saved":
-        from clapdesk.core import versions as _versions
+        from clapdesk.core.finetune import versions as _versions
 
         _real_save_version = _versions.save_version
 

@@ -27,8 +27,9 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from clapdesk.core import audio, decode_worker
-from clapdesk.core.scan import content_hash
+from clapdesk.core.index import decode_worker
+from clapdesk.core.ingest import audio
+from clapdesk.core.ingest.scan import content_hash
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,8 @@ class DecodeResult:
 
 def decode_file(request: DecodeRequest) -> DecodeResult:
     """Hash, then decode and analyse unless the file merely moved. Never raises."""
-    from clapdesk.core.catalog import display_path
-    from clapdesk.core.tagging import analyse_file
+    from clapdesk.core.analysis.tags import analyse_file
+    from clapdesk.core.store.catalog import display_path
 
     path = request.path
     result = DecodeResult(path, request.size, request.mtime_ns)

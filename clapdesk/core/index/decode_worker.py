@@ -30,8 +30,8 @@ def start() -> None:
     lower_priority()
     # Imported now, while the process starts, not inside the first file's decode: scipy.signal
     # alone takes about half a second.
-    import clapdesk.core.analysis  # noqa: F401
-    import clapdesk.core.decoding  # noqa: F401
+    import clapdesk.core.analysis.sound  # noqa: F401
+    import clapdesk.core.index.decoding  # noqa: F401
 
 
 def _exit_with_parent() -> None:

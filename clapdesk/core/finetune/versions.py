@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from clapdesk.core.catalog import Catalog
+    from clapdesk.core.embed.embedder import ClapEmbedder
     from clapdesk.core.library import Library
-    from clapdesk.core.model import ClapEmbedder
+    from clapdesk.core.store.catalog import Catalog
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ def write_vectors(catalog: Catalog, model_key: str, audio_head: Any,
 
 def delete_vectors(library: Library, model_key: str) -> None:
     """Forget a version's vectors and its index cache file."""
-    from clapdesk.core.vector_index import model_slug
+    from clapdesk.core.store.vector_index import model_slug
 
     with library.catalog.transaction():
         library.catalog.db.execute("DELETE FROM vectors WHERE model_key = ?", (model_key,))

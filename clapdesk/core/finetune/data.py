@@ -11,13 +11,11 @@ import os
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from clapdesk.core.catalog import Catalog
-from clapdesk.core.library import Library
-from clapdesk.core.prompts import (
+from clapdesk.core.finetune.prompts import (
     DEFAULT_TAG_SOURCES,
     TAG_SOURCES,
     SampleTags,
@@ -30,6 +28,10 @@ from clapdesk.core.prompts import (
     pack_of,
     read_tags_csv,
 )
+from clapdesk.core.store.catalog import Catalog
+
+if TYPE_CHECKING:  # the library is the face above this package; only its type is named here
+    from clapdesk.core.library import Library
 
 log = logging.getLogger(__name__)
 

@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from clapdesk.core import audio
-from clapdesk.core.catalog import FileRecord, display_path, prefix_range
-from clapdesk.core.library import Library
-from clapdesk.core.query import ParsedQuery, parse_query
-from clapdesk.core.user_tags import files_with_user_tags, query_tag_candidates, tags_for_display
+from clapdesk.core.ingest import audio
+from clapdesk.core.search.query import ParsedQuery, parse_query
+from clapdesk.core.store.catalog import FileRecord, display_path, prefix_range
+from clapdesk.core.store.user_tags import (
+    files_with_user_tags,
+    query_tag_candidates,
+    tags_for_display,
+)
+
+if TYPE_CHECKING:  # the library is the face above this package; only its type is named here
+    from clapdesk.core.library import Library
 
 ANN_OVERFETCH = 10  # candidates per wanted result when constraints must be checked
 ANN_MIN_CANDIDATES = 400

@@ -8,9 +8,12 @@ hash; the second through the vector index, as pairs whose vectors are nearly par
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from clapdesk.core.catalog import Catalog, decode_path, display_path, encode_path
-from clapdesk.core.library import Library
+from clapdesk.core.store.catalog import Catalog, decode_path, display_path, encode_path
+
+if TYPE_CHECKING:  # the library is the face above this package; only its type is named here
+    from clapdesk.core.library import Library
 
 NEAR_DUPLICATE_COSINE = 0.985
 NEIGHBOURS = 8

@@ -31,7 +31,7 @@ import math
 import re
 from dataclasses import dataclass, field, replace
 
-from clapdesk.core import names
+from clapdesk.core.analysis import names
 
 EXACT_BPM_TOLERANCE = 0.04
 APPROX_BPM_TOLERANCE = 0.08

@@ -19,13 +19,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from clapdesk.core import audio, decoding
-from clapdesk.core.catalog import Catalog, display_path
-from clapdesk.core.decoding import BrokenProcessPool, DecodePool, DecodeRequest, DecodeResult
-from clapdesk.core.model import ClapEmbedder
-from clapdesk.core.scan import FoundFile, under, walk_audio
-from clapdesk.core.tagging import AUTO_TAG_VOCABULARY, auto_tags, name_tags
-from clapdesk.core.vector_index import VectorIndex
+from clapdesk.core.analysis.tags import name_tags
+from clapdesk.core.embed.auto_tags import AUTO_TAG_VOCABULARY, auto_tags
+from clapdesk.core.embed.embedder import ClapEmbedder
+from clapdesk.core.index import decoding
+from clapdesk.core.index.decoding import BrokenProcessPool, DecodePool, DecodeRequest, DecodeResult
+from clapdesk.core.ingest import audio
+from clapdesk.core.ingest.scan import FoundFile, under, walk_audio
+from clapdesk.core.store.catalog import Catalog, display_path
+from clapdesk.core.store.vector_index import VectorIndex
 
 log = logging.getLogger(__name__)
 

@@ -1,57 +1,24 @@
-"""Loading a CLAP model safely and turning audio windows and text into vectors.
-
-Every model is loaded from a local folder: a hub id is first resolved to its snapshot in the
-normal Hugging Face cache (so a model downloaded once works offline), and only downloaded when it
-is not cached. Weights load from safetensors only and never with remote code.
+"""A loaded CLAP model: audio windows and text turned into vectors.
 
 Vectors are made in two steps so fine-tuning stays cheap: the audio encoder gives a pooled
 "feature" per file (stored in the catalog), and a light projection head turns features into the
-normalised search vectors. A fine-tuned version swaps the heads, never the encoder.
+normalised search vectors. A fine-tuned version swaps the heads, never the encoder. Weights load
+from safetensors only and never with remote code.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
-import os
-import struct
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from clapdesk.core.embed.hub import DEFAULT_MODEL, ModelError, ModelIdentity, resolve_model
+
 log = logging.getLogger(__name__)
-
-DEFAULT_MODEL = "laion/larger_clap_music"
-# Files a CLAP snapshot needs; pickle weights (*.bin, *.pt) are deliberately absent.
-MODEL_FILE_PATTERNS = ["*.json", "*.safetensors", "*.txt", "vocab.*", "merges.txt", "*.model"]
-
-
-class ModelError(Exception):
-    """A model that cannot be used, with a message that says what to do."""
-
-
-class ModelUnavailable(ModelError):
-    """The model is neither cached nor downloadable right now."""
-
-
-@dataclass(frozen=True)
-class ModelIdentity:
-    """What a library stores beside its vectors, so vectors of two models never mix."""
-
-    ref: str  # what the user named: a hub id or a folder
-    folder: str  # where the files were loaded from
-    revision: str  # hub commit, or a hash of the weights for a plain folder
-
-    @property
-    def encoder_key(self) -> str:
-        name = self.ref if not os.path.isdir(self.ref) else Path(self.ref).name
-        return f"{name}@{self.revision[:16]}"
 
 
 def pick_device(requested: str | None = None) -> str:
@@ -67,124 +34,6 @@ def pick_device(requested: str | None = None) -> str:
     if mps is not None and mps.is_available():
         return "mps"
     return "cpu"
-
-
-def _weights_digest(folder: Path) -> str:
-    """A hash of a plain folder's weights, cached by size and mtime so it is paid once."""
-    weights = sorted(folder.glob("*.safetensors"))
-    stamp = [(w.name, w.stat().st_size, w.stat().st_mtime_ns) for w in weights]
-    from clapdesk.core.paths import cache_dir
-
-    cache_file = cache_dir() / "weight-digests.json"
-    try:
-        cache = json.loads(cache_file.read_text())
-    except (OSError, ValueError):
-        cache = {}
-    key = str(folder.resolve())
-    if cache.get(key, {}).get("stamp") == stamp:
-        return str(cache[key]["digest"])
-    digest = hashlib.blake2b(digest_size=16)
-    for weight in weights:
-        with open(weight, "rb") as handle:
-            while chunk := handle.read(1 << 22):
-                digest.update(chunk)
-    value = digest.hexdigest()
-    cache[key] = {"stamp": stamp, "digest": value}
-    try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(cache))
-        os.replace(tmp, cache_file)
-    except OSError:
-        pass  # only a cache
-    return value
-
-
-def resolve_model(ref: str, allow_download: bool = True, tqdm_class: Any = None) -> ModelIdentity:
-    """Find the model's files locally, downloading them once if allowed."""
-    path = Path(ref).expanduser()
-    # A hub id looks like "owner/name"; anything that exists, or looks like a path, is a folder.
-    if path.is_dir() or ref.startswith((".", "/", "~")) or ref.count("/") > 1 or "\\" in ref:
-        if not path.is_dir():
-            raise ModelError(f"model folder '{ref}' does not exist")
-        check_model_folder(path)
-        return ModelIdentity(str(path.resolve()), str(path.resolve()), _weights_digest(path))
-    from huggingface_hub import snapshot_download
-
-    try:
-        folder = snapshot_download(ref, allow_patterns=MODEL_FILE_PATTERNS, local_files_only=True)
-    except Exception:
-        if not allow_download or os.environ.get("HF_HUB_OFFLINE") == "1":
-            raise ModelUnavailable(_unavailable_message(ref)) from None
-        try:
-            folder = snapshot_download(ref, allow_patterns=MODEL_FILE_PATTERNS, tqdm_class=tqdm_class)
-        except Exception as exc:
-            log.info("download of %s failed: %s", ref, exc)
-            raise ModelUnavailable(_unavailable_message(ref)) from None
-    check_model_folder(Path(folder))
-    return ModelIdentity(ref, folder, Path(folder).name)
-
-
-def _unavailable_message(ref: str) -> str:
-    return (
-        f"The model '{ref}' is not on this computer and could not be downloaded "
-        "(no connection to the Hugging Face hub?). Connect once to download it, or point "
-        "clapdesk at a folder that holds a CLAP model: --model /path/to/folder "
-        "(or CLAPDESK_MODEL=/path/to/folder)."
-    )
-
-
-def check_model_folder(folder: Path) -> None:
-    """Refuse folders clapdesk cannot or must not load, before torch is involved."""
-    config_file = folder / "config.json"
-    if not config_file.is_file():
-        raise ModelError(f"'{folder}' has no config.json: it is not a model folder")
-    try:
-        config = json.loads(config_file.read_text())
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"the model's config.json in '{folder}' is damaged: {exc}") from exc
-    if config.get("model_type") != "clap":
-        raise ModelError(
-            f"'{folder}' holds a '{config.get('model_type', 'unknown')}' model, not a CLAP model"
-        )
-    if not any(folder.glob("*.safetensors")):
-        if any(folder.glob("*.bin")) or any(folder.glob("*.pt")) or any(folder.glob("*.ckpt")):
-            raise ModelError(
-                f"'{folder}' only has pickle weights (.bin/.pt); clapdesk loads safetensors only, "
-                "because pickle files can run code. Convert the weights to safetensors."
-            )
-        raise ModelError(f"'{folder}' has no model weights (model.safetensors is missing)")
-    problem = _weights_problem(folder)
-    if problem:
-        raise ModelError(problem)
-
-
-def _weights_problem(folder: Path) -> str | None:
-    """Read the safetensors headers (plain JSON, no torch): a damaged or cut-short file, or
-    projections of different sizes, which transformers reports only as a shape mismatch."""
-    shapes: dict[str, list[int]] = {}
-    for weights in sorted(folder.glob("*.safetensors")):
-        try:
-            with open(weights, "rb") as handle:
-                size = os.fstat(handle.fileno()).st_size
-                header_len = struct.unpack("<Q", handle.read(8))[0]
-                if header_len > size - 8:
-                    raise ValueError("its header runs past the end of the file")
-                header = json.loads(handle.read(header_len))
-            tensors = {k: v for k, v in header.items() if k != "__metadata__"}
-            end = max((int(v["data_offsets"][1]) for v in tensors.values()), default=0)
-        except (OSError, ValueError, KeyError, TypeError, IndexError, struct.error) as exc:
-            return f"the model file '{weights}' is damaged ({exc}); download or convert it again"
-        if 8 + header_len + end > size:
-            return (f"the model file '{weights}' is incomplete: it ends early (an interrupted "
-                    "download?); download it again")
-        shapes.update({k: list(v.get("shape", [])) for k, v in tensors.items()})
-    audio = shapes.get("audio_projection.linear2.weight")
-    text = shapes.get("text_projection.linear2.weight")
-    if audio and text and audio[0] != text[0]:
-        return (f"the model's audio vectors ({audio[0]}) and text vectors ({text[0]}) differ in "
-                "size, so text cannot search audio")
-    return None
 
 
 class ClapEmbedder:
@@ -227,7 +76,7 @@ class ClapEmbedder:
                 raise ModelError("int8 precision is for the CPU; use float16 on a GPU")
             # Per-channel weight scales: half the error of one scale per matrix (embedding
             # cosine to float32 0.9998 against 0.9996, measured) at the same speed.
-            from clapdesk.core.cpu_linear import quantise_linears
+            from clapdesk.core.embed.cpu_linear import quantise_linears
 
             try:
                 quantise_linears(model.audio_model)
@@ -239,7 +88,7 @@ class ClapEmbedder:
         # here; see cpu_linear). The text tower is float32 in every precision.
         self.onednn_linears = 0
         if self.device == "cpu":
-            from clapdesk.core.cpu_linear import use_onednn_linears
+            from clapdesk.core.embed.cpu_linear import use_onednn_linears
 
             towers = [model.text_model] + ([model.audio_model] if precision == "float32" else [])
             self.onednn_linears = sum(use_onednn_linears(tower) for tower in towers)
@@ -386,7 +235,7 @@ def _one_cpu_thread() -> Iterator[None]:
 
 def _make_fast_mel(feature_extractor: Any, device: str) -> Any:
     """The batched torch log-mel when it covers this extractor, else None (the reference)."""
-    from clapdesk.core.features import BatchedLogMel
+    from clapdesk.core.embed.log_mel import BatchedLogMel
 
     try:
         return BatchedLogMel(feature_extractor, device=device)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from clapdesk.core.catalog import Catalog
-from clapdesk.core.names import name_tokens
+from clapdesk.core.analysis.names import name_tokens
+from clapdesk.core.store.catalog import Catalog
 
 USER = "user"
 _SPACES = re.compile(r"\s+")

@@ -16,7 +16,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from clapdesk.core import headers
+from clapdesk.core.ingest import headers
 
 # Extensions handed to libsndfile. Anything else in a library folder is ignored, not failed.
 AUDIO_EXTENSIONS = frozenset(

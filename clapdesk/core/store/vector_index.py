@@ -21,7 +21,7 @@ from pathlib import Path
 import hnswlib
 import numpy as np
 
-from clapdesk.core.catalog import Catalog
+from clapdesk.core.store.catalog import Catalog
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from clapdesk.core.names import name_tokens
+from clapdesk.core.analysis.names import name_tokens
 
 TAG_SOURCES = ("folder", "filename", "user", "csv")
 DEFAULT_TAG_SOURCES = ("folder", "filename", "user")

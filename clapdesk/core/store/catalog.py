@@ -452,6 +452,11 @@ class Catalog:
         return self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
+def is_disk_full(exc: BaseException) -> bool:
+    """SQLite's own words for ENOSPC ("database or disk is full"), for callers above the store."""
+    return isinstance(exc, sqlite3.OperationalError) and "full" in str(exc)
+
+
 def _plain(value: object) -> object:
     """numpy scalars as Python numbers: sqlite3 would store a np.float32 as a 4-byte BLOB
     (it has the buffer protocol), and a BLOB where a tempo belongs breaks every reader."""

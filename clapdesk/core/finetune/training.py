@@ -21,13 +21,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from clapdesk.core import versions
-from clapdesk.core.catalog import Catalog
-from clapdesk.core.finetune_data import (
+from clapdesk.core.finetune import versions
+from clapdesk.core.finetune.data import (
     TEXT_BATCH,
     Dataset,
     FineTuneCancelled,
@@ -39,8 +38,11 @@ from clapdesk.core.finetune_data import (
     overall_score,
     prepare,
 )
-from clapdesk.core.library import Library
-from clapdesk.core.prompts import query_text
+from clapdesk.core.finetune.prompts import query_text
+from clapdesk.core.store.catalog import Catalog
+
+if TYPE_CHECKING:  # the library is the face above this package; only its type is named here
+    from clapdesk.core.library import Library
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 
-from clapdesk.core.audio import is_audio_path
+from clapdesk.core.ingest.audio import is_audio_path
 
 log = logging.getLogger(__name__)
 

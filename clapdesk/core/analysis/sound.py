@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import fft, signal
 
-from clapdesk.core import names
+from clapdesk.core.analysis import names
 
 ANALYSIS_RATE = 11025
 SILENCE_DB = -120.0

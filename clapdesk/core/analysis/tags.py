@@ -1,0 +1,39 @@
+"""What indexing reads about a file besides its vector: tags from its folders and name, and the
+catalog columns of its analysis (tempo, key, kind, loudness, brightness)."""
+
+from __future__ import annotations
+
+import os
+
+from clapdesk.core.analysis.names import name_tokens
+from clapdesk.core.ingest.audio import DecodedAudio
+
+
+def name_tags(path: str, root: str) -> dict[str, list[str]]:
+    """Tags read from the folders between the library root and the file, and from its name."""
+    relative = os.path.relpath(os.path.dirname(path), root) if root else ""
+    folder_words: list[str] = []
+    if relative and relative != ".":
+        for part in relative.split(os.sep):
+            for token in name_tokens(part):
+                if token not in folder_words:
+                    folder_words.append(token)
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return {"folder": folder_words, "filename": name_tokens(stem)}
+
+
+def analyse_file(decoded: DecodedAudio, path: str) -> dict[str, object]:
+    """Catalog columns from the analysis of the decoded start of a file."""
+    from clapdesk.core.analysis.sound import analyse
+
+    # Only the first stretch is decoded for analysis: the real length still decides loop or hit.
+    # The parent folder counts too: "Drum Loops/dusty 01.wav" is a loop.
+    near_name = os.path.join(os.path.basename(os.path.dirname(path)), os.path.basename(path))
+    result = analyse(decoded.analysis, decoded.analysis_rate, name=near_name,
+                     total_duration=decoded.info.duration)
+    return {
+        "bpm": result.bpm, "bpm_source": result.bpm_source,
+        "musical_key": result.key, "key_source": result.key_source, "kind": result.kind,
+        "peak_db": result.peak_db, "loudness_db": result.loudness_db,
+        "brightness": result.brightness,
+    }

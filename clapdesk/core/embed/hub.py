@@ -1,0 +1,163 @@
+"""Finding a CLAP model's files: a folder, or a hub id resolved in the Hugging Face cache.
+
+A hub id is first resolved to its snapshot in the normal Hugging Face cache (so a model
+downloaded once works offline), and only downloaded when it is not cached. The folder's files
+are checked before torch is involved: a CLAP config, safetensors weights that are whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "laion/larger_clap_music"
+# Files a CLAP snapshot needs; pickle weights (*.bin, *.pt) are deliberately absent.
+MODEL_FILE_PATTERNS = ["*.json", "*.safetensors", "*.txt", "vocab.*", "merges.txt", "*.model"]
+
+
+class ModelError(Exception):
+    """A model that cannot be used, with a message that says what to do."""
+
+
+class ModelUnavailable(ModelError):
+    """The model is neither cached nor downloadable right now."""
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What a library stores beside its vectors, so vectors of two models never mix."""
+
+    ref: str  # what the user named: a hub id or a folder
+    folder: str  # where the files were loaded from
+    revision: str  # hub commit, or a hash of the weights for a plain folder
+
+    @property
+    def encoder_key(self) -> str:
+        name = self.ref if not os.path.isdir(self.ref) else Path(self.ref).name
+        return f"{name}@{self.revision[:16]}"
+
+
+def _weights_digest(folder: Path) -> str:
+    """A hash of a plain folder's weights, cached by size and mtime so it is paid once."""
+    weights = sorted(folder.glob("*.safetensors"))
+    stamp = [(w.name, w.stat().st_size, w.stat().st_mtime_ns) for w in weights]
+    from clapdesk.core.store.paths import cache_dir
+
+    cache_file = cache_dir() / "weight-digests.json"
+    try:
+        cache = json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    key = str(folder.resolve())
+    if cache.get(key, {}).get("stamp") == stamp:
+        return str(cache[key]["digest"])
+    digest = hashlib.blake2b(digest_size=16)
+    for weight in weights:
+        with open(weight, "rb") as handle:
+            while chunk := handle.read(1 << 22):
+                digest.update(chunk)
+    value = digest.hexdigest()
+    cache[key] = {"stamp": stamp, "digest": value}
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(cache))
+        os.replace(tmp, cache_file)
+    except OSError:
+        pass  # only a cache
+    return value
+
+
+def resolve_model(ref: str, allow_download: bool = True, tqdm_class: Any = None) -> ModelIdentity:
+    """Find the model's files locally, downloading them once if allowed."""
+    path = Path(ref).expanduser()
+    # A hub id looks like "owner/name"; anything that exists, or looks like a path, is a folder.
+    if path.is_dir() or ref.startswith((".", "/", "~")) or ref.count("/") > 1 or "\\" in ref:
+        if not path.is_dir():
+            raise ModelError(f"model folder '{ref}' does not exist")
+        check_model_folder(path)
+        return ModelIdentity(str(path.resolve()), str(path.resolve()), _weights_digest(path))
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = snapshot_download(ref, allow_patterns=MODEL_FILE_PATTERNS, local_files_only=True)
+    except Exception:
+        if not allow_download or os.environ.get("HF_HUB_OFFLINE") == "1":
+            raise ModelUnavailable(_unavailable_message(ref)) from None
+        try:
+            folder = snapshot_download(ref, allow_patterns=MODEL_FILE_PATTERNS, tqdm_class=tqdm_class)
+        except Exception as exc:
+            log.info("download of %s failed: %s", ref, exc)
+            raise ModelUnavailable(_unavailable_message(ref)) from None
+    check_model_folder(Path(folder))
+    return ModelIdentity(ref, folder, Path(folder).name)
+
+
+def _unavailable_message(ref: str) -> str:
+    return (
+        f"The model '{ref}' is not on this computer and could not be downloaded "
+        "(no connection to the Hugging Face hub?). Connect once to download it, or point "
+        "clapdesk at a folder that holds a CLAP model: --model /path/to/folder "
+        "(or CLAPDESK_MODEL=/path/to/folder)."
+    )
+
+
+def check_model_folder(folder: Path) -> None:
+    """Refuse folders clapdesk cannot or must not load, before torch is involved."""
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        raise ModelError(f"'{folder}' has no config.json: it is not a model folder")
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"the model's config.json in '{folder}' is damaged: {exc}") from exc
+    if config.get("model_type") != "clap":
+        raise ModelError(
+            f"'{folder}' holds a '{config.get('model_type', 'unknown')}' model, not a CLAP model"
+        )
+    if not any(folder.glob("*.safetensors")):
+        if any(folder.glob("*.bin")) or any(folder.glob("*.pt")) or any(folder.glob("*.ckpt")):
+            raise ModelError(
+                f"'{folder}' only has pickle weights (.bin/.pt); clapdesk loads safetensors only, "
+                "because pickle files can run code. Convert the weights to safetensors."
+            )
+        raise ModelError(f"'{folder}' has no model weights (model.safetensors is missing)")
+    problem = _weights_problem(folder)
+    if problem:
+        raise ModelError(problem)
+
+
+def _weights_problem(folder: Path) -> str | None:
+    """Read the safetensors headers (plain JSON, no torch): a damaged or cut-short file, or
+    projections of different sizes, which transformers reports only as a shape mismatch."""
+    shapes: dict[str, list[int]] = {}
+    for weights in sorted(folder.glob("*.safetensors")):
+        try:
+            with open(weights, "rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                header_len = struct.unpack("<Q", handle.read(8))[0]
+                if header_len > size - 8:
+                    raise ValueError("its header runs past the end of the file")
+                header = json.loads(handle.read(header_len))
+            tensors = {k: v for k, v in header.items() if k != "__metadata__"}
+            end = max((int(v["data_offsets"][1]) for v in tensors.values()), default=0)
+        except (OSError, ValueError, KeyError, TypeError, IndexError, struct.error) as exc:
+            return f"the model file '{weights}' is damaged ({exc}); download or convert it again"
+        if 8 + header_len + end > size:
+            return (f"the model file '{weights}' is incomplete: it ends early (an interrupted "
+                    "download?); download it again")
+        shapes.update({k: list(v.get("shape", [])) for k, v in tensors.items()})
+    audio = shapes.get("audio_projection.linear2.weight")
+    text = shapes.get("text_projection.linear2.weight")
+    if audio and text and audio[0] != text[0]:
+        return (f"the model's audio vectors ({audio[0]}) and text vectors ({text[0]}) differ in "
+                "size, so text cannot search audio")
+    return None

@@ -1,0 +1,1 @@
+"""Bringing the catalog up to date with the folders: decoding in worker processes ahead of batched embedding."""

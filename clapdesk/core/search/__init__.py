@@ -1,0 +1,1 @@
+"""Answering a query: parsing it, ranking by vector and constraints, sound-alikes and duplicates."""
