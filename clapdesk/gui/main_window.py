@@ -11,6 +11,7 @@ import logging
 
 from PySide6.QtCore import (
     QEvent,
+    QItemSelectionModel,
     QModelIndex,
     QObject,
     Qt,
@@ -132,6 +133,7 @@ class MainWindow(WindowCommands, QMainWindow):
         self.search = SearchBar(self)
         self.search.search_requested.connect(self._search)
         self.search.cleared.connect(self.browse)
+        self.search.similar_cleared.connect(self.browse)
         self.search.field.returnPressed.connect(self._record_query)
         self.search.field.installEventFilter(self)
         self.title = QLabel("", self)
@@ -299,7 +301,7 @@ class MainWindow(WindowCommands, QMainWindow):
             self.view.verticalScrollBar().setValue(scroll)
 
     def _live_refresh(self) -> None:
-        if not self.search.text().strip():
+        if not self.search.text().strip() and not self.search.similar_to:
             self.browse(keep_scroll=True)
 
     # -- searching ----------------------------------------------------------------------------
@@ -327,8 +329,12 @@ class MainWindow(WindowCommands, QMainWindow):
         hits = outcome.response.hits
         scored = bool(outcome.response.query and outcome.response.query.text) or \
             outcome.title.startswith("Sounds like")
-        label = outcome.title if outcome.title.startswith("Sounds like") else f"“{outcome.title}”"
+        similar = outcome.title.startswith("Sounds like")
+        label = outcome.title if similar else f"“{outcome.title}”"
+        if similar:  # the field shows what is searched for now, not the query before it
+            self.search.show_similar(outcome.title.removeprefix("Sounds like "))
         self._set_rows(hits, scored, f"{len(hits)} results for {label}")
+        self.view.scrollToTop()  # new results: the best matches are the ones to see
 
     def _search_failed(self, exc: BaseException) -> None:
         if isinstance(exc, ModelError):
@@ -382,16 +388,33 @@ class MainWindow(WindowCommands, QMainWindow):
             self._current_at_press = current.file.path if current else None
         elif watched is self.search.field and event.type() == QEvent.Type.KeyPress:
             key = event.key() if isinstance(event, QKeyEvent) else None
-            if key in (Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_PageUp, Qt.Key.Key_PageDown) \
-                    and self.proxy.rowCount():
-                # Arrowing from the search field moves through the results (and auditions).
-                self.view.setFocus()
-                if not self.view.currentIndex().isValid():
-                    self.view.setCurrentIndex(self.proxy.index(0, NAME))
+            plain = isinstance(event, QKeyEvent) and not event.modifiers() & (
+                Qt.KeyboardModifier.AltModifier | Qt.KeyboardModifier.ControlModifier)
+            if plain and key in (Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_PageUp,
+                                 Qt.Key.Key_PageDown) and self.proxy.rowCount():
+                # Arrowing from the search field goes to the results: Down to the first row,
+                # the best match, which plays. Giving the view focus first would make row 0
+                # current on its own and the key would then move past it.
+                self.search.hide_history()
+                if key == Qt.Key.Key_Down:
+                    self.go_to_first_row()
                     return True
+                self.view.setFocus()
                 QApplication.sendEvent(self.view, event)
                 return True
         return super().eventFilter(watched, event)
+
+    def go_to_first_row(self) -> None:
+        """Select the first row and audition it, as arrowing onto it would."""
+        first = self.proxy.index(0, NAME)
+        was_current = self.view.currentIndex().row() == 0
+        self.view.selectionModel().setCurrentIndex(
+            first, QItemSelectionModel.SelectionFlag.ClearAndSelect
+            | QItemSelectionModel.SelectionFlag.Rows)
+        self.view.setFocus(Qt.FocusReason.OtherFocusReason)
+        self.view.scrollTo(first)
+        if was_current:  # no currentRowChanged: play it all the same
+            self._current_changed(first, first)
 
     def _row_menu(self, at: object) -> None:
         if self.current_hit() is None:

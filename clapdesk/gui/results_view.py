@@ -41,6 +41,7 @@ class ResultsView(QTableView):
         self.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
         self.setDefaultDropAction(Qt.DropAction.CopyAction)
         self.setAlternatingRowColors(True)
+        self.setTabKeyNavigation(False)  # Tab moves on to the next control; arrows move rows
         self.setShowGrid(False)
         self.setWordWrap(False)
         self.verticalHeader().hide()

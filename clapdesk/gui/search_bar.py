@@ -3,16 +3,32 @@
 Typing restarts a 250 ms timer; when it fires, `search_requested(text, parsed)` is emitted with
 the query parsed by the core. A chip's × removes that constraint (`ParsedQuery.without`) and
 searches again with the same words; editing the text brings constraints back from the words.
+
+Search history offers and never captures: it is a list shown in place under the field (it
+pushes the results down rather than covering their header), opened on demand (Alt+Down or the
+history button) and closed by Esc. Typing never opens it and Down from the field always goes to
+the results, so a remembered query can never take the place of the best match.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QStringListModel, Qt, QTimer, Signal
+from PySide6.QtCore import (
+    QEvent,
+    QModelIndex,
+    QObject,
+    QSortFilterProxyModel,
+    QStringListModel,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
-    QCompleter,
+    QAbstractItemView,
     QFrame,
     QHBoxLayout,
     QLineEdit,
+    QListView,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -22,11 +38,13 @@ from clapdesk.core.search.query import Constraint, ParsedQuery, parse_query
 from clapdesk.gui.theme import icon
 
 DEBOUNCE_MS = 250
+HISTORY_ROWS = 8  # the history list's height in rows, at most
 
 
 class SearchBar(QWidget):
     search_requested = Signal(str, object)  # raw text, ParsedQuery
     cleared = Signal()
+    similar_cleared = Signal()  # the "Sounds like …" chip was removed
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -39,10 +57,23 @@ class SearchBar(QWidget):
         self.field.setToolTip("Search (Ctrl+F). Tempo, key, loop/one-shot, length and "
                               "'no …' words become filters shown below.")
         self.history_model = QStringListModel(self)
-        completer = QCompleter(self.history_model, self)
-        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
-        completer.setFilterMode(Qt.MatchFlag.MatchContains)
-        self.field.setCompleter(completer)
+        self.history_filter = QSortFilterProxyModel(self)
+        self.history_filter.setSourceModel(self.history_model)
+        self.history_filter.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.history_button = self.field.addAction(icon("history"),
+                                                   QLineEdit.ActionPosition.TrailingPosition)
+        self.history_button.setToolTip("Search history (Alt+Down)")
+        self.history_button.triggered.connect(self.toggle_history)
+        self.history = QListView(self)
+        self.history.setObjectName("history")
+        self.history.setModel(self.history_filter)
+        self.history.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.history.setUniformItemSizes(True)
+        self.history.clicked.connect(self._history_chosen)
+        self.history.activated.connect(self._history_chosen)
+        self.history.hide()
+        self.field.installEventFilter(self)
+        self.history.installEventFilter(self)
 
         self.chips = QFrame(self)
         self.chips.setObjectName("chips")
@@ -55,6 +86,7 @@ class SearchBar(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
         layout.addWidget(self.field)
+        layout.addWidget(self.history)
         layout.addWidget(self.chips)
 
         self.timer = QTimer(self)
@@ -65,13 +97,18 @@ class SearchBar(QWidget):
         self.field.returnPressed.connect(self.fire)
         self.parsed: ParsedQuery = ParsedQuery()
         self._text_of_parsed = ""
+        self.similar_to = ""  # the file name of a "Sounds like …" search on show
 
     # -- typing -------------------------------------------------------------------------------
     def _edited(self, _text: str) -> None:
+        self.similar_to = ""
+        if self.history.isVisible():
+            self._filter_history()
         self.timer.start()
 
     def set_text(self, text: str, search: bool = True) -> None:
         """Put a query in the field (from history or a test) and search at once."""
+        self.similar_to = ""
         self.field.setText(text)
         if search:
             self.fire()
@@ -81,6 +118,7 @@ class SearchBar(QWidget):
 
     def fire(self) -> None:
         self.timer.stop()
+        self.similar_to = ""
         text = self.field.text().strip()
         if text != self._text_of_parsed:
             self.parsed = parse_query(text)
@@ -96,12 +134,88 @@ class SearchBar(QWidget):
         self._show_chips()
         self.search_requested.emit(self._text_of_parsed, self.parsed)
 
+    def show_similar(self, name: str) -> None:
+        """A "Sounds like NAME" search is on show: the old query and its chips go."""
+        self.timer.stop()
+        self.field.clear()
+        self.parsed, self._text_of_parsed = ParsedQuery(), ""
+        self.similar_to = name
+        self._show_chips()
+
+    def clear_similar(self) -> None:
+        self.similar_to = ""
+        self._show_chips()
+        self.similar_cleared.emit()
+
+    # -- history ------------------------------------------------------------------------------
     def set_history(self, queries: list[str]) -> None:
         self.history_model.setStringList(queries)
+        if self.history.isVisible():
+            self._filter_history()
+
+    def show_history(self) -> None:
+        """Offer the remembered queries that contain the field's words (all of them when empty)."""
+        self._filter_history()
+        if self.history_filter.rowCount():
+            self.history.show()
+
+    def hide_history(self) -> None:
+        if self.history.isVisible():
+            self.history.hide()
+            if self.history.hasFocus():
+                self.field.setFocus()
+
+    def toggle_history(self) -> None:
+        if self.history.isVisible():
+            self.hide_history()
+        else:
+            self.show_history()
+            self.history.setFocus()
+            self.history.setCurrentIndex(self.history_filter.index(0, 0))
+
+    def _filter_history(self) -> None:
+        self.history_filter.setFilterFixedString(self.field.text().strip())
+        rows = min(HISTORY_ROWS, max(1, self.history_filter.rowCount()))
+        self.history.setFixedHeight(rows * self.history.sizeHintForRow(0) + 4
+                                    if self.history_filter.rowCount() else 0)
+        if not self.history_filter.rowCount():
+            self.history.hide()
+
+    def _history_chosen(self, index: QModelIndex) -> None:
+        text = index.data()
+        self.hide_history()
+        self.field.setFocus()
+        if text:
+            self.set_text(str(text))
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if watched not in (self.field, self.history) or not isinstance(event, QKeyEvent):
+            return super().eventFilter(watched, event)
+        key, alt = event.key(), bool(event.modifiers() & Qt.KeyboardModifier.AltModifier)
+        if event.type() == QEvent.Type.ShortcutOverride:
+            # Esc is also the window's Stop shortcut: while the history is open it closes that.
+            if key == Qt.Key.Key_Escape and self.history.isVisible():
+                event.accept()
+                return True
+            return False
+        if event.type() != QEvent.Type.KeyPress:
+            return False
+        if key == Qt.Key.Key_Escape and self.history.isVisible():
+            self.hide_history()
+            return True
+        if alt and key == Qt.Key.Key_Down:
+            self.toggle_history()
+            return True
+        if watched is self.history and key == Qt.Key.Key_Up and \
+                self.history.currentIndex().row() <= 0:
+            self.field.setFocus()
+            return True
+        return False
 
     # -- chips --------------------------------------------------------------------------------
     def chip_labels(self) -> list[str]:
-        return [c.label for c in self.parsed.constraints()]
+        similar = [f"Sounds like {self.similar_to}"] if self.similar_to else []
+        return similar + [c.label for c in self.parsed.constraints()]
 
     def _show_chips(self) -> None:
         while self.chip_layout.count() > 1:
@@ -118,4 +232,12 @@ class SearchBar(QWidget):
             button.setAutoRaise(True)
             button.clicked.connect(lambda _=False, c=chip: self.remove_chip(c))
             self.chip_layout.insertWidget(at, button)
-        self.chips.setVisible(bool(constraints))
+        if self.similar_to:
+            button = QToolButton(self.chips)
+            button.setObjectName("chip")
+            button.setText(f"Sounds like {self.similar_to}  ×")
+            button.setToolTip("Back to browsing")
+            button.setAutoRaise(True)
+            button.clicked.connect(lambda _=False: self.clear_similar())
+            self.chip_layout.insertWidget(0, button)
+        self.chips.setVisible(bool(constraints) or bool(self.similar_to))

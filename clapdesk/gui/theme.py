@@ -71,4 +71,6 @@ def apply_dark_theme(app: QApplication) -> None:
     app.setPalette(palette)
     qss = resource("dark.qss")
     if qss is not None:
-        app.setStyleSheet(qss.read_text(encoding="utf-8"))
+        # The style sheet names its images as url(icons/...): found wherever resources are.
+        icons = (qss.parent / "icons").as_posix()
+        app.setStyleSheet(qss.read_text(encoding="utf-8").replace("url(icons/", f"url({icons}/"))
