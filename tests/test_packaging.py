@@ -1,0 +1,84 @@
+"""What a producer installs: one version everywhere, the window's libraries, the real window.
+
+The real-window test starts this environment's `clapdesk` binary on Xvfb with Qt's xcb platform
+(not offscreen) and drives it with real key events (packaging/smoke_window.py); CI gets Xvfb and
+xdotool from `bash packaging/install.sh --test`.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import re
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from importlib.metadata import version as installed_version
+from pathlib import Path
+
+import clapdesk
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+METAINFO = ROOT / "packaging" / "io.github.clapdesk.metainfo.xml"
+
+
+def test_one_version_number_everywhere() -> None:
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert re.search(r'^dynamic = \["version"\]', pyproject, re.M)
+    assert not re.search(r"^version = ", pyproject.split("[tool.setuptools.dynamic]")[0], re.M)
+    assert 'version = { attr = "clapdesk.__version__" }' in pyproject
+    assert installed_version("clapdesk") == clapdesk.__version__
+    releases = ET.parse(METAINFO).getroot().find("releases")
+    assert releases is not None
+    assert releases[0].get("version") == clapdesk.__version__, "newest AppStream release"
+    spec = (ROOT / "packaging" / "clapdesk.spec").read_text()
+    assert '"clapdesk" / "__init__.py"' in spec  # read from there,
+    assert not re.search(r"\d+\.\d+\.\d+", spec)  # never written down
+    done = subprocess.run([str(BIN / "clapdesk"), "--version"], capture_output=True, text=True)
+    assert done.stdout.strip() == f"clapdesk {clapdesk.__version__}"
+    about = (ROOT / "clapdesk" / "gui" / "commands.py").read_text()
+    assert re.search(r"from clapdesk import __version__", about)
+
+
+def test_desktop_entry_and_appstream_name_the_same_app() -> None:
+    entry = configparser.ConfigParser(interpolation=None)
+    entry.optionxform = str  # type: ignore[assignment, method-assign]
+    entry.read(ROOT / "packaging" / "clapdesk.desktop")
+    desktop = entry["Desktop Entry"]
+    assert desktop["Type"] == "Application" and desktop["Icon"] == "clapdesk"
+    assert desktop["Exec"].split()[0] == "clapdesk"
+    root = ET.parse(METAINFO).getroot()
+    assert root.findtext("launchable") == "clapdesk.desktop"
+    assert root.findtext("provides/binary") == desktop["Exec"].split()[0]
+    assert (ROOT / "resources" / f"{desktop['Icon']}.svg").exists()
+
+
+def test_install_script_refuses_an_unknown_torch_build() -> None:
+    done = subprocess.run(["bash", str(ROOT / "packaging" / "install.sh"), "--torch", "rocm"],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert "--torch takes cpu, cuda or auto, not 'rocm'" in done.stderr
+
+
+def test_qt_xcb_plugin_finds_every_library() -> None:
+    import PySide6
+
+    plugin = Path(PySide6.__file__).parent / "Qt" / "plugins" / "platforms" / "libqxcb.so"
+    done = subprocess.run(["ldd", str(plugin)], capture_output=True, text=True, check=True)
+    assert "not found" not in done.stdout, done.stdout
+    if shutil.which("dpkg"):
+        assert subprocess.run(["dpkg", "-s", "libxcb-cursor0"], capture_output=True).returncode == 0
+
+
+def test_real_window_opens_searches_plays_and_quits(tmp_path: Path) -> None:
+    shot = tmp_path / "window.png"
+    done = subprocess.run([sys.executable, str(ROOT / "packaging" / "smoke_window.py"),
+                           "--app", str(BIN / "clapdesk"), "--screenshot", str(shot)],
+                          capture_output=True, text=True, timeout=600)
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert done.returncode == 0, report.get("failed", done.stderr[-3000:])
+    assert report["window_s"] <= 2.0
+    assert report["search_played"] and report["similar_played"]
+    assert shot.stat().st_size > 10_000 and report["screenshot"]["colours"] >= 20
