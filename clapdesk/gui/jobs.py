@@ -17,7 +17,7 @@ from clapdesk.core.library import Library
 from clapdesk.core.search.duplicates import count_identical, identical_groups
 from clapdesk.core.search.query import ParsedQuery
 from clapdesk.core.search.ranking import Filters, Hit, SearchResponse, search_similar, search_text
-from clapdesk.core.store.catalog import Catalog, prefix_range
+from clapdesk.core.store.catalog import Catalog
 from clapdesk.core.store.user_tags import tags_for_display
 
 BROWSE_LIMIT = 5000  # rows shown when browsing a place without a query
@@ -78,11 +78,9 @@ def load_place(catalog_path: Path, kind: str, value: str = "", limit: int = BROW
             paths = [p for group in identical_groups(catalog) for p in group.paths][:limit]
             records = [r for r in (catalog.file_by_path(p) for p in paths) if r is not None]
         elif kind == FOLDER and value:
-            low, high = prefix_range(value)
-            records = catalog.files(where="error IS NULL AND path >= ? AND path < ? "
-                                    "ORDER BY path LIMIT ?", params=(low, high, limit))
+            records = catalog.browse_files(value, limit)
         else:
-            records = catalog.files(where="error IS NULL ORDER BY path LIMIT ?", params=(limit,))
+            records = catalog.browse_files(limit=limit)
         records = [r for r in records if r.error is None]
         tags = tags_for_display(catalog, [r.id for r in records])
         return [Hit(record, 0.0, None, tags.get(record.id, [])) for record in records]

@@ -162,7 +162,7 @@ def test_cancelling_indexing_stops_it_and_leaves_a_consistent_library(
     catalog = Catalog(window.library.paths.catalog)
     try:
         assert catalog.integrity_ok()
-        live = catalog.files(where="error IS NULL")
+        live = catalog.live_files()
         assert len(live) == report.indexed
         with_vectors = catalog.vector_file_ids(window.library.model_key)
         assert {f.id for f in live} == with_vectors  # no row without its vector

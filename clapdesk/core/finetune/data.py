@@ -160,10 +160,7 @@ def read_samples(catalog: Catalog, encoder_key: str, options: FineTuneOptions,
     if with_features:
         ids, feats = catalog.features(encoder_key)
     else:
-        rows = catalog.db.execute(
-            "SELECT x.file_id FROM features x JOIN files f ON f.id = x.file_id "
-            "WHERE x.encoder_key = ? AND f.error IS NULL", (encoder_key,)).fetchall()
-        ids = np.array([r[0] for r in rows], np.int64)
+        ids = np.array(catalog.live_feature_file_ids(encoder_key), np.int64)
         feats = np.zeros((len(ids), 0), np.float32)
     if not len(ids):
         return [], feats, 0
@@ -199,7 +196,7 @@ def read_samples(catalog: Catalog, encoder_key: str, options: FineTuneOptions,
 def count_splice(catalog: Catalog) -> int:
     """Files inside Splice folders, for the wizard's warning."""
     # LIKE narrows in SQL (ASCII case-insensitive); the folder rule is checked in Python.
-    rows = catalog.files(where="error IS NULL AND CAST(path AS TEXT) LIKE '%splice%'")
+    rows = catalog.live_files_path_like("splice")
     return sum(1 for r in rows if is_splice_path(r.path))
 
 

@@ -171,8 +171,7 @@ def delete_vectors(library: Library, model_key: str) -> None:
     """Forget a version's vectors and its index cache file."""
     from clapdesk.core.store.vector_index import model_slug
 
-    with library.catalog.transaction():
-        library.catalog.db.execute("DELETE FROM vectors WHERE model_key = ?", (model_key,))
+    library.catalog.delete_vectors(model_key)
     index_file = library.paths.index_file(model_slug(model_key))
     for path in (index_file, index_file.with_suffix(".json")):
         path.unlink(missing_ok=True)

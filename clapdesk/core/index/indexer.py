@@ -158,7 +158,7 @@ class Indexer:
         jobs: list[_Job] = []
         vanished: dict[str, int | None] = {}  # content hash -> file id of a file that went away
         encoder_key = self.index.model_key.split("+", 1)[0]
-        have_features = self._ids_with_features(encoder_key)
+        have_features = self.catalog.feature_file_ids(encoder_key)
         for folder in folders:
             folder = os.path.abspath(folder)
             if not os.path.isdir(folder):
@@ -200,11 +200,6 @@ class Indexer:
                 if digest and vanished[digest] != file_id:
                     vanished[f"lost:{file_id}"] = file_id
         return jobs, vanished
-
-    def _ids_with_features(self, encoder_key: str) -> set[int]:
-        rows = self.catalog.db.execute(
-            "SELECT file_id FROM features WHERE encoder_key = ?", (encoder_key,))
-        return {int(r[0]) for r in rows}
 
     def _reproject(self, embedder: ClapEmbedder) -> int:
         """Files with stored features but no vector for the active head: no decoding needed."""

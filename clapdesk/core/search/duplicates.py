@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from clapdesk.core.store.catalog import Catalog, decode_path, display_path, encode_path
+from clapdesk.core.store.catalog import Catalog, display_path
 
 if TYPE_CHECKING:  # the library is the face above this package; only its type is named here
     from clapdesk.core.library import Library
@@ -32,22 +32,15 @@ class DuplicateGroup:
 
 def identical_groups(catalog: Catalog) -> list[DuplicateGroup]:
     """Files with the same content hash, grouped (only groups of two or more)."""
-    rows = catalog.db.execute(
-        "SELECT content_hash, path FROM files WHERE error IS NULL AND content_hash IN ("
-        " SELECT content_hash FROM files WHERE error IS NULL AND content_hash IS NOT NULL"
-        " GROUP BY content_hash HAVING COUNT(*) > 1) ORDER BY content_hash, path")
     groups: dict[str, DuplicateGroup] = {}
-    for digest, raw in rows:
-        groups.setdefault(digest, DuplicateGroup("identical")).paths.append(decode_path(raw))
+    for digest, path in catalog.identical_paths():
+        groups.setdefault(digest, DuplicateGroup("identical")).paths.append(path)
     return list(groups.values())
 
 
 def count_identical(catalog: Catalog) -> int:
     """How many files have an identical twin: one query, cheap enough for every refresh."""
-    row = catalog.db.execute(
-        "SELECT COALESCE(SUM(n), 0) FROM (SELECT COUNT(*) AS n FROM files WHERE error IS NULL "
-        "AND content_hash IS NOT NULL GROUP BY content_hash HAVING n > 1)").fetchone()
-    return int(row[0])
+    return catalog.count_identical()
 
 
 def near_groups(library: Library, threshold: float = NEAR_DUPLICATE_COSINE) -> list[DuplicateGroup]:
@@ -55,7 +48,7 @@ def near_groups(library: Library, threshold: float = NEAR_DUPLICATE_COSINE) -> l
     ids, vectors = library.catalog.vectors(library.model_key)
     if len(ids) < 2:
         return []
-    hashes = dict(library.catalog.db.execute("SELECT id, content_hash FROM files"))
+    hashes = library.catalog.content_hashes()
     index = library.vector_index()
     parent = {int(i): int(i) for i in ids}
     best: dict[int, float] = {}
@@ -89,7 +82,4 @@ def near_groups(library: Library, threshold: float = NEAR_DUPLICATE_COSINE) -> l
 
 
 def is_duplicate(library: Library, path: str) -> bool:
-    row = library.catalog.db.execute(
-        "SELECT COUNT(*) FROM files WHERE error IS NULL AND content_hash = "
-        "(SELECT content_hash FROM files WHERE path = ?)", (encode_path(path),)).fetchone()
-    return bool(row and row[0] > 1)
+    return library.catalog.has_identical_twin(path)

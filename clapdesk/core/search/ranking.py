@@ -205,31 +205,14 @@ def _meets_filters(record: FileRecord, filters: Filters) -> bool:
 def _matching_ids(library: Library, parsed: ParsedQuery, filters: Filters,
                   exclude: set[int]) -> list[int]:
     """Narrow with SQL what SQL can check; `_accepted` checks the rest exactly."""
-    where, params = ["error IS NULL"], []
-    if filters.folder:
-        where.append("path >= ? AND path < ?")
-        params += list(prefix_range(filters.folder))
-    if parsed.kind:
-        where.append("kind = ?")
-        params.append(parsed.kind)
-    if parsed.key:
-        where.append("musical_key = ?")
-        params.append(parsed.key)
-    if parsed.has_bpm:
-        low_bpm, high_bpm = parsed.bpm_min, parsed.bpm_max
-        if low_bpm is not None and high_bpm is not None:
-            # The range itself, or half/double time (bpm_match decides which counts).
-            where.append("(bpm BETWEEN ? AND ? OR bpm * 2 BETWEEN ? AND ? OR bpm / 2 BETWEEN ? AND ?)")
-            params += [low_bpm, high_bpm] * 3
-        else:
-            where.append("bpm IS NOT NULL")
+    bpm_between = None
+    if parsed.has_bpm and parsed.bpm_min is not None and parsed.bpm_max is not None:
+        # The range itself, or half/double time (bpm_match decides which counts).
+        bpm_between = (parsed.bpm_min, parsed.bpm_max)
     low = max(v for v in (parsed.duration_min, filters.min_duration, 0.0) if v is not None)
-    if low > 0:
-        where.append("duration >= ?")
-        params.append(low)
     highs = [v for v in (parsed.duration_max, filters.max_duration) if v is not None]
-    if highs:
-        where.append("duration <= ?")
-        params.append(min(highs))
-    rows = library.catalog.db.execute(f"SELECT id FROM files WHERE {' AND '.join(where)}", params)
-    return [int(r[0]) for r in rows if int(r[0]) not in exclude]
+    ids = library.catalog.matching_file_ids(
+        folder=filters.folder, kind=parsed.kind, key=parsed.key, needs_bpm=parsed.has_bpm,
+        bpm_between=bpm_between, min_duration=low if low > 0 else None,
+        max_duration=min(highs) if highs else None)
+    return [i for i in ids if i not in exclude]

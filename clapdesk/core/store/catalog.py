@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from clapdesk.core.store.queries import CatalogQueries
+
 # Each entry migrates from version i to i+1. Never edit a released step: add a new one.
 MIGRATIONS: list[str] = [
     # 0 -> 1: the first schema
@@ -153,8 +155,11 @@ class FileRecord:
         return os.path.basename(self.path)
 
 
-class Catalog:
-    """One SQLite file, WAL mode, migrated on open. Not shared between threads."""
+class Catalog(CatalogQueries):
+    """One SQLite file, WAL mode, migrated on open. Not shared between threads.
+
+    The rows indexing writes are here; the named questions of browsing, search, duplicates and
+    tags are in queries.py."""
 
     def __init__(self, path: Path | str, readonly: bool = False) -> None:
         self.path = Path(path)
@@ -283,8 +288,8 @@ class Catalog:
                               (encode_path(os.path.abspath(path)),)).fetchone()
         return FileRecord.from_row(row) if row else None
 
-    def files(self, ids: Iterable[int] | None = None, where: str = "", params: Sequence[object] = ()
-              ) -> list[FileRecord]:
+    def files(self, ids: Iterable[int] | None = None) -> list[FileRecord]:
+        """The files with these ids, in that order; every file without ids."""
         if ids is not None:
             id_list = list(ids)
             out: dict[int, FileRecord] = {}
@@ -295,8 +300,7 @@ class Catalog:
                     record = FileRecord.from_row(row)
                     out[record.id] = record
             return [out[i] for i in id_list if i in out]
-        sql = f"SELECT {FILE_COLUMNS} FROM files" + (f" WHERE {where}" if where else "")
-        return [FileRecord.from_row(r) for r in self.db.execute(sql, params)]
+        return [FileRecord.from_row(r) for r in self.db.execute(f"SELECT {FILE_COLUMNS} FROM files")]
 
     def failures(self) -> list[tuple[str, str]]:
         rows = self.db.execute("SELECT path, error FROM files WHERE error IS NOT NULL ORDER BY path")

@@ -41,9 +41,8 @@ def parse_tag_text(text: str) -> list[str]:
 def user_tags(catalog: Catalog, file_ids: Sequence[int]) -> dict[int, list[str]]:
     """file id -> the user's own tags, in the order they were written."""
     out: dict[int, list[str]] = {int(i): [] for i in file_ids}
-    for fid, tag in _rows(catalog, file_ids, "SELECT file_id, tag FROM tags WHERE source = 'user'",
-                          order="rowid"):
-        out[int(fid)].append(tag)
+    for fid, tag in catalog.tags_from_source(file_ids, USER):
+        out[fid].append(tag)
     return out
 
 
@@ -53,10 +52,8 @@ def other_tags(catalog: Catalog, file_ids: Sequence[int]) -> dict[int, list[tupl
     A tag is hidden when every row of it (in any non-user source) is hidden.
     """
     out: dict[int, list[tuple[str, bool]]] = {int(i): [] for i in file_ids}
-    rows = _rows(catalog, file_ids, "SELECT file_id, tag, MIN(hidden) FROM tags "
-                 "WHERE source != 'user'", group="file_id, tag", order="MAX(score) DESC, tag")
-    for fid, tag, hidden in rows:
-        out[int(fid)].append((tag, bool(hidden)))
+    for fid, tag, hidden in catalog.tags_not_from_source(file_ids, USER):
+        out[fid].append((tag, hidden))
     return out
 
 
@@ -75,9 +72,7 @@ def add_user_tag(catalog: Catalog, file_ids: Iterable[int], tag: str) -> str:
     if not clean:
         return clean
     with catalog.transaction():
-        catalog.db.executemany(
-            "INSERT OR IGNORE INTO tags(file_id, tag, source, score) VALUES (?, ?, 'user', 1.0)",
-            [(int(i), clean) for i in file_ids])
+        catalog.add_tag(file_ids, clean, USER)
     return clean
 
 
@@ -87,10 +82,7 @@ def hide_tag(catalog: Catalog, file_id: int, tag: str, hidden: bool = True) -> i
     User tags are never hidden: to drop one, set the user tags without it.
     """
     with catalog.transaction():
-        cursor = catalog.db.execute(
-            "UPDATE tags SET hidden = ? WHERE file_id = ? AND tag = ? AND source != 'user'",
-            (int(hidden), int(file_id), normalise_tag(tag)))
-    return cursor.rowcount
+        return catalog.set_tag_hidden(file_id, normalise_tag(tag), hidden, except_source=USER)
 
 
 def tags_for_display(catalog: Catalog, file_ids: Sequence[int]) -> dict[int, list[str]]:
@@ -104,14 +96,7 @@ def tags_for_display(catalog: Catalog, file_ids: Sequence[int]) -> dict[int, lis
 
 def files_with_user_tags(catalog: Catalog, tags: Iterable[str]) -> dict[int, set[str]]:
     """file id -> which of `tags` the user gave it."""
-    wanted = sorted(set(tags))
-    out: dict[int, set[str]] = {}
-    for chunk in _chunks(wanted, 900):
-        marks = ",".join("?" * len(chunk))
-        for fid, tag in catalog.db.execute(
-                f"SELECT file_id, tag FROM tags WHERE source = 'user' AND tag IN ({marks})", chunk):
-            out.setdefault(int(fid), set()).add(tag)
-    return out
+    return catalog.files_with_tags(tags, USER)
 
 
 def query_tag_candidates(text: str) -> set[str]:
@@ -127,25 +112,5 @@ def query_tag_candidates(text: str) -> set[str]:
 
 def all_tags(catalog: Catalog, limit: int = 5000) -> list[str]:
     """Every tag in the library, most used first (for completion)."""
-    return [r[0] for r in catalog.db.execute(
-        "SELECT tag FROM tags WHERE hidden = 0 GROUP BY tag ORDER BY COUNT(*) DESC, tag LIMIT ?",
-        (limit,))]
+    return catalog.tags_by_use(limit)
 
-
-def _rows(catalog: Catalog, file_ids: Sequence[int], select: str, group: str = "",
-          order: str = "") -> list[tuple]:
-    rows: list[tuple] = []
-    for chunk in _chunks([int(i) for i in file_ids], 900):
-        marks = ",".join("?" * len(chunk))
-        sql = f"{select} AND file_id IN ({marks})"
-        if group:
-            sql += f" GROUP BY {group}"
-        if order:
-            sql += f" ORDER BY {order}"
-        rows.extend(catalog.db.execute(sql, chunk).fetchall())
-    return rows
-
-
-def _chunks(items: list, size: int) -> Iterable[list]:
-    for at in range(0, len(items), size):
-        yield items[at: at + size]
