@@ -1,10 +1,13 @@
-"""Shared fixtures: a tiny random CLAP, generated audio, an isolated library per test."""
+"""Shared fixtures: tiny CLAP models, generated audio, an isolated library per test."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 # Before anything imports huggingface_hub: a private, offline hub cache for the whole run.
@@ -19,21 +22,69 @@ import pytest  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from modelfactory import build_clap, fill_hub_cache  # noqa: E402
+import modelfactory  # noqa: E402
+from modelfactory import build_clap, build_trained_clap, family_sound, fill_hub_cache  # noqa: E402, F401
 
 TINY_REPO = "clapdesk-test/tiny-clap"
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random CLAP saved to a folder (session-wide: building it takes a second)."""
-    return build_clap(tmp_path_factory.mktemp("tiny-clap"))
+def _built_once(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                name: str, build: Callable[[Path], Path]) -> Path:
+    """A test model, built once per run and kept in pytest's cache between runs.
+
+    Fitting the trained-like model takes seconds on an idle machine and many more on a busy CI
+    runner. The cached copy is keyed by everything that decides its weights (the factory's and
+    the log-mel's source, torch and transformers versions), so it is rebuilt whenever any of
+    them changes; tests get a fresh copy, so none can damage the cached one."""
+    import torch
+    import transformers
+
+    from clapdesk.core.embed import log_mel
+
+    digest = hashlib.sha256()
+    for source in (modelfactory.__file__, log_mel.__file__):
+        digest.update(Path(source).read_bytes())
+    digest.update(f"{name} {torch.__version__} {transformers.__version__}".encode())
+    target = tmp_path_factory.mktemp(name)
+    cache = getattr(request.config, "cache", None)  # absent with -p no:cacheprovider
+    if cache is None:
+        return build(target)
+    kept = Path(cache.mkdir("clapdesk-test-models")) / f"{name}-{digest.hexdigest()[:16]}"
+    if not (kept / "complete").is_file():
+        scratch = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=kept.parent))
+        build(scratch)
+        (scratch / "complete").touch()  # only whole copies are ever renamed into place
+        try:
+            os.replace(scratch, kept)
+        except OSError:  # another run (a second pytest on this tree) put its copy there first
+            shutil.rmtree(scratch, ignore_errors=True)
+    shutil.copytree(kept, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("complete"))
+    return target
 
 
 @pytest.fixture(scope="session")
-def tiny_model_b(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A second, different tiny CLAP, for model switching."""
-    return build_clap(tmp_path_factory.mktemp("tiny-clap-b"), seed=7)
+def tiny_model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny CLAP fitted to the test sound families: "kick" finds the kicks."""
+    return _built_once(request, tmp_path_factory, "tiny-clap", build_trained_clap)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_b(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A second, different fitted tiny CLAP, for model switching."""
+    return _built_once(request, tmp_path_factory, "tiny-clap-b",
+                       lambda folder: build_trained_clap(folder, seed=7))
+
+
+@pytest.fixture(scope="session")
+def untrained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny CLAP with random weights: its text tower embeds every caption alike."""
+    return build_clap(tmp_path_factory.mktemp("untrained-clap"))
+
+
+@pytest.fixture(scope="session")
+def fused_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random CLAP with the fused checkpoint's fusion and "fusion" truncation."""
+    return build_clap(tmp_path_factory.mktemp("fused-clap"), fused=True)
 
 
 @pytest.fixture(scope="session")
@@ -69,25 +120,3 @@ def write_sound(path: Path, data: np.ndarray, rate: int = 44100, subtype: str | 
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, data, rate, subtype=subtype)
     return path
-
-
-def family_sound(family: str, seed: int, rate: int = 44100, seconds: float = 1.5) -> np.ndarray:
-    """Distinct sound families for search and fine-tuning tests."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * rate)) / rate
-    if family == "kick":
-        f = 50 + 120 * np.exp(-t * 30)
-        wave = np.sin(2 * np.pi * np.cumsum(f) / rate) * np.exp(-t * 8)
-    elif family == "hihat":
-        wave = rng.standard_normal(t.size) * np.exp(-t * 40)
-        wave = np.diff(wave, prepend=0.0)
-    elif family == "pad":
-        base = 220 * (1 + 0.02 * rng.standard_normal())
-        wave = sum(np.sin(2 * np.pi * base * r * t) for r in (1, 1.25, 1.5)) / 3
-    elif family == "bass":
-        base = 55 * (1 + 0.03 * rng.standard_normal())
-        wave = np.sign(np.sin(2 * np.pi * base * t)) * 0.5
-    else:
-        wave = np.sin(2 * np.pi * 1000 * t) * (rng.random(t.size) > 0.5)
-    wave = wave + 0.01 * rng.standard_normal(t.size)
-    return (0.5 * wave / (np.abs(wave).max() + 1e-9)).astype(np.float32)

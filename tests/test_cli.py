@@ -49,6 +49,9 @@ def test_index_search_similar_doctor(capsys: pytest.CaptureFixture[str], tiny_mo
     assert {"path", "score", "duration", "bpm", "key", "kind"} <= first.keys()
     scores = [r["score"] for r in found["results"]]
     assert scores == sorted(scores, reverse=True)
+    # Two kicks in the folder: they come first.
+    assert [Path(r["path"]).name for r in found["results"][:2]] == ["kick_0.wav", "kick_4.wav"] \
+        or [Path(r["path"]).name for r in found["results"][:2]] == ["kick_4.wav", "kick_0.wav"]
 
     code, found = run_json(capsys, "search", "kick", "--in", str(samples), "-k", "50")
     assert code == 0 and len(found["results"]) == 6
@@ -70,6 +73,7 @@ def test_plain_output_is_a_readable_table(capsys: pytest.CaptureFixture[str], ti
     assert main(["search", "warm pad", "-k", "2"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and lines[0].lstrip().startswith("1")
+    assert all("pad_" in line for line in lines), lines  # the two pads, best first
 
 
 def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -59,6 +59,46 @@ def test_tokenizer_and_text_vectors_tell_prompts_apart(tiny_model: Path) -> None
     assert not np.allclose(vectors[0], vectors[1])
 
 
+def test_text_search_ranks_the_named_family_first(tiny_model: Path, tmp_path: Path) -> None:
+    folder = make_library_folder(tmp_path / "samples", 16)  # 4 of each family, 2 packs
+    library = Library(model=str(tiny_model))
+    library.index_folders([str(folder)])
+    try:
+        for query, family in (("kick", "kick"), ("a deep kick", "kick"), ("hi-hat", "hihat"),
+                              ("warm pad", "pad"), ("sub bass", "bass"), ("hihat", "hihat")):
+            hits = search_text(library, query, k=16).hits
+            top = [Path(h.file.path).name.split("_")[0] for h in hits[:4]]
+            assert top == [family] * 4, (query, top)
+            assert family not in {Path(h.file.path).name.split("_")[0] for h in hits[4:]}
+    finally:
+        library.close()
+
+
+def test_a_very_long_query_is_truncated_at_the_models_positions(tiny_model: Path,
+                                                                 tmp_path: Path) -> None:
+    import json
+
+    embedder = ClapEmbedder(resolve_model(str(tiny_model)))
+    assert embedder.processor.tokenizer.model_max_length == 512  # as the real checkpoints'
+    assert embedder.max_text_tokens == 512
+    pasted = "kick " * 20000  # 100k characters
+    vector = embedder.embed_text([pasted])[0]
+    assert np.isfinite(vector).all() and abs(np.linalg.norm(vector) - 1) < 1e-5
+
+    # A tokenizer saved without model_max_length (it then reports 1e30): the cap comes from the
+    # text tower's position table, not from the tokenizer.
+    folder = tmp_path / "no-max-length"
+    shutil.copytree(tiny_model, folder)
+    config_file = folder / "tokenizer_config.json"
+    config = json.loads(config_file.read_text())
+    config.pop("model_max_length", None)
+    config_file.write_text(json.dumps(config))
+    bare = ClapEmbedder(resolve_model(str(folder)))
+    assert bare.processor.tokenizer.model_max_length > 10**6
+    assert bare.max_text_tokens == 512
+    assert np.allclose(bare.embed_text([pasted]), vector[None], atol=1e-6)
+
+
 def test_missing_model_says_what_to_do() -> None:
     with pytest.raises(ModelUnavailable) as caught:
         resolve_model("nobody/no-such-clap", allow_download=True)
@@ -85,12 +125,17 @@ def test_same_sound_at_any_rate_gives_the_same_vector(
     other = audio.decode_for_index(
         write_sound(tmp_path / "other.wav", family_sound("hihat", 3, 44100, 2.0)), 48000)
     other_feat = embedder.pooled_features([other.windows])[0]
+    other_vector = embedder.project_audio(other_feat[None])[0]
 
     def cos(a: np.ndarray, b: np.ndarray) -> float:
         return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
 
+    # The test model's heads are fitted to tell sounds apart, so a 22 kHz file's missing top
+    # octave shows a little in its vector; it must still be far nearer the same tone at any
+    # rate than a different sound is.
     for v in vectors[1:]:
-        assert cos(vectors[0], v) >= 0.99
+        assert cos(vectors[0], v) >= 0.95
+        assert cos(vectors[0], v) > cos(vectors[0], other_vector) + 0.1
     # The encoder really tells sounds apart: the same tone at four rates is closer to itself
     # than to a different sound, so the check above is not passing by accident.
     same = min(cos(feats[0], f) for f in feats[1:])
@@ -238,6 +283,8 @@ def test_search_filters(tiny_model: Path, tmp_path: Path) -> None:
     assert inside and all("/pack1/" in h.file.path for h in inside)
     scores = [h.score for h in inside]
     assert scores == sorted(scores, reverse=True)
+    basses = search_text(library, "bass", k=2, filters=Filters(folder=str(folder / "pack1"))).hits
+    assert sorted(Path(h.file.path).name for h in basses) == ["bass_03.wav", "bass_07.wav"]
 
     long_only = search_text(library, "pad", k=50, filters=Filters(min_duration=3.0)).hits
     assert [Path(h.file.path).name for h in long_only] == ["long pad.flac"]

@@ -106,6 +106,7 @@ class ClapEmbedder:
         self.text_head: torch.nn.Module = model.text_projection
         self.model_key = identity.encoder_key
         self._fast_mel = _make_fast_mel(self.feature_extractor, self.device)
+        self.max_text_tokens = _max_text_tokens(model.config.text_config, processor.tokenizer)
         self._prompt_vectors: dict[tuple[str, tuple[str, ...]], np.ndarray] = {}
 
     @property
@@ -203,7 +204,8 @@ class ClapEmbedder:
     def _text_pooled(self, texts: Sequence[str]) -> Any:
         """The text encoder's pooled output (call inside inference mode)."""
         tokens = self.processor.tokenizer(
-            list(texts), padding=True, truncation=True, return_tensors="pt"
+            list(texts), padding=True, truncation=True, max_length=self.max_text_tokens,
+            return_tensors="pt"
         ).to(self.device)
         few = self.device == "cpu" and len(texts) <= FEW_TEXTS
         with _one_cpu_thread() if few else contextlib.nullcontext():
@@ -231,6 +233,21 @@ def _one_cpu_thread() -> Iterator[None]:
             yield
         finally:
             torch.set_num_threads(before)
+
+
+def _max_text_tokens(text_config: Any, tokenizer: Any) -> int:
+    """The longest token sequence the text tower can take, and the tokenizer is told about.
+
+    A tokenizer saved without model_max_length reports a huge number, and truncating there
+    lets a pasted 100k-character query run past the position table (an index error deep in
+    torch). RoBERTa-style positions start after the padding id, so a table of 514 holds 512
+    tokens, which is what the real checkpoints' tokenizers say too."""
+    positions = int(getattr(text_config, "max_position_embeddings", 514))
+    pad = getattr(text_config, "pad_token_id", None)
+    usable = positions - (int(pad) + 1 if pad is not None else 0)
+    told = getattr(tokenizer, "model_max_length", None)
+    limit = usable if not isinstance(told, int) else min(usable, told)
+    return max(2, limit)
 
 
 def _make_fast_mel(feature_extractor: Any, device: str) -> Any:
