@@ -17,6 +17,7 @@ from clapdesk.core.embed.embedder import ClapEmbedder
 from clapdesk.core.embed.hub import DEFAULT_MODEL, ModelIdentity, resolve_model
 from clapdesk.core.index.indexer import Indexer, IndexReport, Progress
 from clapdesk.core.store.catalog import Catalog
+from clapdesk.core.store.model_key import ModelKey
 from clapdesk.core.store.paths import LibraryPaths
 from clapdesk.core.store.vector_index import VectorIndex, model_slug
 
@@ -66,10 +67,9 @@ class Library:
         return self.catalog.get_meta(f"active_version:{self.identity.encoder_key}")
 
     @property
-    def model_key(self) -> str:
+    def model_key(self) -> ModelKey:
         """The key of the vectors searched now: the encoder plus any fine-tuned version."""
-        version = self.active_version
-        return f"{self.identity.encoder_key}+{version}" if version else self.identity.encoder_key
+        return ModelKey.of(self.identity.encoder_key, self.active_version)
 
     @property
     def model_loaded(self) -> bool:

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageB
 
 from clapdesk.core.search.ranking import Filters
 from clapdesk.core.store.catalog import display_path
+from clapdesk.core.store.model_key import ModelKey
 from clapdesk.gui import jobs
 from clapdesk.gui.actions import shortcut_table
 from clapdesk.gui.model_control import READY, is_hub_id
@@ -71,7 +72,7 @@ class WindowCommands(_Base):
 
     def _searching_with(self, model_key: str) -> None:
         """A fine-tuned version was accepted: what is on screen was ranked by the old one."""
-        version = model_key.partition("+")[2]
+        version = ModelKey(model_key).version
         self.statusBar().showMessage(
             f"Search now uses your fine-tuned version “{version}”" if version
             else "Search now uses the base model", 8000)

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from clapdesk.core.store.model_key import SEPARATOR, ModelKey
+
 if TYPE_CHECKING:
     from clapdesk.core.embed.embedder import ClapEmbedder
     from clapdesk.core.library import Library
@@ -63,7 +65,7 @@ def new_version_name(models_dir: Path) -> str:
 
 def valid_name(name: str) -> bool:
     return bool(name) and not name.startswith(".") and os.sep not in name and "/" not in name \
-        and "+" not in name and name not in ("..", "base")
+        and SEPARATOR not in name and name not in ("..", "base")
 
 
 def save_version(models_dir: Path, name: str, audio_head: Any, text_head: Any,
@@ -153,8 +155,7 @@ def write_vectors(catalog: Catalog, model_key: str, audio_head: Any,
     import numpy as np
     import torch
 
-    encoder_key = model_key.split("+", 1)[0]
-    ids, feats = catalog.features(encoder_key, only)
+    ids, feats = catalog.features(ModelKey(model_key).encoder, only)
     if not len(ids):
         return 0
     device = next(audio_head.parameters()).device
@@ -183,7 +184,7 @@ def activate(library: Library, version: str) -> str:
         raise VersionError(f"'{version}' is not a version name")
     embedder = library.embedder()
     audio_head, _ = load_heads(library.paths.models, version, embedder)  # validates it first
-    model_key = f"{embedder.encoder_key}+{version}"
+    model_key = ModelKey.of(embedder.encoder_key, version)
     missing = library.catalog.files_missing_vectors(model_key)  # indexed since it was made
     if missing:
         write_vectors(library.catalog, model_key, audio_head, missing)
@@ -214,5 +215,5 @@ def delete(library: Library, version: str) -> None:
         base = str(read_info(library.paths.models, version).get("base"))
     except VersionError:  # a damaged version is deleted all the same
         base = library.identity.encoder_key
-    delete_vectors(library, f"{base}+{version}")
+    delete_vectors(library, ModelKey.of(base, version))
     shutil.rmtree(library.paths.models / version)

@@ -157,7 +157,7 @@ class Indexer:
         """Decide per file: unchanged, changed, new or vanished. Nothing is decoded here."""
         jobs: list[_Job] = []
         vanished: dict[str, int | None] = {}  # content hash -> file id of a file that went away
-        encoder_key = self.index.model_key.split("+", 1)[0]
+        encoder_key = self.index.model_key.encoder
         have_features = self.catalog.feature_file_ids(encoder_key)
         for folder in folders:
             folder = os.path.abspath(folder)

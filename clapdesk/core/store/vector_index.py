@@ -22,6 +22,7 @@ import hnswlib
 import numpy as np
 
 from clapdesk.core.store.catalog import Catalog
+from clapdesk.core.store.model_key import ModelKey
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class VectorIndex:
     def __init__(self, path: Path, model_key: str) -> None:
         self.path = path
         self.meta_path = path.with_suffix(".json")
-        self.model_key = model_key
+        self.model_key = ModelKey(model_key)
         self.index: hnswlib.Index | None = None
         self.dim = 0
         self.seen_row = 0  # highest catalog vector row reflected in the index
