@@ -18,12 +18,21 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from clapdesk import __version__
+from clapdesk.cli_argv import query_words
 
 log = logging.getLogger("clapdesk")
 
 
 class CliError(Exception):
     """A fatal, expected error: its message is all the user sees."""
+
+
+class UsageError(CliError):
+    """The command line itself is wrong (exit status 2, as argparse's own errors)."""
+
+
+# The formats --format knows: what the catalog records for the files libsndfile reads.
+KNOWN_FORMATS = ("WAV", "WAVEX", "AIFF", "FLAC", "OGG", "MP3", "W64", "RF64", "CAF", "AU")
 
 
 def _global_options(suppress: bool) -> argparse.ArgumentParser:
@@ -64,13 +73,19 @@ def build_parser() -> argparse.ArgumentParser:
     for name, what in (("search", "QUERY"), ("similar", "FILE")):
         p = sub.add_parser(name, parents=[common],
                            help="search by description" if name == "search" else "find sound-alikes")
-        p.add_argument("target", metavar=what)
+        if name == "search":
+            # Several words are one query, and a word may start with "-" (an exclusion such as
+            # "-vocal"): see cli_argv.query_words() for how those get past argparse.
+            p.add_argument("target", metavar=what, nargs="+",
+                           help='what to look for; "-word" leaves out sounds tagged or named word')
+        else:
+            p.add_argument("target", metavar=what)
         p.add_argument("-k", type=int, default=20, help="how many results (default 20)")
         p.add_argument("--in", dest="folder", metavar="DIR", help="only files inside DIR")
         p.add_argument("--min-duration", type=float, metavar="SECONDS")
         p.add_argument("--max-duration", type=float, metavar="SECONDS")
         p.add_argument("--format", action="append", default=[], metavar="FMT",
-                       help="only this format (WAV, AIFF, FLAC, OGG, MP3); repeatable")
+                       help=f"only this format ({', '.join(KNOWN_FORMATS)}); repeatable")
         if name == "similar":
             p.add_argument("--where", default="", metavar="CONSTRAINTS",
                            help='constraints in words, e.g. "loop at 120 BPM"')
@@ -82,10 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--near", action="store_true", help="also list near-duplicates by sound")
     p = sub.add_parser("tag", parents=[common], help="set, add or hide tags of indexed files")
     p.add_argument("files", nargs="+", metavar="FILE")
-    change = p.add_mutually_exclusive_group(required=True)
+    change = p.add_mutually_exclusive_group()  # none of them: list the files' tags
     change.add_argument("--set", metavar="TAGS", help='replace your tags: "dusty, lo-fi kick"')
-    change.add_argument("--add", metavar="TAG", help="add one tag of your own")
-    change.add_argument("--hide", metavar="TAG", help="hide an automatic or file-name tag")
+    change.add_argument("--add", metavar="TAGS", help='add tags of your own: "club kick, techno"')
+    change.add_argument("--hide", metavar="TAGS", help="hide automatic or file-name tags")
     sub.add_parser("gui", parents=[common], help="open the desktop app (the default)")
     _add_extensions(sub, common)
     return parser
@@ -98,6 +113,9 @@ def _add_extensions(sub: Any, common: argparse.ArgumentParser) -> None:
     except ImportError:
         return
     add_commands(sub, common)
+    from clapdesk.map_cli import add_commands as add_map_commands  # `map`
+
+    add_map_commands(sub, common)
 
 
 def gui_main() -> int:
@@ -116,7 +134,7 @@ def gui_main() -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     multiprocessing.freeze_support()  # a frozen app's decoder processes start through here
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(query_words(list(sys.argv[1:] if argv is None else argv), parser))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     if args.command in (None, "gui"):
@@ -131,6 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("clapdesk: interrupted; everything indexed so far is kept", file=sys.stderr)
         return 1
+    except UsageError as exc:
+        print(f"clapdesk {args.command}: {exc}", file=sys.stderr)
+        return 2
     except Exception as exc:  # every expected failure has its own plain message
         message = _plain_error(exc)
         if args.verbose:
@@ -177,16 +198,25 @@ def cmd_index(args: argparse.Namespace) -> dict[str, Any]:
             raise CliError("the library has no folders yet: clapdesk index FOLDER")
         bar = None if args.json or not sys.stderr.isatty() else _ProgressBar()
         report = library.index_folders(folders, progress=bar, workers=args.workers)
+        # A rescan skips unchanged files that failed before: they still fail, and are counted.
+        new = {path for path, _ in report.failed}
+        inside = [os.path.join(os.path.abspath(f), "") for f in folders]
+        still = [(p, e) for p, e in library.catalog.failures()
+                 if p not in new and any(p.startswith(f) for f in inside)]
     finally:
         library.close()
     if bar:
         bar.finish()
     result = report.to_json()
+    result["still_failing"] = [{"path": result_path(p), "error": e} for p, e in still]
     if not args.json:
         print(f"indexed {report.indexed}, unchanged {report.unchanged}, removed {report.removed}, "
-              f"renamed {report.moved}, failed {len(report.failed)} in {report.seconds:.1f} s")
+              f"renamed {report.moved}, failed {len(report.failed) + len(still)} "
+              f"in {report.seconds:.1f} s")
         for path, error in report.failed:
             print(f"  failed: {result_path(path)}: {error}")
+        for path, error in still:
+            print(f"  still failing: {result_path(path)}: {error}")
         for root in report.offline_roots:
             print(f"  skipped (missing or empty, its files were kept): {result_path(root)}")
     return result
@@ -203,6 +233,10 @@ def _filters(args: argparse.Namespace) -> Any:
 
     if args.folder and not os.path.isdir(args.folder):
         raise CliError(f"--in: '{args.folder}' is not a folder")
+    unknown = [f for f in args.format if f.upper() not in KNOWN_FORMATS]
+    if unknown:
+        raise UsageError(f"--format {unknown[0]}: not a format clapdesk indexes; the formats "
+                         f"are {', '.join(KNOWN_FORMATS)}")
     return Filters(folder=os.path.abspath(args.folder) if args.folder else None,
                    min_duration=args.min_duration, max_duration=args.max_duration,
                    formats=tuple(f.upper() for f in args.format))
@@ -211,31 +245,52 @@ def _filters(args: argparse.Namespace) -> Any:
 def cmd_search(args: argparse.Namespace) -> dict[str, Any]:
     from clapdesk.core.search.ranking import search_text
 
+    query = " ".join(word.strip() for word in args.target).strip()
+    if not query:
+        raise UsageError('the query is empty: describe a sound, e.g. clapdesk search "dusty '
+                         'kick" (clapdesk index FOLDER lists nothing; it adds a folder)')
     if args.k < 1:
-        raise CliError("-k must be at least 1")
+        raise UsageError("-k must be at least 1")
+    filters = _filters(args)
     library = open_library(args)
     try:
+        _ready_to_search(library)
         started = time.perf_counter()
-        response = search_text(library, args.target, k=args.k, filters=_filters(args))
-        library.catalog.record_history("query", args.target)
+        response = search_text(library, query, k=args.k, filters=filters)
+        library.catalog.record_history("query", query)
         return _show(args, response, time.perf_counter() - started)
     finally:
         library.close()
 
 
 def cmd_similar(args: argparse.Namespace) -> dict[str, Any]:
+    from clapdesk.core.ingest.audio import DecodeError
     from clapdesk.core.search.ranking import search_similar
 
+    if args.k < 1:
+        raise UsageError("-k must be at least 1")
     if not os.path.isfile(args.target):
         raise CliError(f"'{args.target}' is not a file")
+    filters = _filters(args)
     library = open_library(args)
     try:
+        _ready_to_search(library)
         started = time.perf_counter()
-        response = search_similar(library, os.path.abspath(args.target), k=args.k,
-                                  filters=_filters(args), text=args.where)
+        try:
+            response = search_similar(library, os.path.abspath(args.target), k=args.k,
+                                      filters=filters, text=args.where)
+        except DecodeError as exc:
+            raise CliError(f"'{args.target}' cannot be read as a sound ({exc})") from None
         return _show(args, response, time.perf_counter() - started)
     finally:
         library.close()
+
+
+def _ready_to_search(library: Any) -> None:
+    """The model is found (its own plain error otherwise) and there is something to search."""
+    library.identity  # noqa: B018 - resolving raises ModelError with what to do
+    if not library.catalog.count_files():
+        raise CliError("the library is empty: add your samples first with clapdesk index FOLDER")
 
 
 def _show(args: argparse.Namespace, response: Any, seconds: float) -> dict[str, Any]:
@@ -342,11 +397,13 @@ def cmd_tag(args: argparse.Namespace) -> dict[str, Any]:
         if args.set is not None:
             user_tags.set_user_tags(library.catalog, ids, user_tags.parse_tag_text(args.set))
         elif args.add is not None:
-            if not user_tags.add_user_tag(library.catalog, ids, args.add):
+            added = user_tags.parse_tag_text(args.add)  # "club kick, techno": two tags
+            if not added:
                 raise CliError("--add: the tag is empty")
-        else:
-            for file_id in ids:
-                user_tags.hide_tag(library.catalog, file_id, args.hide)
+            for tag in added:
+                user_tags.add_user_tag(library.catalog, ids, tag)
+        elif args.hide is not None:
+            _hide_tags(library.catalog, records, user_tags.parse_tag_text(args.hide))
         shown = user_tags.tags_for_display(library.catalog, ids)
         mine = user_tags.user_tags(library.catalog, ids)
     finally:
@@ -357,6 +414,35 @@ def cmd_tag(args: argparse.Namespace) -> dict[str, Any]:
         for item in files:
             print(f"{item['path']}: {', '.join(item['tags']) or '(no tags)'}")
     return {"files": files}
+
+
+def _hide_tags(catalog: Any, records: list[Any], tags: list[str]) -> None:
+    """Hide tags the files have; a tag none of them has is an error, and nothing is changed."""
+    from clapdesk.core.store import user_tags
+
+    if not tags:
+        raise CliError("--hide: the tag is empty")
+    ids = [r.id for r in records]
+    others = user_tags.other_tags(catalog, ids)
+    mine = user_tags.user_tags(catalog, ids)
+    for tag in tags:
+        having = [r for r in records if tag in {t for t, _ in others[r.id]}]
+        if having:
+            for record in records:
+                if record not in having:
+                    print(f"clapdesk: {result_path(record.path)} has no tag '{tag}'; "
+                          "left as it was", file=sys.stderr)
+            continue
+        first = records[0]
+        if any(tag in mine[r.id] for r in records):
+            raise CliError(f"'{tag}' is your own tag, not an automatic one: drop it with "
+                           f"--set (the other tags you want to keep)")
+        listed = ", ".join(t for t, _ in others[first.id]) or "none"
+        raise CliError(f"{result_path(first.path)} has no tag '{tag}' to hide "
+                       f"(its automatic and file-name tags: {listed})")
+    for record in records:
+        for tag in tags:
+            user_tags.hide_tag(catalog, record.id, tag)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {

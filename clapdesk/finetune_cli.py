@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from clapdesk.cli import CliError, open_library
+from clapdesk.cli import CliError, UsageError, open_library
 
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -52,7 +52,7 @@ def cmd_finetune(args: argparse.Namespace) -> dict[str, Any]:
                               activate=not args.no_activate)
     if args.steps is not None:
         if args.steps < 1:
-            raise CliError("--steps must be at least 1")
+            raise UsageError("--steps must be at least 1")
         options.steps = args.steps
     show = not args.json and sys.stderr.isatty()
 
@@ -91,7 +91,7 @@ def cmd_models(args: argparse.Namespace) -> dict[str, Any]:
     library = open_library(args)
     try:
         if args.action in ("activate", "delete") and not args.name:
-            raise CliError(f"models {args.action} needs a VERSION name (see clapdesk models list)")
+            raise UsageError(f"models {args.action} needs a VERSION name (see clapdesk models list)")
         try:
             if args.action == "activate":
                 versions.activate(library, args.name)
