@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", metavar="PATH",
                    help="folders to add (none: rescan the library's folders)")
     p.add_argument("--workers", type=int, default=None, help="decoder processes (default: one per core, at most 4)")
+    p.add_argument("--purge-missing", action="store_true",
+                   help="forget the tags and favourites of files that have vanished")
 
     for name, what in (("search", "QUERY"), ("similar", "FILE")):
         p = sub.add_parser(name, parents=[common],
@@ -92,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("doctor", parents=[common], help="versions, device, model and library state")
     sub.add_parser("failures", parents=[common], help="files that could not be indexed, and why")
+    sub.add_parser("purge", parents=[common],
+                   help="forget vanished files' tags and favourites (kept for 90 days otherwise)")
     p = sub.add_parser("duplicates", parents=[common],
                        help="identical files (same content) and near-duplicates (same sound)")
     p.add_argument("--near", action="store_true", help="also list near-duplicates by sound")
@@ -197,7 +201,8 @@ def cmd_index(args: argparse.Namespace) -> dict[str, Any]:
         if not folders:
             raise CliError("the library has no folders yet: clapdesk index FOLDER")
         bar = None if args.json or not sys.stderr.isatty() else _ProgressBar()
-        report = library.index_folders(folders, progress=bar, workers=args.workers)
+        report = library.index_folders(folders, progress=bar, workers=args.workers,
+                                       purge_missing=args.purge_missing)
         # A rescan skips unchanged files that failed before: they still fail, and are counted.
         new = {path for path, _ in report.failed}
         inside = [os.path.join(os.path.abspath(f), "") for f in folders]
@@ -363,6 +368,17 @@ def cmd_failures(args: argparse.Namespace) -> dict[str, Any]:
     return {"failed": failed}
 
 
+def cmd_purge(args: argparse.Namespace) -> dict[str, Any]:
+    library = open_library(args)
+    try:
+        purged = library.purge_missing()
+    finally:
+        library.close()
+    if not args.json:
+        print(f"forgot {purged} vanished file{'s' if purged != 1 else ''}")
+    return {"purged": purged}
+
+
 def cmd_duplicates(args: argparse.Namespace) -> dict[str, Any]:
     from clapdesk.core.search.duplicates import identical_groups, near_groups
 
@@ -448,7 +464,7 @@ def _hide_tags(catalog: Any, records: list[Any], tags: list[str]) -> None:
 COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "index": cmd_index, "search": cmd_search, "similar": cmd_similar,
     "doctor": cmd_doctor, "failures": cmd_failures, "duplicates": cmd_duplicates,
-    "tag": cmd_tag,
+    "tag": cmd_tag, "purge": cmd_purge,
 }
 
 

@@ -17,20 +17,15 @@ from clapdesk.core.embed.embedder import ClapEmbedder
 from clapdesk.core.embed.hub import DEFAULT_MODEL, ModelIdentity, resolve_model
 from clapdesk.core.index.indexer import Indexer, IndexReport, Progress
 from clapdesk.core.store.catalog import Catalog
+from clapdesk.core.store.connections import CatalogPerThread
 from clapdesk.core.store.model_key import ModelKey
 from clapdesk.core.store.paths import LibraryPaths
 from clapdesk.core.store.vector_index import VectorIndex, model_slug
+from clapdesk.core.store.writer_lock import LibraryBusy, WriterLock
+
+__all__ = ["Library", "LibraryBusy"]
 
 log = logging.getLogger(__name__)
-
-try:  # advisory locks; Windows has none through fcntl and relies on SQLite's own locking
-    import fcntl
-except ImportError:  # pragma: no cover - not on Linux or macOS
-    fcntl = None  # type: ignore[assignment]
-
-
-class LibraryBusy(Exception):
-    """Another clapdesk is writing to this library."""
 
 
 class Library:
@@ -39,7 +34,7 @@ class Library:
                  allow_download: bool = True) -> None:
         self.paths = LibraryPaths(root)
         self.paths.root.mkdir(parents=True, exist_ok=True)
-        self.catalog = Catalog(self.paths.catalog)
+        self._catalogs = CatalogPerThread(self.paths.catalog)
         remembered = self.catalog.get_meta("model")
         self.model_ref = model or os.environ.get("CLAPDESK_MODEL") or remembered or DEFAULT_MODEL
         # A library remembers its model; naming another one switches it (and re-embeds). It is
@@ -51,8 +46,14 @@ class Library:
         self._embedder: ClapEmbedder | None = None
         self._index: VectorIndex | None = None
         self._model_lock = threading.Lock()
-        self._lock_handle: int | None = None
+        self.writer_lock = WriterLock(self.paths.lock, self.paths.root)
         self.load_warning: str | None = None  # set when a fine-tuned version fell back
+
+    @property
+    def catalog(self) -> Catalog:
+        """The calling thread's connection to the catalog: the window's thread, the model pool
+        and each general pool thread have their own, so no thread commits another's writes."""
+        return self._catalogs.get()
 
     # -- the model ------------------------------------------------------------------------------
     @property
@@ -131,30 +132,16 @@ class Library:
 
     # -- writing --------------------------------------------------------------------------------
     def acquire_writer(self) -> None:
-        if fcntl is None or self._lock_handle is not None:
-            return
-        handle = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            other = os.pread(handle, 32, 0).decode(errors="replace").strip()
-            os.close(handle)
-            raise LibraryBusy(
-                f"the library {self.paths.root} is being updated by another clapdesk"
-                + (f" (process {other})" if other else "")
-                + "; searching still works, indexing must wait until it finishes"
-            ) from None
-        self._lock_handle = handle
-        try:  # the pid only helps the message above; a full disk must not leak the lock
-            os.ftruncate(handle, 0)
-            os.pwrite(handle, str(os.getpid()).encode(), 0)
-        except OSError:
-            pass
+        """Take the library's writer lock, or raise LibraryBusy (see store/writer_lock.py)."""
+        self.writer_lock.acquire()
 
     def release_writer(self) -> None:
-        if self._lock_handle is not None:
-            os.close(self._lock_handle)  # closing releases the flock
-            self._lock_handle = None
+        self.writer_lock.release()
+
+    @property
+    def holds_writer(self) -> bool:
+        """True while this Library holds the writer lock (an indexing run, for one)."""
+        return self.writer_lock.held
 
     def index_folders(self, folders: list[str], progress: Callable[[Progress], None] | None = None,
                       cancel: threading.Event | None = None, workers: int | None = None
@@ -193,7 +180,7 @@ class Library:
             self.release_writer()
 
     def close(self) -> None:
-        if self._index is not None and self._index.dirty and self._lock_handle is None:
+        if self._index is not None and self._index.dirty and not self.holds_writer:
             try:
                 self.acquire_writer()
                 self._index.save()
@@ -201,5 +188,5 @@ class Library:
                 log.info("index not saved on close: %s", exc)
             finally:
                 self.release_writer()
-        self.catalog.close()
+        self._catalogs.close()
 

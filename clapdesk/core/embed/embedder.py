@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from clapdesk.core.embed import torch_threads
 from clapdesk.core.embed.hub import DEFAULT_MODEL, ModelError, ModelIdentity, resolve_model
 
 log = logging.getLogger(__name__)
@@ -207,32 +207,21 @@ class ClapEmbedder:
             list(texts), padding=True, truncation=True, max_length=self.max_text_tokens,
             return_tensors="pt"
         ).to(self.device)
+
+        def tower() -> Any:
+            import torch
+
+            with torch.inference_mode():
+                return self.model.text_model(
+                    input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
+                ).pooler_output
+
+        # A few words run on torch_threads' one-thread lane (see there for why, with figures).
         few = self.device == "cpu" and len(texts) <= FEW_TEXTS
-        with _one_cpu_thread() if few else contextlib.nullcontext():
-            return self.model.text_model(
-                input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
-            ).pooler_output
+        return torch_threads.on_one_thread(tower) if few else tower()
 
 
-# A search query is a few words: its matrices are too small to share between cores, and on a CPU
-# that is busy with anything else (a DAW, indexing) two threads wait on each other. Measured on a
-# 2-core CPU under load: 53 ms on one thread against 230-370 ms on two.
-FEW_TEXTS = 4
-_threads_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def _one_cpu_thread() -> Iterator[None]:
-    """Run torch on one CPU thread for the block, then restore the previous count."""
-    import torch
-
-    with _threads_lock:  # two queries at once must not restore each other's setting
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
+FEW_TEXTS = 4  # texts that count as a query rather than a batch of prompts
 
 
 def _max_text_tokens(text_config: Any, tokenizer: Any) -> int:

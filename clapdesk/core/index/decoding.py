@@ -37,6 +37,72 @@ T = TypeVar("T")
 
 IDLE_SECONDS = 180.0
 CRASHED = "the decoder crashed on this file (it is probably damaged)"
+# Longest a file may take to decode (hash, read, resample, analyse) before its decoder is
+# ended. Normal files take well under a second; an hour-long MP3 seeks for a few seconds. A
+# file past it is listed as failed and tried again on the next run (a slow share passes).
+DECODE_SECONDS = 120.0
+
+
+def decode_seconds() -> float:
+    """The per-file time limit: DECODE_SECONDS, or $CLAPDESK_DECODE_SECONDS."""
+    try:
+        value = float(os.environ.get("CLAPDESK_DECODE_SECONDS", DECODE_SECONDS))
+    except ValueError:
+        return DECODE_SECONDS
+    return value if value > 0 else DECODE_SECONDS
+
+
+def too_slow(limit: float) -> str:
+    return f"took longer than {limit:g} s to decode"
+
+
+class DecodeClock:
+    """Seconds the decoders have spent on the file first in line, without the time they only
+    waited for a core.
+
+    They run at idle priority, so a busy machine (a DAW, a build) can starve them for minutes,
+    which is not the file's fault. While any decoder is runnable, only the processor time it
+    got counts; while none is (all blocked in a read, stopped or waiting), the time itself
+    counts: that is how a hung share or a wedged library looks. Without /proc (or with
+    decoding threads) the time itself counts.
+    """
+
+    def __init__(self, pool: DecodePool) -> None:
+        self.pool = pool
+        self.reset()
+
+    def reset(self) -> None:
+        self.spent = 0.0
+        self._last = time.monotonic()
+        self._cpu = _cpu_seconds(self.pool.pids())
+
+    def advance(self) -> float:
+        now = time.monotonic()
+        wall, self._last = now - self._last, now
+        cpu = _cpu_seconds(self.pool.pids())
+        runnable = [pid for pid, (state, _) in cpu.items() if state == "R"]
+        if runnable:
+            got = max(seconds - self._cpu.get(pid, ("", seconds))[1]
+                      for pid, (_, seconds) in cpu.items())
+            self.spent += min(wall, max(0.0, got))
+        else:
+            self.spent += wall
+        self._cpu = cpu
+        return self.spent
+
+
+def _cpu_seconds(pids: list[int]) -> dict[int, tuple[str, float]]:
+    """pid -> (scheduler state, user + system seconds) from /proc; empty where there is none."""
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    out: dict[int, tuple[str, float]] = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+            out[pid] = (fields[0].decode(), (int(fields[11]) + int(fields[12])) / ticks)
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
 
 __all__ = ["BrokenProcessPool", "CRASHED", "DecodePool", "DecodeRequest", "DecodeResult",
            "decode_file", "shared_pool"]
@@ -58,10 +124,12 @@ class DecodeResult:
     path: str
     size: int  # as read now: a file rewritten since the scan is stored with the new stamp
     mtime_ns: int
+    ctime_ns: int = 0
     digest: str | None = None
     decoded: audio.DecodedAudio | None = None
     analysis: dict[str, object] = field(default_factory=dict)
     error: str | None = None
+    transient: bool = False  # the error passes (a dropped share): the file is tried every run
     # Log records made in the worker, (level, message), re-emitted by the indexer: a decoder
     # process has no log handlers of its own.
     notes: list[tuple[int, str]] = field(default_factory=list)
@@ -78,10 +146,11 @@ def decode_file(request: DecodeRequest) -> DecodeResult:
         # Stat again before reading: a file rewritten since the scan is stored with the stamp
         # of what is read now, and one rewritten while being read is re-read by the next scan.
         st = os.stat(path)
-        result.size, result.mtime_ns = st.st_size, st.st_mtime_ns
+        result.size, result.mtime_ns, result.ctime_ns = st.st_size, st.st_mtime_ns, st.st_ctime_ns
         result.digest = content_hash(path)
-    except OSError as exc:
+    except (OSError, audio.DecodeError) as exc:
         result.error = audio.explain_error(exc, path)
+        result.transient = audio.is_transient(exc)
         return result
     if result.digest in request.skip_hashes:
         return result  # a renamed file keeps its vector: no decoding
@@ -89,12 +158,14 @@ def decode_file(request: DecodeRequest) -> DecodeResult:
         result.decoded = audio.decode_for_index(path, request.model_rate)
     except audio.DecodeError as exc:
         result.error = str(exc)
+        result.transient = exc.transient or audio.is_transient(exc.__cause__ or exc, path)
         return result
     except Exception as exc:  # one odd file must never stop a run
         # The reason goes to the failures list; the traceback only to a --verbose log.
         result.notes.append((logging.DEBUG, f"unexpected failure decoding {display_path(path)}\n"
                                             f"{traceback.format_exc()}"))
         result.error = audio.explain_error(exc, path)
+        result.transient = audio.is_transient(exc, path)
         return result
     try:
         result.analysis = analyse_file(result.decoded, path)
@@ -149,6 +220,28 @@ class DecodePool:
             old, self._executor = self._executor, None
         if old is not None:
             old.shutdown(wait=False, cancel_futures=True)
+
+    def kill(self) -> None:
+        """End every worker now, one stuck mid-decode included; fresh ones start on demand.
+
+        A decoding thread cannot be ended: in thread mode the stuck thread is left behind
+        and a new set of threads takes over."""
+        with self._lock:
+            old, self._executor = self._executor, None
+        if old is None:
+            return
+        for process in list((getattr(old, "_processes", None) or {}).values()):
+            try:
+                process.kill()
+            except (OSError, ValueError):
+                pass  # already gone
+        old.shutdown(wait=False, cancel_futures=True)
+
+    def pids(self) -> list[int]:
+        """Process ids of the running decoders (none in thread mode, or before the first use)."""
+        with self._lock:
+            processes = getattr(self._executor, "_processes", None) or {}
+            return [p.pid for p in list(processes.values()) if p.pid is not None]
 
     def close(self) -> None:
         with self._lock:

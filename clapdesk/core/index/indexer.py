@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,6 +27,7 @@ from clapdesk.core.index import decoding
 from clapdesk.core.index.decoding import BrokenProcessPool, DecodePool, DecodeRequest, DecodeResult
 from clapdesk.core.ingest import audio
 from clapdesk.core.ingest.scan import FoundFile, under, walk_audio
+from clapdesk.core.store import missing, retries
 from clapdesk.core.store.catalog import Catalog, display_path
 from clapdesk.core.store.vector_index import VectorIndex
 
@@ -70,6 +72,7 @@ class IndexReport:
     moved: int = 0
     duplicates: int = 0
     reprojected: int = 0
+    purged: int = 0  # vanished files forgotten for good (on request, or after a long absence)
     decoded: int = 0  # files read and decoded this run (unchanged and renamed files are not)
     failed: list[tuple[str, str]] = field(default_factory=list)
     offline_roots: list[str] = field(default_factory=list)
@@ -80,6 +83,7 @@ class IndexReport:
         return {
             "indexed": self.indexed, "unchanged": self.unchanged, "removed": self.removed,
             "moved": self.moved, "duplicates": self.duplicates, "decoded": self.decoded,
+            "purged": self.purged,
             "failed": [{"path": display_path(p), "error": e} for p, e in self.failed],
             "offline": [display_path(p) for p in self.offline_roots],
             "cancelled": self.cancelled, "seconds": round(self.seconds, 3),
@@ -91,6 +95,7 @@ class _Job:
     found: FoundFile
     root_id: int
     file_id: int | None  # the existing row when a known file changed or needs re-embedding
+    good_row: bool = False  # that row is indexed: a failure that passes must not replace it
 
 
 @dataclass
@@ -101,6 +106,7 @@ class _Decoded:
     analysis: dict[str, object] = field(default_factory=dict)
     moved_from: int | None = None
     error: str | None = None
+    transient: bool = False
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -122,9 +128,10 @@ class Indexer:
         self._twins_waiting: list[_Decoded] = []
         # Features of the leading windows of the queued files, embedded but not yet committed.
         self._rows: list[np.ndarray] = []
+        self._missing_left = missing.count(catalog)  # vanished files that may come back
 
     def run(self, folders: list[str], progress: ProgressCallback | None = None,
-            cancel: threading.Event | None = None) -> IndexReport:
+            cancel: threading.Event | None = None, purge_missing: bool = False) -> IndexReport:
         started = time.monotonic()
         report = IndexReport()
         cancel = cancel or threading.Event()
@@ -142,9 +149,12 @@ class Indexer:
         # Files still unaccounted for are gone from disk (a rename was matched above).
         if not report.cancelled:
             gone = [file_id for file_id in vanished.values() if file_id is not None]
-            self.catalog.delete_files(gone)
+            # Hidden, not forgotten: their own tags and favourites wait for them to come back.
+            missing.forget(self.catalog, gone)
             self.index.remove(set(gone))
             report.removed = len(gone)
+            report.purged = missing.purge(
+                self.catalog, None if purge_missing else missing.PURGE_AFTER_DAYS)
         notify(Progress("saving"))
         self.index.save()
         report.seconds = time.monotonic() - started
@@ -166,6 +176,7 @@ class Indexer:
                 continue
             root_id = self.catalog.add_root(folder)
             known = self.catalog.file_stamps(root_id)
+            retry = retries.failed_stamps(self.catalog, root_id)
             scan = walk_audio(folder)
             if known and not scan.found and not scan.not_files:
                 # Every file gone at once is far more often a drive not mounted (its empty
@@ -191,10 +202,14 @@ class Indexer:
                     continue
                 file_id, size, mtime_ns, _digest, failed = stamp
                 unchanged = size == found.size and mtime_ns == found.mtime_ns
+                if unchanged and failed:
+                    ctime_ns, passing = retry.get(found.path, (None, False))
+                    unchanged = not passing and ctime_ns in (None, found.ctime_ns)
                 if unchanged and (failed or file_id in have_features):
                     report.unchanged += 1
                 else:
-                    jobs.append(_Job(found, root_id, file_id))
+                    good = not failed and file_id in have_features
+                    jobs.append(_Job(found, root_id, file_id, good_row=good))
             for file_id, _size, _mtime, digest, _failed in known.values():
                 vanished.setdefault(digest or f"lost:{file_id}", file_id)
                 if digest and vanished[digest] != file_id:
@@ -224,6 +239,9 @@ class Indexer:
         timer = _Rate(len(jobs))
         last_save = time.monotonic()
         queue = iter(jobs)
+        limit = decoding.decode_seconds()
+        head: Future[DecodeResult] | None = None
+        clock = decoding.DecodeClock(self.decoders)
         try:
             while True:
                 while (len(pending) < AHEAD_FILES and _ready_windows(pending) < READY_WINDOWS
@@ -239,10 +257,19 @@ class Indexer:
                 if not pending:
                     break
                 job, future = pending[0]
+                if future is not head:
+                    # Files decode in order, so the first in line is decoding by now at the
+                    # latest: its time limit counts from here.
+                    head = future
+                    clock.reset()
                 try:
-                    result = future.result()
+                    result = future.result(timeout=0.25)
                 except BrokenProcessPool:
                     pending = self._isolate_crash(pending, rate, vanished_hashes)
+                    continue
+                except FutureTimeout:
+                    if clock.advance() > limit:
+                        pending = self._end_stuck(pending, rate, vanished_hashes, limit)
                     continue
                 pending.popleft()
                 item = _received(job, result)
@@ -269,6 +296,21 @@ class Indexer:
     def _submit(self, job: _Job, rate: int, skip: frozenset[str]) -> Future[DecodeResult]:
         return self.decoders.submit(decoding.decode_file, _request(job, rate, skip))
 
+    def _end_stuck(self, pending: deque[tuple[_Job, Future[DecodeResult]]], rate: int,
+                   skip: frozenset[str], limit: float) -> deque[tuple[_Job, Future[DecodeResult]]]:
+        """The first file in line took longer than the time limit: it fails with that reason,
+        the decoders are ended (a stuck one cannot be told apart from the others) and replaced,
+        and the files behind it are decoded again; those already decoded keep their results."""
+        job, _ = pending.popleft()
+        log.warning("%s took longer than %g s to decode: its decoder was ended",
+                    display_path(job.found.path), limit)
+        self.decoders.kill()
+        redone: deque[tuple[_Job, Future[DecodeResult]]] = deque([(job, _failed(
+            job, decoding.too_slow(limit), transient=True))])
+        for other, future in pending:
+            redone.append((other, future if _succeeded(future) else self._submit(other, rate, skip)))
+        return redone
+
     def _isolate_crash(self, pending: deque[tuple[_Job, Future[DecodeResult]]], rate: int,
                        skip: frozenset[str]) -> deque[tuple[_Job, Future[DecodeResult]]]:
         """A decoder process died (a library crashed on some file): find which file, go on.
@@ -284,15 +326,16 @@ class Indexer:
             if _succeeded(future):
                 redone.append((job, future))
                 continue
-            outcome: Future[DecodeResult] = Future()
+            limit = decoding.decode_seconds()
             try:
-                outcome.set_result(self._submit(job, rate, skip).result())
+                outcome = _failed(job, "", result=self._submit(job, rate, skip).result(limit))
             except BrokenProcessPool:
                 log.warning("a decoder crashed on %s", display_path(job.found.path))
-                found = job.found
-                outcome.set_result(DecodeResult(found.path, found.size, found.mtime_ns,
-                                                error=decoding.CRASHED))
+                outcome = _failed(job, decoding.CRASHED)
                 self.decoders.restart()
+            except FutureTimeout:
+                outcome = _failed(job, decoding.too_slow(limit), transient=True)
+                self.decoders.kill()
             redone.append((job, outcome))
         return redone
 
@@ -301,10 +344,16 @@ class Indexer:
         """Record a failure, a move or a duplicate at once; queue the rest for the model."""
         found = item.job.found
         if item.error is not None:
+            report.failed.append((found.path, item.error))
+            if item.transient and item.job.good_row:
+                # A share that dropped mid-run says nothing about the file: its indexed row
+                # stays searchable, with the stamps it was indexed at, so the next run that
+                # sees the file changed reads it again.
+                return False
             with self.catalog.transaction():
                 self.catalog.upsert_file(found.path, item.job.root_id, found.size, found.mtime_ns,
-                                         item.digest, error=item.error)
-            report.failed.append((found.path, item.error))
+                                         item.digest, error=item.error, ctime_ns=found.ctime_ns,
+                                         error_transient=int(item.transient))
             return False
         if item.moved_from is not None and item.digest is not None:
             vanished[item.digest] = None  # claimed: the old path is this file, renamed
@@ -360,13 +409,17 @@ class Indexer:
     def _write_row(self, item: _Decoded) -> int:
         found, decoded = item.job.found, item.decoded
         info = decoded.info if decoded else None
-        fields: dict[str, object] = {"error": None}
+        fields: dict[str, object] = {"error": None, "error_transient": 0, "ctime_ns": found.ctime_ns}
         if info is not None:
             fields.update(duration=info.duration, sample_rate=info.sample_rate,
                           channels=info.channels, format=info.format, subtype=info.subtype)
         fields.update(item.analysis)
         file_id = self.catalog.upsert_file(found.path, item.job.root_id, found.size,
                                            found.mtime_ns, item.digest, **fields)
+        if item.job.file_id is None and self._missing_left:
+            # A new file may be a vanished one come back: its own tags and favourite return.
+            if missing.restore(self.catalog, file_id, found.path, item.digest):
+                self._missing_left -= 1
         for source, tags in name_tags(found.path, self._root_path(item.job.root_id)).items():
             self.catalog.set_tags(file_id, [(t, 1.0) for t in tags], source)
         return file_id
@@ -434,6 +487,16 @@ def _request(job: _Job, rate: int, skip: frozenset[str] = frozenset()) -> Decode
     return DecodeRequest(found.path, found.size, found.mtime_ns, rate, skip)
 
 
+def _failed(job: _Job, error: str, transient: bool = False,
+            result: DecodeResult | None = None) -> Future[DecodeResult]:
+    """A finished future: `result` as it is, or else a failure of the job's file."""
+    found = job.found
+    outcome: Future[DecodeResult] = Future()
+    outcome.set_result(result or DecodeResult(found.path, found.size, found.mtime_ns,
+                                              error=error, transient=transient))
+    return outcome
+
+
 def _succeeded(future: Future[DecodeResult]) -> bool:
     """Finished with a result (not cancelled, not broken by a crashed decoder)."""
     return future.done() and not future.cancelled() and future.exception() is None
@@ -454,10 +517,11 @@ def _received(job: _Job, result: DecodeResult) -> _Decoded:
     for level, message in result.notes:
         log.log(level, "%s", message)
     found = job.found
-    if (result.size, result.mtime_ns) != (found.size, found.mtime_ns):
-        job.found = FoundFile(found.path, result.size, result.mtime_ns)
+    if (result.size, result.mtime_ns, result.ctime_ns) != (found.size, found.mtime_ns,
+                                                           found.ctime_ns) and result.ctime_ns:
+        job.found = FoundFile(found.path, result.size, result.mtime_ns, result.ctime_ns)
     return _Decoded(job, digest=result.digest, decoded=result.decoded,
-                    analysis=result.analysis, error=result.error)
+                    analysis=result.analysis, error=result.error, transient=result.transient)
 
 
 class _Rate:

@@ -7,8 +7,10 @@ hour-long field recording costs a few windows of memory, not gigabytes.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,10 +36,64 @@ ANALYSIS_SECONDS = 30.0
 
 DAMAGED = "file is damaged or truncated"
 DAMAGED_HEADER = "file is damaged: its header cannot be read"
+NOT_A_FILE = "not a regular file (a pipe or a device)"
+
+# OS errors that say nothing about the file's content: the drive or share is away, access was
+# refused for now, the read timed out. A file that failed with one is tried again every run.
+TRANSIENT_ERRNOS = frozenset(
+    getattr(errno, name) for name in (
+        "EACCES", "EPERM", "EIO", "ENOENT", "ENOTDIR", "ETIMEDOUT", "ENXIO", "ENODEV",
+        "ESTALE", "EHOSTDOWN", "EHOSTUNREACH", "ENETDOWN", "ENETUNREACH", "ECONNRESET",
+        "ECONNABORTED", "ENOTCONN", "EAGAIN", "EBUSY", "ENOMEDIUM", "EREMOTEIO", "EINTR")
+    if hasattr(errno, name))
 
 
 class DecodeError(Exception):
     """A file that cannot be indexed, with a reason a producer understands."""
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient  # the failure says nothing about the file: try again
+
+
+def open_regular(path: str | os.PathLike[str]) -> tuple[int, os.stat_result]:
+    """A descriptor of `path` for reading and its stat, refusing anything but a regular file.
+
+    Opened without blocking (a pipe swapped in after the scan would wait for a writer for
+    ever) and checked on the descriptor itself, so what is read is what was checked.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(
+        os, "O_BINARY", 0)
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise DecodeError(NOT_A_FILE)
+    return fd, st
+
+
+def is_transient(exc: BaseException, path: str | os.PathLike[str] | None = None) -> bool:
+    """Whether a failure passes: an OS error of the kind a dropped share or drive gives.
+
+    libsndfile reports those as "System error", so the OS is asked directly about the path.
+    """
+    if isinstance(exc, DecodeError):
+        return exc.transient
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return exc.errno in TRANSIENT_ERRNOS
+    if path is None:
+        return False
+    try:
+        os.close(open_regular(path)[0])
+    except OSError as os_exc:
+        return os_exc.errno in TRANSIENT_ERRNOS
+    except DecodeError:
+        return False
+    return False
 
 
 @dataclass(frozen=True)

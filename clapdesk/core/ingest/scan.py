@@ -9,7 +9,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 
-from clapdesk.core.ingest.audio import is_audio_path
+from clapdesk.core.ingest.audio import is_audio_path, open_regular
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +19,7 @@ class FoundFile:
     path: str
     size: int
     mtime_ns: int
+    ctime_ns: int = 0  # a failed file is tried again when only this moved (mode, owner, copy)
 
 
 @dataclass
@@ -68,7 +69,7 @@ def walk_audio(root: str) -> ScanResult:
                     result.not_files.append((entry.path, reason))
                 continue  # otherwise the file vanished mid-scan: nothing to index
             if stat.S_ISREG(st.st_mode):
-                result.found.append(FoundFile(entry.path, st.st_size, st.st_mtime_ns))
+                result.found.append(FoundFile(entry.path, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
             else:
                 result.not_files.append((entry.path, "not a regular file (a pipe or a device)"))
     return result
@@ -83,11 +84,18 @@ def _link_problem(path: str, exc: OSError) -> str | None:
 
 
 def content_hash(path: str) -> str:
-    """blake2b of the whole file: identical content means identical sound."""
+    """blake2b of the whole file: identical content means identical sound.
+
+    Only a regular file is read (a pipe or a device swapped in after the scan would never
+    end), and never past the size it had when opened: /proc files say 0 and read for ever.
+    """
     digest = hashlib.blake2b(digest_size=20)
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
+    fd, st = open_regular(path)
+    with os.fdopen(fd, "rb", buffering=0) as handle:
+        left = st.st_size
+        while left > 0 and (chunk := handle.read(min(1 << 20, left))):
             digest.update(chunk)
+            left -= len(chunk)
     return digest.hexdigest()
 
 

@@ -87,6 +87,40 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX history_kind ON history(kind, at);
     """,
+    # 2 -> 3: failures that pass are retried (store/missing.py keeps what vanished files leave)
+    """
+    ALTER TABLE files ADD COLUMN ctime_ns INTEGER;
+    ALTER TABLE files ADD COLUMN error_transient INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE missing_files(
+        id INTEGER PRIMARY KEY,
+        path BLOB NOT NULL,
+        content_hash TEXT,
+        missing_since REAL NOT NULL,
+        tags TEXT NOT NULL DEFAULT '[]',  -- JSON [[tag, source, score, hidden]]: user and hidden tags
+        favourite_at REAL
+    );
+    CREATE INDEX missing_path ON missing_files(path);
+    CREATE INDEX missing_hash ON missing_files(content_hash);
+    """,
+    # 3 -> 4: the map of the library by sound (store/map_positions.py)
+    """
+    CREATE TABLE map_layouts(
+        model_key TEXT PRIMARY KEY,
+        created_at REAL NOT NULL,
+        dims INTEGER NOT NULL,
+        mean BLOB NOT NULL,            -- float32 (d,): the PCA the layout was made in
+        components BLOB NOT NULL       -- float32 (d, dims)
+    );
+    CREATE TABLE map_points(
+        file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+        model_key TEXT NOT NULL REFERENCES map_layouts(model_key) ON DELETE CASCADE,
+        x REAL NOT NULL,
+        y REAL NOT NULL,
+        placed INTEGER NOT NULL DEFAULT 0,  -- 1: placed by its neighbours after the layout
+        PRIMARY KEY(model_key, file_id)
+    );
+    CREATE INDEX map_points_file ON map_points(file_id);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
