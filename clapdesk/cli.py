@@ -312,7 +312,9 @@ def _show(args: argparse.Namespace, response: Any, seconds: float) -> dict[str, 
         f = hit.file
         bits = [f"{f.duration:.2f}s" if f.duration else "", f"{f.bpm:.0f} BPM" if f.bpm else "",
                 f.key or "", f.kind or "", f"({hit.note} time)" if hit.note else ""]
-        print(f"{rank:3d}  {hit.score:6.3f}  {result_path(f.path)}  " + " ".join(b for b in bits if b))
+        # The readable match, never the raw cosine (see core/search/match.py).
+        print(f"{rank:3d}  {hit.match_text or '-':>5}  {result_path(f.path)}  "
+              + " ".join(b for b in bits if b))
     return result
 
 
@@ -343,7 +345,8 @@ def cmd_doctor(args: argparse.Namespace) -> dict[str, Any]:
         try:
             identity = library.identity
             result.update(model_state="available", model_folder=identity.folder,
-                          model_key=library.model_key)
+                          model_revision=identity.revision, model_key=library.model_key)
+            result["model_health"] = _model_health(library)
         except ModelError as exc:
             result.update(model_state="unavailable", model_error=str(exc))
     finally:
@@ -352,6 +355,21 @@ def cmd_doctor(args: argparse.Namespace) -> dict[str, Any]:
         for key, value in result.items():
             print(f"{key:>14}: {value}")
     return result
+
+
+def _model_health(library: Any) -> dict[str, Any]:
+    """The text tower's health check, from its cache when this model was checked before (a
+    doctor run then loads no model); otherwise the model is loaded and checked."""
+    from clapdesk.core.embed import health
+    from clapdesk.core.embed.hub import ModelError
+
+    known = health.cached(library.model_key)
+    if known is None:
+        try:
+            known = library.embedder().text_health
+        except ModelError as exc:
+            return {"text_ok": None, "text_spread": None, "error": str(exc)}
+    return known.to_json()
 
 
 def cmd_failures(args: argparse.Namespace) -> dict[str, Any]:

@@ -46,15 +46,21 @@ def test_index_search_similar_doctor(capsys: pytest.CaptureFixture[str], tiny_mo
     code, found = run_json(capsys, "search", "punchy kick", "-k", "3")
     assert code == 0 and len(found["results"]) == 3
     first = found["results"][0]
-    assert {"path", "score", "duration", "bpm", "key", "kind"} <= first.keys()
-    scores = [r["score"] for r in found["results"]]
-    assert scores == sorted(scores, reverse=True)
+    assert {"path", "match", "cosine", "duration", "bpm", "key", "kind"} <= first.keys()
+    matches = [r["match"] for r in found["results"]]
+    assert matches == sorted(matches, reverse=True) and all(0 <= m < 100 for m in matches)
+    cosines = [r["cosine"] for r in found["results"]]
+    assert cosines == sorted(cosines, reverse=True)
+    # Two kicks in six files: they stand about one standard deviation above the library's
+    # typical file for this query; files below it read 0 %.
+    assert matches[0] > 30
     # Two kicks in the folder: they come first.
     assert [Path(r["path"]).name for r in found["results"][:2]] == ["kick_0.wav", "kick_4.wav"] \
         or [Path(r["path"]).name for r in found["results"][:2]] == ["kick_4.wav", "kick_0.wav"]
 
     code, found = run_json(capsys, "search", "kick", "--in", str(samples), "-k", "50")
     assert code == 0 and len(found["results"]) == 6
+    assert found["results"][-1]["match"] == 0.0 and found["results"][-1]["cosine"] < 0.3
 
     code, alike = run_json(capsys, "similar", str(samples / "kick_0.wav"), "-k", "2")
     assert code == 0 and len(alike["results"]) == 2
@@ -74,6 +80,8 @@ def test_plain_output_is_a_readable_table(capsys: pytest.CaptureFixture[str], ti
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and lines[0].lstrip().startswith("1")
     assert all("pad_" in line for line in lines), lines  # the two pads, best first
+    # A readable match ("78 %"), never a raw cosine such as 0.132 or -0.01.
+    assert all(line.split()[1].isdigit() and line.split()[2] == "%" for line in lines), lines
 
 
 def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from clapdesk.core.embed import torch_threads
+from clapdesk.core.embed import health, torch_threads
+from clapdesk.core.embed.health import ModelHealth
 from clapdesk.core.embed.hub import DEFAULT_MODEL, ModelError, ModelIdentity, resolve_model
 
 log = logging.getLogger(__name__)
@@ -108,6 +110,9 @@ class ClapEmbedder:
         self._fast_mel = _make_fast_mel(self.feature_extractor, self.device)
         self.max_text_tokens = _max_text_tokens(model.config.text_config, processor.tokenizer)
         self._prompt_vectors: dict[tuple[str, tuple[str, ...]], np.ndarray] = {}
+        # Checked on every load and every change of heads, before text search trusts them
+        # (cached per model key, so a later start pays nothing).
+        self.text_health: ModelHealth = self._check_text()
 
     @property
     def encoder_key(self) -> str:
@@ -119,6 +124,22 @@ class ClapEmbedder:
         self.text_head = text_head.to(self.device).eval()
         self.model_key = model_key
         self._prompt_vectors.clear()  # they came through the old text head
+        self.text_health = self._check_text()
+
+    def _check_text(self) -> ModelHealth:
+        return health.check(self.embed_text, self.model_key)
+
+    @property
+    def text_search_ok(self) -> bool:
+        return self.text_health.text_ok
+
+    def refuse_text_search(self) -> None:
+        """Raise TextSearchOff, with the model and the fix named, when the health check failed."""
+        if not self.text_health.text_ok:
+            ref = self.identity.ref
+            name = ref if not os.path.isdir(ref) else os.path.basename(os.path.normpath(ref))
+            fine_tuned = self.model_key != self.identity.encoder_key
+            raise health.TextSearchOff(health.refusal(name, self.text_health, fine_tuned))
 
     def features_for(self, windows: Sequence[np.ndarray]) -> np.ndarray:
         """Pre-projection audio features, one row per window (float32)."""

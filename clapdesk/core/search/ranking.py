@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from clapdesk.core.ingest import audio
+from clapdesk.core.search.match import query_distribution, readable_match
 from clapdesk.core.search.query import ParsedQuery, parse_query
 from clapdesk.core.store.catalog import FileRecord, display_path, prefix_range
 from clapdesk.core.store.user_tags import (
@@ -53,14 +54,23 @@ class Filters:
 @dataclass
 class Hit:
     file: FileRecord
-    score: float
+    score: float  # what results are ranked by: the cosine, plus USER_TAG_BOOST when tagged
     note: str | None = None  # "half" or "double" when only half/double time matches
     tags: list[str] = field(default_factory=list)
+    cosine: float | None = None  # the model's raw cosine (None when nothing was compared)
+    match: float | None = None  # 0-100, what a person reads (see match.py)
+
+    @property
+    def match_text(self) -> str:
+        """"86 %", or "" where there is no match to show."""
+        return "" if self.match is None else f"{self.match:.0f} %"
 
     def to_json(self) -> dict[str, object]:
         f = self.file
         return {
-            "path": display_path(f.path), "score": round(self.score, 4),
+            "path": display_path(f.path),
+            "match": None if self.match is None else round(self.match, 1),
+            "cosine": None if self.cosine is None else round(self.cosine, 4),
             "duration": None if f.duration is None else round(f.duration, 3),
             "bpm": None if f.bpm is None else round(f.bpm, 1), "key": f.key, "kind": f.kind,
             "tempo_match": self.note, "format": f.format, "sample_rate": f.sample_rate,
@@ -88,8 +98,11 @@ def search_text(library: Library, text: str, k: int = 50, filters: Filters | Non
     filters = filters or Filters()
     vector = None
     if parsed.text:
-        vector = library.embedder().embed_text([parsed.text])[0]
+        embedder = library.embedder()
+        embedder.refuse_text_search()  # an untrained text tower: one plain line, not noise
+        vector = embedder.embed_text([parsed.text])[0]
     hits, exact = _rank(library, vector, k, parsed, filters, exclude=set())
+    _readable(library, vector, parsed, hits)
     return SearchResponse(hits, parsed, exact)
 
 
@@ -109,7 +122,23 @@ def search_similar(library: Library, path: str, k: int = 50, filters: Filters | 
         vector = embedder.project_audio(embedder.pooled_features([decoded.windows]))[0]
     exclude = {record.id} if record is not None else set()
     hits, exact = _rank(library, vector, k, parsed, filters, exclude)
+    _readable(library, vector, parsed, hits)
     return SearchResponse(hits, parsed, exact)
+
+
+def _readable(library: Library, vector: np.ndarray | None, parsed: ParsedQuery,
+              hits: list[Hit]) -> None:
+    """Fill in each hit's raw cosine and its calibrated match (see match.py)."""
+    if vector is None or not hits:
+        return
+    tagged = files_with_user_tags(library.catalog, query_tag_candidates(parsed.text)) \
+        if parsed.text else {}
+    distribution = query_distribution(library, vector)
+    for hit in hits:
+        hit.cosine = hit.score - USER_TAG_BOOST if hit.file.id in tagged else hit.score
+        if distribution is not None:
+            # The ranking score, boost included, so the figures fall in the order shown.
+            hit.match = readable_match(hit.score, *distribution)
 
 
 def _rank(library: Library, vector: np.ndarray | None, k: int, parsed: ParsedQuery,
