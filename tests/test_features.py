@@ -69,7 +69,7 @@ def test_single_clip_matches_reference(extractor: ClapFeatureExtractor, name: st
         out = batched(extractor, waves, compute_dtype=dtype)
         assert out["input_features"].shape == ref["input_features"].shape
         assert out["input_features"].dtype == torch.float32
-        assert torch.equal(out["is_longer"], ref["is_longer"])
+        assert not out["is_longer"].any()  # see test_no_window_is_ever_marked_longer
         diff = (out["input_features"] - ref["input_features"]).abs().max().item()
         assert diff < tol, f"{name} {dtype}: {diff} dB"
 
@@ -92,14 +92,16 @@ def test_mixed_batch_matches_reference(extractor: ClapFeatureExtractor) -> None:
     assert (whole - out).abs().max().item() < FLOAT32_LOUD_TOL_DB
 
 
-def test_fusion_flags_the_same_clip_as_the_reference() -> None:
+def test_no_window_is_ever_marked_longer() -> None:
+    # The reference marks one random clip of a fusion batch as longer when none is, which made
+    # a fused model's vectors change from run to run; clapdesk's windows are never longer.
     extractor = ClapFeatureExtractor(truncation="fusion")
     waves = list(CLIPS.values())
     for seed in range(3):
         flags = batched(extractor, waves, seed=seed)["is_longer"]
         assert flags.shape == (len(waves), 1) and flags.dtype == torch.bool
-        assert flags.sum().item() == 1
-        assert torch.equal(flags, reference(extractor, waves, seed=seed)["is_longer"])
+        assert not flags.any()
+        assert reference(extractor, waves, seed=seed)["is_longer"].sum().item() == 1
 
 
 @pytest.mark.parametrize("padding", ["repeatpad", "repeat", "pad"])
@@ -171,8 +173,12 @@ def test_embeddings_from_batched_features_match_reference(truncation: str) -> No
     extractor = ClapFeatureExtractor(truncation=truncation)
     model = tiny_clap(fusion=truncation == "fusion")
     waves = [CLIPS["tone_1s"], CLIPS["tone_3.3s"], CLIPS["click_3.3s"], CLIPS["tone_10s"]]
+    ref_inputs = reference(extractor, waves)
+    # Without the reference's random "longer" clip (see test_no_window_is_ever_marked_longer):
+    # with it, that one clip's embedding has cosine 0.15 to its own short-clip embedding.
+    ref_inputs["is_longer"] = torch.zeros_like(ref_inputs["is_longer"])
     with torch.inference_mode():
-        ref = model.get_audio_features(**reference(extractor, waves)).pooler_output
+        ref = model.get_audio_features(**ref_inputs).pooler_output
         out = model.get_audio_features(**batched(extractor, waves)).pooler_output
     assert ref.shape == out.shape == (len(waves), 16)
     cosine = torch.nn.functional.cosine_similarity(ref, out, dim=-1)

@@ -166,9 +166,12 @@ class ClapEmbedder:
         # AMX): 2.7x faster per window than float32 on this project's CPU, cosine 0.99998.
         autocast = (torch.autocast(self.device.split(":")[0], dtype=torch.bfloat16)
                     if self.precision == "bfloat16" else contextlib.nullcontext())
+        # Every window clapdesk embeds is at most the model's window, so none is "longer",
+        # whatever the extractor said: the reference marks a random clip of a fusion batch as
+        # longer, which would make a fused model's vectors change with the batch (log_mel.py).
+        is_longer = torch.zeros((mel.shape[0], 1), dtype=torch.bool, device=self.device)
         with torch.inference_mode(), autocast:
-            out = self.model.audio_model(input_features=mel,
-                                         is_longer=inputs["is_longer"].to(self.device))
+            out = self.model.audio_model(input_features=mel, is_longer=is_longer)
         return out.pooler_output.float()
 
     def pooled_features(self, files: Sequence[Sequence[np.ndarray]]) -> np.ndarray:

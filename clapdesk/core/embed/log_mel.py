@@ -186,9 +186,10 @@ class BatchedLogMel:
                 part = audio[start : start + self.clips_per_stft]
                 # Fusion models expect four views; a short clip's four are identical copies.
                 features[start : start + len(part)] = self.log_mel(part)[:, None]
+            # No clip here is longer than the model's window, so none is marked "longer". The
+            # reference extractor marks one clip of each batch at random as longer when none
+            # is, which sends that clip through the fusion branch: its vector then changes from
+            # run to run and with the batch it happens to be in. Unmarked, a fused model reads
+            # only the first of the four identical views, its own design for short clips.
             is_longer = torch.zeros((len(waves), 1), dtype=torch.bool, device=self.device)
-            if self.truncation == "fusion":
-                # The reference flags one clip at random as longer when none is, drawing from
-                # numpy's global generator; we draw the same way so seeded runs agree.
-                is_longer[np.random.randint(0, len(waves)), 0] = True
         return {"input_features": features, "is_longer": is_longer}
