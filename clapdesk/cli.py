@@ -10,6 +10,7 @@ import argparse
 import errno
 import json
 import logging
+import math
 import multiprocessing
 import os
 import sys
@@ -163,8 +164,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"clapdesk: {message}", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps(result, ensure_ascii=False))
+        # Always valid JSON: a NaN or infinite number (which json.dumps would print bare, as
+        # no JSON parser accepts) is printed as null.
+        print(json.dumps(_finite(result), ensure_ascii=False, allow_nan=False))
     return 0
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _plain_error(exc: BaseException) -> str:
@@ -228,9 +241,21 @@ def cmd_index(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def result_path(path: str) -> str:
+    """A path as plain-text output shows it: readable bytes, and no raw control characters."""
     from clapdesk.core.store.catalog import display_path
 
-    return display_path(path)
+    return printable(display_path(path))
+
+
+# Control characters (C0, DEL, C1) in a file name would break a line of output or, as
+# terminal escape codes, recolour or rewrite the terminal: each is shown as an escape instead.
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+_CONTROL.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+
+
+def printable(text: str) -> str:
+    """`text` with control characters written as escapes: \\n, \\t, \\x1b."""
+    return text.translate(_CONTROL)
 
 
 def _filters(args: argparse.Namespace) -> Any:

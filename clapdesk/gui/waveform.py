@@ -89,8 +89,13 @@ def file_peaks(path: str | os.PathLike[str], bins: int) -> np.ndarray:
     """Peaks of a file for a thumbnail: all of a short file, evenly spaced slices of a long one."""
     with sf.SoundFile(native_path(path)) as handle:  # bytes: non-UTF-8 names open too
         frames = handle.frames
-        if frames <= THUMB_FULL_READ_SECONDS * handle.samplerate or not handle.seekable():
-            return min_max_peaks(_mono(handle.read(dtype="float32", always_2d=True)), bins)
+        # Judged in samples, never by the header's rate: a sparse 4 GiB file claiming 2^31 Hz
+        # is "2 s long", and read whole it would take 8 GB.
+        small = frames * handle.channels <= THUMB_FULL_READ_SECONDS * 48_000 * 2
+        if small or not handle.seekable():
+            budget = int(THUMB_FULL_READ_SECONDS * 48_000 * 2) // max(1, handle.channels)
+            count = min(frames, budget) if frames > 0 else budget
+            return min_max_peaks(_mono(handle.read(count, dtype="float32", always_2d=True)), bins)
         probes = min(bins, THUMB_PROBES)
         peaks = np.zeros((probes, 2), np.float32)
         for i, start in enumerate(np.linspace(0, frames - THUMB_PROBE_FRAMES, probes)):

@@ -144,6 +144,10 @@ def load_heads(models_dir: Path, version: str, embedder: ClapEmbedder) -> tuple[
             head.load_state_dict(load_file(str(models_dir / version / file_name)), strict=True)
         except Exception as exc:
             raise VersionError(f"the version '{version}' is damaged ({exc})") from exc
+        if not all(bool(p.isfinite().all()) for p in head.state_dict().values()):
+            # NaN or Inf weights would make every vector NaN: search would return noise.
+            raise VersionError(f"the version '{version}' is damaged (its {file_name} holds "
+                               "NaN or infinite weights)")
         heads.append(head.eval())
     return heads[0], heads[1]
 

@@ -117,6 +117,8 @@ class DecodeRequest:
     # Content hashes of files that vanished this run: a file with one of them was renamed and
     # keeps its vector, so it is hashed but not decoded.
     skip_hashes: frozenset[str] = frozenset()
+    # The per-file memory ceiling, read where the run starts (decoder processes outlive runs).
+    memory_mb: float = audio.DECODE_MEMORY_MB
 
 
 @dataclass
@@ -155,7 +157,8 @@ def decode_file(request: DecodeRequest) -> DecodeResult:
     if result.digest in request.skip_hashes:
         return result  # a renamed file keeps its vector: no decoding
     try:
-        result.decoded = audio.decode_for_index(path, request.model_rate)
+        result.decoded = audio.decode_for_index(path, request.model_rate,
+                                                memory_mb=request.memory_mb)
     except audio.DecodeError as exc:
         result.error = str(exc)
         result.transient = exc.transient or audio.is_transient(exc.__cause__ or exc, path)

@@ -47,6 +47,7 @@ BATCH_WINDOWS = 4
 AHEAD_FILES = 32
 READY_WINDOWS = 24
 INDEX_SAVE_SECONDS = 60.0
+NOT_FINITE = "the model gave no usable vector for this file (NaN or infinite numbers)"
 
 
 @dataclass
@@ -457,16 +458,27 @@ class Indexer:
         if self._vocabulary is None:
             self._vocabulary = _vocabulary_vectors(embedder)
         suggestions = auto_tags(vectors, self._vocabulary)
-        ids = []
+        ids, kept = [], []
         with self.catalog.transaction():
             for item, feat, vector, tags in zip(items, feats, vectors, suggestions):
+                if not (np.isfinite(feat).all() and np.isfinite(vector).all()):
+                    # A NaN vector would score NaN against every query and break the ANN
+                    # graph for everyone: the file fails instead, with the reason.
+                    found = item.job.found
+                    self.catalog.upsert_file(found.path, item.job.root_id, found.size,
+                                             found.mtime_ns, item.digest, error=NOT_FINITE,
+                                             ctime_ns=found.ctime_ns, error_transient=0)
+                    report.failed.append((found.path, NOT_FINITE))
+                    continue
                 file_id = self._write_row(item)
                 self.catalog.put_feature(file_id, embedder.encoder_key, feat)
                 self.catalog.put_vector(file_id, embedder.model_key, vector)
                 self.catalog.set_tags(file_id, tags, "auto")
                 ids.append(file_id)
-        self.index.add(np.array(ids), vectors)
-        report.indexed += len(items)
+                kept.append(vector)
+        if ids:
+            self.index.add(np.array(ids), np.stack(kept))
+        report.indexed += len(ids)
         waiting, self._twins_waiting = self._twins_waiting, []
         for item in waiting:
             twins = self.catalog.files_with_hash(item.digest or "", embedder.encoder_key)
@@ -484,7 +496,8 @@ def _vocabulary_vectors(embedder: ClapEmbedder) -> np.ndarray:
 
 def _request(job: _Job, rate: int, skip: frozenset[str] = frozenset()) -> DecodeRequest:
     found = job.found
-    return DecodeRequest(found.path, found.size, found.mtime_ns, rate, skip)
+    return DecodeRequest(found.path, found.size, found.mtime_ns, rate, skip,
+                         audio.decode_memory_mb())
 
 
 def _failed(job: _Job, error: str, transient: bool = False,

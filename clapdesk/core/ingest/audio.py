@@ -32,6 +32,21 @@ WINDOW_SECONDS = 10.0
 MAX_WINDOWS = 6
 # Analysis (tempo, key, loudness) looks at the start of a file; 30 s is plenty for a sample.
 ANALYSIS_SECONDS = 30.0
+# The highest rate any recorder or converter writes (DXD and DSD conversions top out at
+# 768 kHz). A header claiming more is damaged or hostile: 2^31 Hz would make "30 s" 64
+# billion samples.
+MAX_SAMPLE_RATE = 768_000
+# Float files may go past full scale (1.0); beyond this a sample is not audio but damage.
+CLIP_LEVEL = 16.0
+# Samples (frames x channels) read from libsndfile at once: reading is in blocks of this, mixed
+# down as it goes, so a 1,024-channel file costs no more than a stereo one.
+BLOCK_SAMPLES = 1 << 20
+# What one decode for indexing may hold (mono at the file's rate, its resampled copies and one
+# block), before it starts: a file that would need more is listed as failed with that reason.
+DECODE_MEMORY_MB = 512
+# Audition plays the start of a very long file: at most this many samples (5 minutes of 48 kHz
+# stereo, 115 MB as float32), so a 4 GiB recording never lands in memory whole.
+PLAYBACK_SAMPLES = 300 * 48_000 * 2
 
 
 DAMAGED = "file is damaged or truncated"
@@ -195,6 +210,21 @@ def _library_message(exc: BaseException) -> str:
     return str(exc).rsplit("': ", 1)[-1]
 
 
+def decode_memory_mb() -> float:
+    """The per-file memory ceiling of a decode: DECODE_MEMORY_MB or $CLAPDESK_DECODE_MEMORY_MB."""
+    try:
+        value = float(os.environ.get("CLAPDESK_DECODE_MEMORY_MB", DECODE_MEMORY_MB))
+    except ValueError:
+        return DECODE_MEMORY_MB
+    return value if value > 0 else DECODE_MEMORY_MB
+
+
+def _check_rate(rate: int) -> None:
+    if rate > MAX_SAMPLE_RATE:
+        raise DecodeError(f"file is damaged: its header claims a sample rate of {rate:,} Hz "
+                          f"(no audio is above {MAX_SAMPLE_RATE:,} Hz)")
+
+
 def _info_from(rate: int, channels: int, frames: int, fmt: str, subtype: str) -> AudioInfo:
     duration = frames / rate if rate > 0 else 0.0
     return AudioInfo(duration, int(rate), int(channels), int(frames), str(fmt), str(subtype))
@@ -211,9 +241,19 @@ def to_mono(block: np.ndarray) -> np.ndarray:
         mono *= np.float32(1.0 / block.shape[1])
     else:
         mono = block.reshape(-1).astype(np.float32)
-    if not np.isfinite(mono).all():
-        mono = np.nan_to_num(mono, nan=0.0, posinf=0.0, neginf=0.0)
-    return np.ascontiguousarray(mono, dtype=np.float32)
+    return sanitise(np.ascontiguousarray(mono, dtype=np.float32))
+
+
+def sanitise(samples: np.ndarray) -> np.ndarray:
+    """NaN and Inf as silence, and every sample within +-CLIP_LEVEL (in place where it can).
+
+    Broken float files hold NaN; hostile ones hold finite 3.4e38, which the mix-down or the
+    resampler's filter would carry to Inf and NaN, and on into a vector that poisons search.
+    """
+    if not np.isfinite(samples).all():
+        samples = np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
+    np.clip(samples, -CLIP_LEVEL, CLIP_LEVEL, out=samples)
+    return samples
 
 
 def resample(mono: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
@@ -240,6 +280,7 @@ def decode_for_index(
     analysis_rate: int = 22050,
     window_seconds: float = WINDOW_SECONDS,
     max_windows: int = MAX_WINDOWS,
+    memory_mb: float | None = None,
 ) -> DecodedAudio:
     """Read the windows the model embeds and the stretch analysis looks at."""
     if headers.data_cut_short(path):
@@ -252,20 +293,22 @@ def decode_for_index(
                 # A header alone is an empty recording; kilobytes that yield nothing are broken.
                 big = os.path.getsize(path) > 4096
                 raise DecodeError(DAMAGED if big else "file contains no audio")
+            _check_rate(info.sample_rate)
             native_window = max(1, round(window_seconds * info.sample_rate))
             starts = window_starts(info.frames, native_window, max_windows)
             analysis_frames = min(info.frames, round(ANALYSIS_SECONDS * info.sample_rate))
+            _check_memory(analysis_frames, native_window, info, model_rate, analysis_rate,
+                          decode_memory_mb() if memory_mb is None else memory_mb)
             windows: list[np.ndarray] = []
             head: np.ndarray | None = None
             for start in starts:
                 length = min(native_window, info.frames - start)
                 if start == 0 and analysis_frames > length:
                     # Read the analysis stretch once and cut the first window from it.
-                    block = _read(handle, 0, analysis_frames)
-                    head = to_mono(block)
+                    head = _read(handle, 0, analysis_frames)
                     mono = head[:length]
                 else:
-                    mono = to_mono(_read(handle, start, length))
+                    mono = _read(handle, start, length)
                     if start == 0:
                         head = mono[:analysis_frames]
                 windows.append(resample(mono, info.sample_rate, model_rate))
@@ -279,28 +322,63 @@ def decode_for_index(
     return DecodedAudio(info, windows, resample(head, info.sample_rate, analysis_rate), analysis_rate)
 
 
+def _check_memory(analysis_frames: int, window: int, info: AudioInfo, model_rate: int,
+                  analysis_rate: int, ceiling: float) -> None:
+    """Refuse, before reading, a decode that would hold more than the per-file ceiling."""
+    longest = max(analysis_frames, min(window, info.frames))
+    resampled = longest * max(model_rate, analysis_rate) / info.sample_rate
+    needed = 4 * (longest + 2 * resampled + BLOCK_SAMPLES) / 1e6
+    if needed > ceiling:
+        raise DecodeError(f"file needs about {needed:,.0f} MB to decode, over the "
+                          f"{ceiling:,.0f} MB allowed per file")
+
+
 def _read(handle: sf.SoundFile, start: int, length: int) -> np.ndarray:
+    """Frames [start, start + length) mixed to mono, read block by block."""
     if start:
         handle.seek(start)
     elif handle.tell() != 0:
         handle.seek(0)
-    block = handle.read(length, dtype="float32", always_2d=True)
-    if block.shape[0] == 0 and length > 0:
+    mono = np.empty(length, np.float32)
+    step = max(1024, BLOCK_SAMPLES // max(1, handle.channels))
+    got = 0
+    while got < length:
+        block = handle.read(min(step, length - got), dtype="float32", always_2d=True)
+        if block.shape[0] == 0:
+            break
+        mono[got:got + block.shape[0]] = to_mono(block)
+        got += block.shape[0]
+    if got == 0 and length > 0:
         raise DecodeError("file is truncated: its audio data ends early")
-    return block
+    return mono[:got]
 
 
-def read_for_playback(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
-    """The whole file at its own rate, channels kept (at most two), for audition."""
+def read_for_playback(path: str | os.PathLike[str],
+                      max_samples: int = PLAYBACK_SAMPLES) -> tuple[np.ndarray, int]:
+    """The file at its own rate, channels kept (at most two), for audition: all of it, or the
+    start of a very long one (at most `max_samples` samples), read block by block."""
     try:
-        data, rate = sf.read(native_path(path), dtype="float32", always_2d=True)
+        with sf.SoundFile(native_path(path)) as handle:
+            rate, channels = int(handle.samplerate), handle.channels
+            _check_rate(rate)
+            kept = channels if channels <= 2 else 1
+            frames = handle.frames if handle.frames > 0 else max_samples // kept
+            data = np.empty((min(frames, max_samples // kept), kept), np.float32)
+            step = max(1024, BLOCK_SAMPLES // max(1, channels))
+            got = 0
+            while got < len(data):
+                block = handle.read(min(step, len(data) - got), dtype="float32", always_2d=True)
+                if block.shape[0] == 0:
+                    break
+                if channels > 2:
+                    block = to_mono(block)[:, None]
+                data[got:got + len(block)] = sanitise(block)
+                got += len(block)
+    except DecodeError:
+        raise
     except Exception as exc:
         raise DecodeError(explain_error(exc, path)) from exc
-    if data.shape[1] > 2:
-        data = data.mean(axis=1, keepdims=True)
-    if not np.isfinite(data).all():
-        data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
-    return np.ascontiguousarray(data), int(rate)
+    return np.ascontiguousarray(data[:got]), rate
 
 
 def write_region(source: np.ndarray, rate: int, start: int, end: int, target: Path) -> Path:

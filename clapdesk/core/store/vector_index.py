@@ -135,6 +135,15 @@ class VectorIndex:
             if needed > self.index.get_max_elements():
                 self.index.resize_index(max(needed, 2 * self.index.get_max_elements()))
             labels = np.asarray(ids, dtype=np.int64)
+            vectors = np.asarray(vectors, np.float32)
+            finite = np.isfinite(vectors).all(axis=1)
+            if not finite.all():
+                # One NaN vector in the graph breaks the distances of every walk through it
+                # (recall fell from 1.0 to 0.8): it is never added (the indexer refuses to
+                # store one; an older catalog may hold some).
+                labels, vectors = labels[finite], vectors[finite]
+                if len(labels) == 0:
+                    return
             for label in self.deleted.intersection(int(i) for i in labels):
                 # A file that comes back (re-added to the library) reuses its label.
                 self.index.unmark_deleted(label)
