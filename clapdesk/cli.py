@@ -44,7 +44,7 @@ def _global_options(suppress: bool) -> argparse.ArgumentParser:
                         "data folder, or $CLAPDESK_LIBRARY)")
     common.add_argument("--model", metavar="ID_OR_FOLDER", help="CLAP model: a Hugging Face id or "
                         "a local folder (default: the library's model, $CLAPDESK_MODEL, or "
-                        "laion/larger_clap_music)")
+                        "laion/larger_clap_general)")
     common.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=None)
     common.add_argument("--precision", choices=["float32", "bfloat16", "int8", "float16"],
                         default=None, help="float32 (the default): exact; int8: faster on any "
@@ -200,8 +200,15 @@ def _plain_error(exc: BaseException) -> str:
 def open_library(args: argparse.Namespace) -> Any:
     from clapdesk.core.library import Library
 
-    return Library(args.library, model=args.model, device=args.device,
-                   precision=args.precision or "float32")
+    library = Library(args.library, model=args.model, device=args.device,
+                      precision=args.precision or "float32")
+    if getattr(args, "command", None) != "search":  # a refused search says it in its own line
+        from clapdesk.core.embed.known_models import untrained_text_notice
+
+        notice = untrained_text_notice(library)
+        if notice:
+            print(f"clapdesk: note: {notice}", file=sys.stderr)
+    return library
 
 
 def cmd_index(args: argparse.Namespace) -> dict[str, Any]:

@@ -28,7 +28,8 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=cmd_finetune)
 
     p = sub.add_parser("models", parents=[common], help="list, activate or revert model versions")
-    p.add_argument("action", nargs="?", choices=["list", "activate", "revert", "delete"],
+    p.add_argument("action", nargs="?", choices=["list", "activate", "revert", "delete",
+                                                   "available"],
                    default="list")
     p.add_argument("name", nargs="?", metavar="VERSION", help="the version to activate or delete")
     p.set_defaults(handler=cmd_models)
@@ -88,6 +89,8 @@ def cmd_finetune(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_models(args: argparse.Namespace) -> dict[str, Any]:
     from clapdesk.core.finetune import versions
 
+    if args.action == "available":
+        return cmd_models_available(args)
     library = open_library(args)
     try:
         if args.action in ("activate", "delete") and not args.name:
@@ -115,3 +118,19 @@ def cmd_models(args: argparse.Namespace) -> dict[str, Any]:
             figures = f"R@10 {after.get('R@10', 0):.3f}" if after else ""
             print(f"{'*' if v.active else ' '} {v.name}  {v.to_json()['created']}  {figures}")
     return result
+
+
+def cmd_models_available(args: argparse.Namespace) -> dict[str, Any]:
+    """`clapdesk models available`: the public CLAP checkpoints clapdesk knows, and their
+    known problems. Needs no library and no model."""
+    from clapdesk.core.embed.hub import DEFAULT_MODEL
+    from clapdesk.core.embed.known_models import KNOWN_MODELS
+
+    models = [{**m.to_json(), "default": m.id == DEFAULT_MODEL} for m in KNOWN_MODELS]
+    if not args.json:
+        for m, row in zip(KNOWN_MODELS, models):
+            marks = " (default)" if row["default"] else ""
+            print(f"{m.id}{marks}\n    {m.audio_tower}, {m.download_mb} MB. {m.good_at}.")
+            for problem in m.problems:
+                print(f"    ! {problem}")
+    return {"models": models}

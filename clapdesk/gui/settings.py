@@ -31,7 +31,7 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("model", "", "Model",
             "A Hugging Face model id or a folder holding a CLAP model; empty keeps the "
-            "library's model (laion/larger_clap_music by default)."),
+            "library's model (laion/larger_clap_general by default)."),
     Setting("device", "auto", "Device", "Where the model runs.", ("auto", "cpu", "cuda", "mps")),
     Setting("precision", "float32", "Model precision",
             "float32: exact. int8: indexes about 1.4x faster on a CPU, with slightly less exact "
