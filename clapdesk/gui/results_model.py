@@ -31,7 +31,7 @@ WAVE, NAME, MATCH, DURATION, BPM, KEY, KIND, TAGS, FOLDER = range(9)
 HEADERS = ("Wave", "Name", "Match", "Length", "BPM", "Key", "Type", "Tags", "Folder")
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 OBJECT_ROLE = Qt.ItemDataRole.UserRole + 2
-SCORE_ROLE = Qt.ItemDataRole.UserRole + 3  # the match as 0..1 relative to the best hit
+SCORE_ROLE = Qt.ItemDataRole.UserRole + 3  # the match bar's length, 0..1
 URI_LIST = "text/uri-list"
 
 Index = QModelIndex | QPersistentModelIndex
@@ -128,7 +128,8 @@ class ResultsModel(QAbstractTableModel):
             if role == Qt.ItemDataRole.DisplayRole:
                 return HEADERS[section]
             if role == Qt.ItemDataRole.ToolTipRole and section == MATCH:
-                return "How well the sound matches the search (cosine similarity)"
+                return ("How well the sound matches the search: how far it stands above your "
+                        "library's typical sound for this query (0 % is typical)")
         return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
@@ -145,6 +146,9 @@ class ResultsModel(QAbstractTableModel):
         if role == SCORE_ROLE and column == MATCH:
             if not self._scored:
                 return None
+            if hit.match is not None:  # calibrated per query over the library (search/match.py)
+                return hit.match / 100.0
+            # Too few files to calibrate against: the bar is relative to this list alone.
             span = self._best - self._worst
             return 1.0 if span <= 1e-9 else 0.15 + 0.85 * (hit.score - self._worst) / span
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -165,7 +169,9 @@ class ResultsModel(QAbstractTableModel):
         if column == NAME:
             return display_path(f.name)
         if column == MATCH:
-            return f"{hit.score:.2f}" if self._scored else ""
+            # The readable match ("78 %"), never CLAP's raw cosine, which means nothing to a
+            # person (0.13 can be the best match there is, -0.01 a fair one).
+            return hit.match_text if self._scored else ""
         if column == DURATION:
             return format_duration(f.duration)
         if column == BPM:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import QItemSelectionModel, Qt
 
 from clapdesk.core.store.catalog import Catalog
@@ -15,6 +16,7 @@ from clapdesk.gui.results_model import (
     MATCH,
     NAME,
     OBJECT_ROLE,
+    SCORE_ROLE,
     SORT_ROLE,
     URI_LIST,
     ResultsModel,
@@ -116,3 +118,20 @@ def test_settings_round_trip_with_types(tmp_path: Path) -> None:
         pass
     else:
         raise AssertionError("an undeclared setting was accepted")
+
+
+def test_the_match_column_shows_a_readable_match_never_a_cosine(tmp_path: Path) -> None:
+    catalog_path, _ = catalog_with_rows(tmp_path)
+    model = ResultsModel()
+    hits = jobs.load_place(catalog_path, jobs.ALL)
+    for hit, cosine, match in zip(hits, (0.131, 0.052, -0.01, 0.0), (78.4, 41.0, 0.0, None)):
+        hit.score = hit.cosine = cosine
+        hit.match = match
+    model.set_hits(hits, scored=True)
+    shown = {model.index(r, MATCH).data(): model.index(r, MATCH).data(SCORE_ROLE)
+             for r in range(4)}
+    assert shown["78 %"] == pytest.approx(0.784) and shown["41 %"] == pytest.approx(0.41)
+    assert shown["0 %"] == 0.0
+    assert not any(text and ("0.1" in text or "-0.01" in text) for text in shown)
+    header = model.headerData(MATCH, Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole)
+    assert "typical" in header and "cosine" not in header
