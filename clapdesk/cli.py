@@ -282,7 +282,10 @@ def _filters(args: argparse.Namespace) -> Any:
 def cmd_search(args: argparse.Namespace) -> dict[str, Any]:
     from clapdesk.core.search.ranking import search_text
 
-    query = " ".join(word.strip() for word in args.target).strip()
+    from clapdesk.core.ingest.text import readable
+
+    # A query typed in a terminal that is not UTF-8 arrives with surrogates: read its bytes.
+    query = readable(" ".join(word.strip() for word in args.target).strip())
     if not query:
         raise UsageError('the query is empty: describe a sound, e.g. clapdesk search "dusty '
                          'kick" (clapdesk index FOLDER lists nothing; it adds a folder)')

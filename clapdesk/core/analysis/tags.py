@@ -7,6 +7,7 @@ import os
 
 from clapdesk.core.analysis.names import name_tokens
 from clapdesk.core.ingest.audio import DecodedAudio
+from clapdesk.core.ingest.text import readable
 
 
 def name_tags(path: str, root: str) -> dict[str, list[str]]:
@@ -15,11 +16,11 @@ def name_tags(path: str, root: str) -> dict[str, list[str]]:
     folder_words: list[str] = []
     if relative and relative != ".":
         for part in relative.split(os.sep):
-            for token in name_tokens(part):
+            for token in name_tokens(readable(part)):  # a Latin-1 folder name is words too
                 if token not in folder_words:
                     folder_words.append(token)
     stem = os.path.splitext(os.path.basename(path))[0]
-    return {"folder": folder_words, "filename": name_tokens(stem)}
+    return {"folder": folder_words, "filename": name_tokens(readable(stem))}
 
 
 def analyse_file(decoded: DecodedAudio, path: str) -> dict[str, object]:

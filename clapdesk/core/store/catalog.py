@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from clapdesk.core.ingest.text import readable
+
 from clapdesk.core.store.queries import CatalogQueries
 
 # Each entry migrates from version i to i+1. Never edit a released step: add a new one.
@@ -447,6 +449,8 @@ class Catalog(CatalogQueries):
         hidden = {r[0] for r in self.db.execute(
             "SELECT tag FROM tags WHERE file_id = ? AND source = ? AND hidden = 1",
             (file_id, source))}
+        # Never a surrogate into SQLite (it refuses them, and the batch would roll back).
+        tags = [(readable(tag), score) for tag, score in tags]
         self.db.execute("DELETE FROM tags WHERE file_id = ? AND source = ?", (file_id, source))
         self.db.executemany(
             "INSERT OR REPLACE INTO tags(file_id, tag, source, score, hidden) VALUES (?, ?, ?, ?, ?)",
@@ -477,7 +481,7 @@ class Catalog(CatalogQueries):
     def record_history(self, kind: str, value: str | None = None, file_id: int | None = None) -> None:
         with self.db:
             self.db.execute("INSERT INTO history(kind, value, file_id, at) VALUES (?, ?, ?, ?)",
-                            (kind, value, file_id, time.time()))
+                            (kind, None if value is None else readable(value), file_id, time.time()))
 
     def recent(self, kind: str, limit: int = 50) -> list[str | int]:
         column = "file_id" if kind == "audition" else "value"
