@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from clapdesk.core.embed.health import TextSearchOff
 from clapdesk.core.embed.hub import ModelError
 from clapdesk.core.index.indexer import IndexReport
 from clapdesk.core.library import Library
@@ -37,7 +38,7 @@ from clapdesk.core.search.query import ParsedQuery
 from clapdesk.core.search.ranking import Filters, Hit
 from clapdesk.core.store.catalog import display_path
 from clapdesk.core.store.user_tags import tags_for_display
-from clapdesk.gui import jobs
+from clapdesk.gui import jobs, model_notices
 from clapdesk.gui.actions import build_actions
 from clapdesk.gui.audition import AuditionController, TransportBar
 from clapdesk.gui.commands import WindowCommands
@@ -337,7 +338,9 @@ class MainWindow(WindowCommands, QMainWindow):
         self.view.scrollToTop()  # new results: the best matches are the ones to see
 
     def _search_failed(self, exc: BaseException) -> None:
-        if isinstance(exc, ModelError):
+        if isinstance(exc, TextSearchOff):
+            model_notices.text_search_refused(self, exc)
+        elif isinstance(exc, ModelError):
             self.statusBar().showMessage(str(exc), 15000)
         else:
             self.runner.report("search", exc)
@@ -443,6 +446,8 @@ class MainWindow(WindowCommands, QMainWindow):
         self.model_label.style().polish(self.model_label)
         if state in (READY, UNAVAILABLE):
             self.statusBar().showMessage(message, 0 if state == UNAVAILABLE else 5000)
+        if state in (READY, UNAVAILABLE):
+            model_notices.model_settled(self, state == READY)  # the text tower's health
         if state == READY and self.pending_search is not None:
             text, parsed = self.pending_search
             self.pending_search = None

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QFrame,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QListView,
     QToolButton,
@@ -86,6 +87,14 @@ class SearchBar(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
         layout.addWidget(self.field)
+        # Where the search box is, what stops text search (a model whose text tower failed
+        # its health check), so the producer reads it where they typed, not in a status bar.
+        self.notice = QLabel(self)
+        self.notice.setObjectName("search_notice")
+        self.notice.setWordWrap(True)
+        self.notice.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.notice.hide()
+        layout.addWidget(self.notice)
         layout.addWidget(self.history)
         layout.addWidget(self.chips)
 
@@ -213,6 +222,14 @@ class SearchBar(QWidget):
         return False
 
     # -- chips --------------------------------------------------------------------------------
+    def show_notice(self, text: str) -> None:
+        self.notice.setText(text)
+        self.notice.show()
+
+    def clear_notice(self) -> None:
+        self.notice.clear()
+        self.notice.hide()
+
     def chip_labels(self) -> list[str]:
         similar = [f"Sounds like {self.similar_to}"] if self.similar_to else []
         return similar + [c.label for c in self.parsed.constraints()]

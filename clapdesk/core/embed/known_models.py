@@ -101,7 +101,7 @@ def untrained_text_notice(library: Library) -> str | None:
 
     Only for a library that already holds sounds embedded with a model whose text tower is
     known to be untrained (laion/larger_clap_music); remembered in the catalog once said."""
-    model = known(library.model_ref)
+    model = known(library.catalog.get_meta("model") or library.model_ref)  # its vectors' model
     if model is None or model.text_search or library.catalog.get_meta(TOLD_KEY) == model.id:
         return None
     files = library.catalog.count_files()
