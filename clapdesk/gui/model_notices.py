@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QFormLayout, QLabel, QLineEdit, QMessageBox, QWidget
 
 from clapdesk.core.embed.health import TextSearchOff
 from clapdesk.core.embed.hub import ModelError
@@ -60,3 +60,33 @@ def offer_switch(window: MainWindow, notice: str) -> QMessageBox:
     box.open()
     window.switch_offer = box  # type: ignore[attr-defined]  # kept alive, and for tests
     return box
+
+
+def describe_model(ref: str) -> str:
+    """Settings' line about a model: the table's facts for a known one."""
+    from clapdesk.core.embed.known_models import known
+
+    if not ref.strip():
+        return ""
+    model = known(ref.strip())
+    if model is None:
+        return ("Not one of the checkpoints clapdesk knows (clapdesk models available): it is "
+                "checked when it loads, and text search is turned off if its text tower looks "
+                "untrained.")
+    return model.summary()
+
+
+def add_model_info(dialog: QWidget, form: QFormLayout, editor: QWidget, fallback: str) -> QLabel:
+    """A line under the model field saying what the chosen model is good at and its known
+    problems; it follows the field as it is edited (empty: the model in use)."""
+    label = QLabel(describe_model(fallback), dialog)
+    label.setObjectName("model_info")
+    label.setWordWrap(True)
+    form.addRow("", label)
+    if isinstance(editor, QLineEdit):
+        def follow(text: str) -> None:
+            label.setText(describe_model(text or fallback))
+
+        editor.textChanged.connect(follow)
+        follow(editor.text())
+    return label

@@ -22,6 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from clapdesk.core.embed.hub import DEFAULT_MODEL
+from clapdesk.gui import model_notices
 from clapdesk.gui.settings import SETTINGS, Setting, Settings
 
 
@@ -54,6 +56,9 @@ class SettingsDialog(QDialog):
                 form.addRow("", editor)
             else:
                 form.addRow(setting.label, editor)
+            if setting.key == "model":
+                self.model_info = model_notices.add_model_info(
+                    general, form, editor, settings.get("model") or DEFAULT_MODEL)
         tabs.addTab(general, "General")
 
         library = QWidget(tabs)

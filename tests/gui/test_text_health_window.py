@@ -75,3 +75,19 @@ def test_a_larger_clap_music_library_is_offered_the_switch_once(
     second = make_window()
     wait_ready(qtbot, second)
     assert not hasattr(second, "switch_offer"), "told once"
+
+
+def test_settings_say_what_the_chosen_model_is(qtbot) -> None:  # noqa: ANN001
+    from clapdesk.gui.settings import Settings
+    from clapdesk.gui.settings_dialog import SettingsDialog
+
+    dialog = SettingsDialog(Settings(), [])
+    qtbot.addWidget(dialog)
+    info = dialog.model_info
+    assert "HTSAT-base" in info.text() and "776 MB" in info.text()  # the default
+    dialog.editors["model"].setText("laion/larger_clap_music")
+    assert "untrained" in info.text()
+    dialog.editors["model"].setText("laion/clap-htsat-fused")
+    assert "HTSAT-tiny" in info.text() and "longer" in info.text()
+    dialog.editors["model"].setText("/some/folder")
+    assert "checked when it loads" in info.text()

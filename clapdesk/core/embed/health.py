@@ -15,8 +15,10 @@ cone of about 45 degrees. A text head fine-tuned on top of an untrained tower ca
 it either: the tower hands the head the same features for every caption.
 
 The result is kept per model key (the exact commit or weights digest, plus any fine-tuned
-version), so later starts pay nothing; measuring costs one text batch (about 10 ms for the tiny
-test model and 0.1-0.3 s for the full-size one on a CPU, measured on a loaded 2-core machine).
+version), so later starts pay nothing. Measuring is one text batch of the twelve probes: a few
+milliseconds for the tiny test model; for the full-size larger_clap_general shape it took 3.9 s
+on this project's 2-core machine while other jobs kept it busy (load average above 6), so the
+cache matters for the first window of every later start.
 """
 
 from __future__ import annotations
