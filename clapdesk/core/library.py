@@ -16,7 +16,7 @@ from pathlib import Path
 from clapdesk.core.embed.embedder import ClapEmbedder
 from clapdesk.core.embed.hub import DEFAULT_MODEL, ModelIdentity, resolve_model
 from clapdesk.core.index.indexer import Indexer, IndexReport, Progress
-from clapdesk.core.store.catalog import Catalog
+from clapdesk.core.store.catalog import Catalog, CatalogError
 from clapdesk.core.store.connections import CatalogPerThread
 from clapdesk.core.store.model_key import ModelKey
 from clapdesk.core.store.paths import LibraryPaths
@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 
 
 class Library:
+class LibraryReadOnly(CatalogError):
+    """The library's folder or catalog cannot be written (read-only file system, permissions)."""
+
+
     def __init__(self, root: str | Path | None = None, model: str | None = None,
                  device: str | None = None, precision: str = "float32",
                  allow_download: bool = True) -> None:
@@ -132,7 +136,12 @@ class Library:
 
     # -- writing --------------------------------------------------------------------------------
     def acquire_writer(self) -> None:
-        """Take the library's writer lock, or raise LibraryBusy (see store/writer_lock.py)."""
+        """Take the library's writer lock, or raise LibraryBusy (see store/writer_lock.py), or
+        LibraryReadOnly where the library cannot be written at all."""
+        if self.catalog.readonly or not os.access(self.paths.root, os.W_OK):
+            raise LibraryReadOnly(
+                f"the library is read-only ({self.paths.root}: a read-only file system or no "
+                "permission to write): searching works, indexing and tagging need it writable")
         self.writer_lock.acquire()
 
     def release_writer(self) -> None:
@@ -184,7 +193,7 @@ class Library:
             try:
                 self.acquire_writer()
                 self._index.save()
-            except (LibraryBusy, OSError) as exc:
+            except (LibraryBusy, LibraryReadOnly, OSError) as exc:
                 log.info("index not saved on close: %s", exc)
             finally:
                 self.release_writer()

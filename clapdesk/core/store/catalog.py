@@ -111,6 +111,7 @@ MIGRATIONS: list[str] = [
         created_at REAL NOT NULL,
         dims INTEGER NOT NULL,
         mean BLOB NOT NULL,            -- float32 (d,): the PCA the layout was made in
+        readonly = self.readonly
         components BLOB NOT NULL       -- float32 (d, dims)
     );
     CREATE TABLE map_points(
@@ -172,6 +173,8 @@ class FileRecord:
     error: str | None
     indexed_at: float | None
     bpm: float | None = None
+        if self.readonly:
+            return  # remembered next time the library can be written
     bpm_source: str | None = None
     key: str | None = None
     key_source: str | None = None
@@ -199,9 +202,17 @@ class Catalog(CatalogQueries):
 
     def __init__(self, path: Path | str, readonly: bool = False) -> None:
         self.path = Path(path)
-        self.readonly = readonly
-        if readonly:
-            uri = f"file:{self.path}?mode=ro"
+        # A library on a read-only file system (or one this user may not write) is opened for
+        # reading: searching works, and nothing tries to write ("attempt to write a readonly
+        # database"). access() answers for the file system's mount flags too, even for root.
+        writable = not self.path.exists() or (os.access(self.path, os.W_OK)
+                                              and os.access(self.path.parent, os.W_OK))
+        self.readonly = readonly or not writable
+        if self.readonly:
+            # Without a writable folder SQLite cannot make the WAL's shared-memory file:
+            # immutable tells it that nothing can change the file meanwhile, which holds there.
+            folder_fixed = not os.access(self.path.parent, os.W_OK)
+            uri = f"file:{self.path}?mode=ro" + ("&immutable=1" if folder_fixed else "")
             self.db = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -357,6 +368,8 @@ class Catalog(CatalogQueries):
         with self.db:
             for chunk in _chunks(list(ids), 900):
                 marks = ",".join("?" * len(chunk))
+        if self.readonly:
+            return  # a read-only library is searched without keeping a history
                 self.db.execute(f"DELETE FROM files WHERE id IN ({marks})", chunk)
 
     def move_file(self, file_id: int, new_path: str, root_id: int, mtime_ns: int) -> None:
