@@ -28,11 +28,11 @@ __all__ = ["Library", "LibraryBusy"]
 log = logging.getLogger(__name__)
 
 
-class Library:
 class LibraryReadOnly(CatalogError):
     """The library's folder or catalog cannot be written (read-only file system, permissions)."""
 
 
+class Library:
     def __init__(self, root: str | Path | None = None, model: str | None = None,
                  device: str | None = None, precision: str = "float32",
                  allow_download: bool = True) -> None:
