@@ -111,7 +111,6 @@ MIGRATIONS: list[str] = [
         created_at REAL NOT NULL,
         dims INTEGER NOT NULL,
         mean BLOB NOT NULL,            -- float32 (d,): the PCA the layout was made in
-        readonly = self.readonly
         components BLOB NOT NULL       -- float32 (d, dims)
     );
     CREATE TABLE map_points(
@@ -173,8 +172,6 @@ class FileRecord:
     error: str | None
     indexed_at: float | None
     bpm: float | None = None
-        if self.readonly:
-            return  # remembered next time the library can be written
     bpm_source: str | None = None
     key: str | None = None
     key_source: str | None = None
@@ -217,6 +214,7 @@ class Catalog(CatalogQueries):
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+        readonly = self.readonly
         try:
             # A newer clapdesk's catalog is refused before anything is written to it (even
             # switching to WAL rewrites the header), so it is left byte for byte as it was.
@@ -292,6 +290,8 @@ class Catalog(CatalogQueries):
         return row[0] if row else default
 
     def set_meta(self, key: str, value: str | None) -> None:
+        if self.readonly:
+            return  # remembered next time the library can be written
         with self.db:
             self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
@@ -368,8 +368,6 @@ class Catalog(CatalogQueries):
         with self.db:
             for chunk in _chunks(list(ids), 900):
                 marks = ",".join("?" * len(chunk))
-        if self.readonly:
-            return  # a read-only library is searched without keeping a history
                 self.db.execute(f"DELETE FROM files WHERE id IN ({marks})", chunk)
 
     def move_file(self, file_id: int, new_path: str, root_id: int, mtime_ns: int) -> None:
@@ -492,6 +490,8 @@ class Catalog(CatalogQueries):
             "SELECT file_id FROM favourites ORDER BY added_at DESC")]
 
     def record_history(self, kind: str, value: str | None = None, file_id: int | None = None) -> None:
+        if self.readonly:
+            return  # a read-only library is searched without keeping a history
         with self.db:
             self.db.execute("INSERT INTO history(kind, value, file_id, at) VALUES (?, ?, ?, ?)",
                             (kind, None if value is None else readable(value), file_id, time.time()))
