@@ -58,6 +58,9 @@ def _built_once(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
             os.replace(scratch, kept)
         except OSError:  # another run (a second pytest on this tree) put its copy there first
             shutil.rmtree(scratch, ignore_errors=True)
+        for stale in kept.parent.glob(f"{name}-" + "[0-9a-f]" * 16):  # from older sources
+            if stale != kept:
+                shutil.rmtree(stale, ignore_errors=True)
     shutil.copytree(kept, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("complete"))
     return target
 
