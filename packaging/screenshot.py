@@ -32,7 +32,7 @@ LIBRARY = {
 
 def build_library(base: Path) -> tuple[Path, Path]:
     from conftest import family_sound, write_sound
-    from modelfactory import build_clap
+    from modelfactory import build_trained_clap  # its text search passes the health check
 
     samples = base / "Samples"
     for at, (folder, sounds) in enumerate(LIBRARY.items()):
@@ -40,7 +40,7 @@ def build_library(base: Path) -> tuple[Path, Path]:
             write_sound(samples / folder / f"{name}.wav", family_sound(family, at * 10 + i,
                                                                         seconds=1.0 + i % 3))
     (samples / "FX" / "Broken Export.wav").write_bytes(b"RIFF....WAVE")
-    return samples, build_clap(base / "model")
+    return samples, build_trained_clap(base / "model")
 
 
 def main() -> None:
