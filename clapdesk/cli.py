@@ -283,9 +283,8 @@ def _filters(args: argparse.Namespace) -> Any:
 
 
 def cmd_search(args: argparse.Namespace) -> dict[str, Any]:
-    from clapdesk.core.search.ranking import search_text
-
     from clapdesk.core.ingest.text import readable
+    from clapdesk.core.search.ranking import search_text
 
     # A query typed in a terminal that is not UTF-8 arrives with surrogates: read its bytes.
     query = readable(" ".join(word.strip() for word in args.target).strip())
@@ -366,6 +365,7 @@ def cmd_doctor(args: argparse.Namespace) -> dict[str, Any]:
 
     from clapdesk.core.embed.embedder import pick_device
     from clapdesk.core.embed.hub import ModelError
+    from clapdesk.core.store.integrity import quick_check
 
     library = open_library(args)
     try:
@@ -376,6 +376,7 @@ def cmd_doctor(args: argparse.Namespace) -> dict[str, Any]:
             "libsndfile": soundfile.__libsndfile_version__,
             "device": pick_device(args.device), "library": str(library.paths.root),
             "catalog_bytes": catalog_path.stat().st_size if catalog_path.exists() else 0,
+            "catalog_check": quick_check(library.catalog) or "ok",
             "files": library.catalog.count_files(), "failed": len(library.catalog.failures()),
             "folders": [result_path(p) for _, p in library.catalog.roots()],
             "model": library.model_ref,
@@ -456,12 +457,13 @@ def cmd_duplicates(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_tag(args: argparse.Namespace) -> dict[str, Any]:
     from clapdesk.core.store import user_tags
+    from clapdesk.core.store.lookup import find_file
 
     library = open_library(args)
     try:
         records = []
         for path in args.files:
-            record = library.catalog.file_by_path(os.path.abspath(path))
+            record = find_file(library.catalog, path)  # through a linked folder too
             if record is None:
                 raise CliError(f"'{path}' is not in the library (clapdesk index its folder)")
             records.append(record)

@@ -28,6 +28,20 @@ __all__ = ["Library", "LibraryBusy"]
 log = logging.getLogger(__name__)
 
 
+def _refuse_damaged(catalog: Catalog) -> None:
+    """No indexing into a damaged catalog: writing next to a bad page can spread the damage."""
+    from clapdesk.core.store.integrity import NOT_FINISHED, quick_check
+
+    problem = quick_check(catalog)
+    if problem == NOT_FINISHED:
+        log.info("the catalog check ran out of time; indexing goes on")
+    elif problem:
+        raise CatalogError(
+            f"the catalog {catalog.path} is damaged ({problem}); nothing was written. Copy the "
+            "library folder somewhere safe, then remove the catalog there to index afresh "
+            "(your tags and favourites are in it)")
+
+
 class LibraryReadOnly(CatalogError):
     """The library's folder or catalog cannot be written (read-only file system, permissions)."""
 
@@ -162,6 +176,7 @@ class Library:
             # GUI keeps reading through ours (WAL lets both proceed).
             catalog = Catalog(self.paths.catalog)
             try:
+                _refuse_damaged(catalog)
                 if self.active_version:
                     # Load first: a version that fails falls back to the base model, and the
                     # index must be the base model's, not the broken version's.

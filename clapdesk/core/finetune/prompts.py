@@ -12,6 +12,7 @@ Pure functions apart from reading the CSV; no torch.
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import random
 import re
@@ -34,7 +35,12 @@ _SINGLE_TEMPLATES = ("{t}", "a {t} sound", "the sound of a {t}", "{t} sample", "
 _KIND_TEMPLATES = ("a {t} {kind}", "{t} {kind}")
 _PACK_TEMPLATES = ("{t} from {pack}", "{t} sound from {pack}")
 _MUSIC_TEMPLATES = ("{t} at {bpm} BPM", "{t} in {key}", "{t} at {bpm} BPM in {key}")
+log = logging.getLogger(__name__)
 _CSV_SPLIT_RE = re.compile(r"[;|,]+")
+# csv's default limit of 128 KiB per field made one long notes column reject the whole file;
+# a field may be this long, and a tag longer than _CSV_TAG_CHARS is skipped, not taught.
+_CSV_FIELD_BYTES = 64 << 20
+_CSV_TAG_CHARS = 200
 
 
 def is_splice_path(path: str) -> bool:
@@ -59,6 +65,8 @@ def read_tags_csv(csv_path: str) -> dict[str, list[str]]:
     """
     base = os.path.dirname(os.path.abspath(csv_path))
     out: dict[str, list[str]] = {}
+    if csv.field_size_limit() < _CSV_FIELD_BYTES:
+        csv.field_size_limit(_CSV_FIELD_BYTES)
     with open(csv_path, newline="", encoding="utf-8-sig") as handle:
         for row in csv.reader(handle):
             if not row or not row[0].strip() or row[0].strip().lower() == "path":
@@ -68,6 +76,10 @@ def read_tags_csv(csv_path: str) -> dict[str, list[str]]:
             for cell in row[1:]:
                 for piece in _CSV_SPLIT_RE.split(cell):
                     tag = " ".join(piece.lower().split())
+                    if len(tag) > _CSV_TAG_CHARS:
+                        log.warning("%s: a tag of %d characters for %s was skipped",
+                                    csv_path, len(tag), row[0].strip()[:200])
+                        continue
                     if tag and tag not in tags:
                         tags.append(tag)
     return out

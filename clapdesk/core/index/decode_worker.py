@@ -26,12 +26,54 @@ def start() -> None:
     # Ctrl+C in a terminal reaches the whole process group: the indexer handles it and ends
     # its decoders, which must not each print a traceback of their own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _capture_stderr()
     _exit_with_parent()
     lower_priority()
     # Imported now, while the process starts, not inside the first file's decode: scipy.signal
     # alone takes about half a second.
     import clapdesk.core.analysis.sound  # noqa: F401
     import clapdesk.core.index.decoding  # noqa: F401
+
+
+_stderr_log: int | None = None
+
+
+def _capture_stderr() -> None:
+    """Send this process's standard error to a private file that drain_stderr() empties.
+
+    libmpg123 (inside libsndfile) writes notes straight to file descriptor 2 while decoding
+    MP3s it decodes fine ("Note: Trying to resync..."); they reached the terminal of every
+    successful run. The indexer logs them at debug level instead (clapdesk -v shows them).
+    """
+    global _stderr_log
+    import tempfile
+
+    folder = tempfile.gettempdir()
+    name = os.path.join(folder, f"clapdesk-decoder-{os.getpid()}.log")
+    try:
+        fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+        os.unlink(name)  # nameless: gone when the process ends
+        sys.stderr.flush()
+        os.dup2(fd, 2)
+    except OSError as exc:
+        log.debug("standard error of the decoder stays as it is (%s)", exc)
+        return
+    _stderr_log = fd
+
+
+def drain_stderr() -> str:
+    """What this decoder process wrote to standard error since the last call ("" if nothing)."""
+    if _stderr_log is None:
+        return ""
+    try:
+        size = os.fstat(_stderr_log).st_size
+        if not size:
+            return ""
+        text = os.pread(_stderr_log, min(size, 1 << 16), 0).decode("utf-8", "replace")
+        os.ftruncate(_stderr_log, 0)
+    except OSError:
+        return ""
+    return text
 
 
 def _exit_with_parent() -> None:

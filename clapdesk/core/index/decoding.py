@@ -139,6 +139,15 @@ class DecodeResult:
 
 def decode_file(request: DecodeRequest) -> DecodeResult:
     """Hash, then decode and analyse unless the file merely moved. Never raises."""
+    result = _decode_file(request)
+    said = decode_worker.drain_stderr()  # a decoding library's notes, kept for --verbose
+    if said:
+        result.notes.append((logging.DEBUG, f"decoding libraries said, on "
+                                            f"{request.path!r}:\n{said.rstrip()}"))
+    return result
+
+
+def _decode_file(request: DecodeRequest) -> DecodeResult:
     from clapdesk.core.analysis.tags import analyse_file
     from clapdesk.core.store.catalog import display_path
 
