@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from clapdesk.core.ingest.text import readable
-
 from clapdesk.core.store.queries import CatalogQueries
 
 # Each entry migrates from version i to i+1. Never edit a released step: add a new one.
