@@ -65,7 +65,7 @@ class WindowCommands(_Base):
         except ImportError as exc:
             self.statusBar().showMessage(f"Fine-tuning is not available in this build ({exc})", 8000)
             return
-        wizard = FineTuneWizard(self.library, self)
+        wizard = FineTuneWizard(self.library, self, self.runner)
         wizard.modelChanged.connect(self._searching_with)
         self.finetune_wizard = wizard
         wizard.open()

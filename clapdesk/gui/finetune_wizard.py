@@ -10,7 +10,7 @@ import logging
 import os
 from typing import Any
 
-from PySide6.QtCore import QRectF, Qt, QThreadPool, Signal
+from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -44,7 +44,7 @@ from clapdesk.core.finetune.data import (
 from clapdesk.core.finetune.training import run_finetune, versions
 from clapdesk.core.library import Library
 from clapdesk.core.store.catalog import display_path
-from clapdesk.gui.workers import Worker
+from clapdesk.gui.workers import TaskRunner, Worker
 
 log = logging.getLogger(__name__)
 
@@ -275,15 +275,16 @@ class FineTuneWizard(QWizard):
 
     modelChanged = Signal(str)  # noqa: N815 - Qt signal naming
 
-    def __init__(self, library: Library, parent: QWidget | None = None) -> None:
+    def __init__(self, library: Library, parent: QWidget | None = None,
+                 runner: TaskRunner | None = None) -> None:
         super().__init__(parent)
         self.library = library
         self.setWindowTitle("Fine-tune the search")
         self.result: FineTuneResult | None = None
         self.worker: Worker | None = None
-        self._live: set[Worker] = set()
-        self.pool = QThreadPool(self)
-        self.pool.setMaxThreadCount(1)
+        # Training runs on the app's one-thread fine-tuning pool (a wizard made without the
+        # app's runner, as in a test, owns one).
+        self.runner = runner if runner is not None else TaskRunner(self)
         self.sources = SourcesPage(self)
         self.preview = PreviewPage(self)
         self.training = TrainPage(self)
@@ -300,15 +301,19 @@ class FineTuneWizard(QWizard):
     # -- training in the background ----------------------------------------------------------------
     def start_training(self) -> None:
         self.discard_result()
-        worker = Worker(run_finetune, self.library, self.options(), name="fine-tuning",
-                        wants_progress=True, wants_cancel=True)
-        worker.signals.progress.connect(self.training.show_progress)
-        worker.signals.result.connect(lambda result, w=worker: self._trained(w, result))
-        worker.signals.error.connect(lambda exc, w=worker: self._failed(w, exc))
-        worker.signals.finished.connect(lambda w=worker: self._live.discard(w))
+        worker: Worker | None = None
+
+        def trained(result: FineTuneResult) -> None:
+            self._trained(worker, result)
+
+        def failed(exc: BaseException) -> None:
+            self._failed(worker, exc)
+
+        worker = self.runner.submit(
+            run_finetune, self.library, self.options(), pool="finetune", name="fine-tuning",
+            on_progress=self.training.show_progress, on_result=trained, on_error=failed,
+            wants_cancel=True)
         self.worker = worker
-        self._live.add(worker)  # the runnable is not auto-deleted: keep it until it finishes
-        self.pool.start(worker)
 
     def stop_training(self) -> None:
         """The Cancel button: stop, and say so on the page when the worker has stopped."""
@@ -348,7 +353,7 @@ class FineTuneWizard(QWizard):
             self.training.show_end(f"Fine-tuning failed: {exc}")
 
     def wait(self, timeout_ms: int = 30000) -> bool:
-        return self.pool.waitForDone(timeout_ms)
+        return self.runner.wait("finetune", timeout_ms)
 
     # -- accept or discard ---------------------------------------------------------------------------
     def discard_result(self) -> None:

@@ -1,8 +1,8 @@
-"""What the window runs on the pools: browsing the catalog and searching. No Qt in here.
+"""What the window runs on the model pool: searches. No Qt in here.
 
-Browsing jobs open their own catalog connection, so they never share a cursor with the GUI
-thread or the indexer. Searches run on the model pool and carry a generation number: a search
-that is no longer the newest when its turn comes is skipped without touching the model.
+Browsing the catalog (places and the overview) is core/search/browse.py, named here too so the
+window reads `jobs.load_place`. Searches run on the model pool and carry a generation number: a
+search that is no longer the newest when its turn comes is skipped without touching the model.
 """
 
 from __future__ import annotations
@@ -10,36 +10,25 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 from clapdesk.core.library import Library
-from clapdesk.core.search.duplicates import count_identical, identical_groups
+from clapdesk.core.search.browse import (  # noqa: F401 - the window's names for browsing
+    ALL,
+    BROWSE_LIMIT,
+    DUPLICATES,
+    FAVOURITES,
+    FOLDER,
+    RECENT,
+    Overview,
+    load_overview,
+    load_place,
+)
 from clapdesk.core.search.query import ParsedQuery
-from clapdesk.core.search.ranking import Filters, Hit, SearchResponse, search_similar, search_text
-from clapdesk.core.store.catalog import Catalog
-from clapdesk.core.store.user_tags import tags_for_display
-
-BROWSE_LIMIT = 5000  # rows shown when browsing a place without a query
-ALL, FOLDER, FAVOURITES, RECENT = "all", "folder", "favourites", "recent"
-DUPLICATES = "duplicates"  # files whose content is identical to another's
+from clapdesk.core.search.ranking import Filters, SearchResponse, search_similar, search_text
 
 # Library.vector_index() opens the index lazily; two threads opening it at once would make two.
 INDEX_OPEN_LOCK = threading.Lock()
-
-
-@dataclass
-class Overview:
-    """What the side panel and the failures panel show."""
-
-    roots: list[str] = field(default_factory=list)
-    offline: set[str] = field(default_factory=set)
-    total: int = 0
-    favourites: list[int] = field(default_factory=list)
-    recent: int = 0
-    queries: list[str] = field(default_factory=list)
-    failures: list[tuple[str, str]] = field(default_factory=list)
-    duplicates: int = 0  # files that have an identical twin
 
 
 @dataclass
@@ -47,45 +36,6 @@ class SearchOutcome:
     generation: int
     response: SearchResponse | None  # None: skipped because a newer search came in
     title: str = ""
-
-
-def load_overview(catalog_path: Path) -> Overview:
-    catalog = Catalog(catalog_path)
-    try:
-        roots = [path for _, path in catalog.roots()]
-        return Overview(
-            roots=roots, offline={r for r in roots if not os.path.isdir(r)},
-            total=catalog.count_files(), favourites=catalog.favourites(),
-            recent=len(catalog.recent("audition", 200)),
-            queries=[str(q) for q in catalog.recent("query", 200)],
-            failures=catalog.failures(),
-            duplicates=count_identical(catalog))
-    finally:
-        catalog.close()
-
-
-def load_place(catalog_path: Path, kind: str, value: str = "", limit: int = BROWSE_LIMIT
-               ) -> list[Hit]:
-    """The files of a place (the whole library, a folder, favourites, recent), as score-less hits."""
-    catalog = Catalog(catalog_path)
-    try:
-        if kind == FAVOURITES:
-            records = catalog.files(catalog.favourites()[:limit])
-        elif kind == RECENT:
-            records = catalog.files([int(i) for i in catalog.recent("audition", limit)])
-        elif kind == DUPLICATES:
-            # Group by group, so copies of one sound sit together in the table.
-            paths = [p for group in identical_groups(catalog) for p in group.paths][:limit]
-            records = [r for r in (catalog.file_by_path(p) for p in paths) if r is not None]
-        elif kind == FOLDER and value:
-            records = catalog.browse_files(value, limit)
-        else:
-            records = catalog.browse_files(limit=limit)
-        records = [r for r in records if r.error is None]
-        tags = tags_for_display(catalog, [r.id for r in records])
-        return [Hit(record, 0.0, None, tags.get(record.id, [])) for record in records]
-    finally:
-        catalog.close()
 
 
 def open_index(library: Library) -> None:

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from clapdesk.core.embed import torch_threads
 from clapdesk.core.embed.health import TextSearchOff
 from clapdesk.core.embed.hub import ModelError
 from clapdesk.core.index.indexer import IndexReport
@@ -93,10 +94,10 @@ class MainWindow(WindowCommands, QMainWindow):
         self._model_started = False
         self._restoring = False
         self._build_views()
-        self.player = player or Player(self)
+        self.player = player or Player(self, runner=self.runner)
         self.waveform = None
         if WaveformView is not None:
-            self.waveform = WaveformView(self.audition_box, player=self.player)
+            self.waveform = WaveformView(self.audition_box, player=self.player, runner=self.runner)
             self.waveform.setMinimumHeight(90)
             self.audition_box.layout().insertWidget(0, self.waveform, 1)
             self.waveform.region_exported.connect(
@@ -143,7 +144,7 @@ class MainWindow(WindowCommands, QMainWindow):
         self.proxy.setSourceModel(self.model)
         self.proxy.setSortRole(SORT_ROLE)
         self.view = ResultsView(self.model, self.proxy, self)
-        self.thumbnails = ThumbnailLoader(self) if ThumbnailLoader is not None else None
+        self.thumbnails = ThumbnailLoader(self, self.runner) if ThumbnailLoader is not None else None
         if self.thumbnails is not None:
             self.model.thumbnail = self._thumbnail
             self.thumbnails.ready.connect(lambda path: self.model.refresh_column(WAVE, path))
@@ -526,5 +527,6 @@ class MainWindow(WindowCommands, QMainWindow):
         self.indexing.cancel()
         self.player.close()
         self.runner.shutdown()
+        torch_threads.shutdown()  # the query lane: no search runs once the runner is idle
         self.library.close()
 

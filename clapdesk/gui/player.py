@@ -2,7 +2,7 @@
 
 API (call from the GUI thread):
 
-    player = Player(parent=None)
+    player = Player(parent=None, runner=None)  # the app's TaskRunner runs its decode lanes
     player.play(path, start=0.0)   # cached audio starts at once; a cold file decodes off-thread
     player.stop()
     player.toggle(path)            # stops `path` if it is playing, else plays it
@@ -35,7 +35,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
-from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -44,6 +44,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
 from clapdesk.core.ingest.audio import DecodeError, read_for_playback, resample
+from clapdesk.gui.workers import TaskRunner
 
 POSITION_INTERVAL_MS = 33  # ~30 Hz playhead updates
 CACHE_BYTES = 256 * 1024 * 1024
@@ -119,6 +120,9 @@ class _Voice:
     first_callback_at: float | None = field(default=None)
 
 
+PLAY_LANE, AHEAD_LANE = "play", "ahead"
+
+
 class Player(QObject):
     started = Signal(str)
     stopped = Signal()
@@ -128,13 +132,16 @@ class Player(QObject):
     # started/stopped/position always come from one thread, in order).
     _cold_ready = Signal(int, str, object, float, float)
 
-    def __init__(self, parent: QObject | None = None, cache_bytes: int = CACHE_BYTES) -> None:
+    def __init__(self, parent: QObject | None = None, cache_bytes: int = CACHE_BYTES,
+                 runner: TaskRunner | None = None) -> None:
         super().__init__(parent)
         self.cache = AudioCache(cache_bytes)
-        # One thread for what the user asked to hear, another for guesses, so a click never
-        # waits behind predecoding.
-        self._urgent = ThreadPoolExecutor(1, thread_name_prefix="clapdesk-play")
-        self._ahead = ThreadPoolExecutor(1, thread_name_prefix="clapdesk-ahead")
+        # One lane for what the user asked to hear, another for guesses, so a click never
+        # waits behind predecoding. The app's runner owns them (a player without one, as in a
+        # test, owns its own runner).
+        self._runner = runner if runner is not None else TaskRunner(self)
+        self._urgent = self._runner.lane(PLAY_LANE)
+        self._ahead = self._runner.lane(AHEAD_LANE)
         self._inflight: dict[str, Future[tuple[np.ndarray, int]]] = {}
         self._ahead_pending: dict[str, Future[tuple[np.ndarray, int]]] = {}
         self._urgent_pending: dict[str, Future[tuple[np.ndarray, int]]] = {}
@@ -284,8 +291,8 @@ class Player(QObject):
         self.stop()
         with self._stream_lock:
             self._close_stream()
-        self._ahead.shutdown(wait=True, cancel_futures=True)
-        self._urgent.shutdown(wait=True, cancel_futures=True)
+        self._runner.close_lane(AHEAD_LANE)
+        self._runner.close_lane(PLAY_LANE)
 
     # ----------------------------------------------------------------- decoding
     def _decode(self, path: str, urgent: bool) -> Future[tuple[np.ndarray, int]]:

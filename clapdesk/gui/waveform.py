@@ -2,7 +2,7 @@
 
 API (GUI thread):
 
-    view = WaveformView(parent=None, player=None)  # with a Player, audio is decoded only once
+    view = WaveformView(parent=None, player=None, runner=None)  # with a Player, audio is decoded only once
     view.set_file(path | None)      # peaks are computed off-thread; call after player.play(path)
     view.set_audio(data, rate, path)  # audio already at hand: (frames, channels) float32
     view.set_position(seconds)      # connect Player.position; view.clear_position() on stopped
@@ -18,7 +18,7 @@ Mouse: a click seeks; a drag (or shift-drag, which extends the current region) s
 region; dragging from inside the selected region exports it and drags the file out.
 
     thumbnail(path, width, height, device_pixel_ratio=1.0) -> QPixmap  # cached, computed now
-    ThumbnailLoader(parent).request(path, w, h, dpr) -> QPixmap | None  # None: `ready(path)` later
+    ThumbnailLoader(parent, runner).request(path, w, h, dpr) -> QPixmap | None  # None: `ready(path)` later
 
 Thumbnails read at most THUMB_PROBES short slices of a long file, so a row of an hour-long
 recording costs about as much as a one-shot.
@@ -31,7 +31,6 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +51,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 
 from clapdesk.core.ingest.audio import native_path, read_for_playback, write_region
 from clapdesk.core.store.paths import LibraryPaths
+from clapdesk.gui.workers import TaskRunner
 
 BACKGROUND = QColor("#1b1d21")
 CENTRE_LINE = QColor("#2c2f36")
@@ -66,9 +66,9 @@ THUMB_PROBES = 256
 THUMB_PROBE_FRAMES = 2048
 THUMB_CACHE = 4096
 
-# Separate threads so fifty row thumbnails never delay the selected file's waveform.
-_view_worker = ThreadPoolExecutor(1, thread_name_prefix="clapdesk-peaks")
-_thumb_worker = ThreadPoolExecutor(1, thread_name_prefix="clapdesk-thumbs")
+# Separate lanes of the app's TaskRunner, so fifty row thumbnails never delay the selected
+# file's waveform. A view or loader made without a runner (a test) owns its own.
+VIEW_LANE, THUMB_LANE = "peaks", "thumbs"
 
 
 def min_max_peaks(mono: np.ndarray, bins: int) -> np.ndarray:
@@ -199,8 +199,9 @@ class ThumbnailLoader(QObject):
     ready = Signal(str)
     _computed = Signal(str)
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, parent: QObject | None = None, runner: TaskRunner | None = None) -> None:
         super().__init__(parent)
+        self._runner = runner if runner is not None else TaskRunner(self)
         self._pending: set[tuple[str, int]] = set()
         self._computed.connect(self.ready, Qt.ConnectionType.QueuedConnection)
 
@@ -213,7 +214,7 @@ class ThumbnailLoader(QObject):
             return _thumbnail_pixmap(path, width, height, device_pixel_ratio, peaks)
         if (path, bins) not in self._pending:
             self._pending.add((path, bins))
-            _thumb_worker.submit(self._compute, path, bins)
+            self._runner.lane(THUMB_LANE).submit(self._compute, path, bins)
         return None
 
     def _compute(self, path: str, bins: int) -> None:
@@ -234,8 +235,10 @@ class WaveformView(QWidget):
     peaks_ready = Signal(str)
     _audio_ready = Signal(int, str, object, int, object)  # token, path, data, rate, peaks
 
-    def __init__(self, parent: QWidget | None = None, player: Any = None) -> None:
+    def __init__(self, parent: QWidget | None = None, player: Any = None,
+                 runner: TaskRunner | None = None) -> None:
         super().__init__(parent)
+        self._runner = runner if runner is not None else TaskRunner(self)
         self.player = player
         self.drag_runner: Callable[[QDrag], object] = \
             lambda drag: drag.exec(Qt.DropAction.CopyAction)
@@ -271,7 +274,7 @@ class WaveformView(QWidget):
         self._token += 1
         self._reset(os.fspath(path) if path is not None else None)
         if path is not None:
-            _view_worker.submit(self._load, self._token, os.fspath(path))
+            self._runner.lane(VIEW_LANE).submit(self._load, self._token, os.fspath(path))
 
     def set_audio(self, data: np.ndarray, rate: int, path: str | os.PathLike[str]) -> None:
         self._token += 1

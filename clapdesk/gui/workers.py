@@ -1,9 +1,13 @@
 """One way to run anything off the GUI thread: a QRunnable whose signals live on a QObject.
 
-Two pools: a general one (indexing, browsing the catalog) and a one-thread model pool (loading
-the model, embedding a query, similar-sound searches) so that a search never queues behind an
-indexing run. Every failure goes to `TaskRunner.failed`, the one place the window turns
-exceptions into plain messages; nothing in a worker ever shows a traceback.
+The app owns one TaskRunner, and the runner owns every thread the window starts. Pools: a general
+one (indexing, browsing the catalog), a one-thread model pool (loading the model, embedding a
+query, similar-sound searches) so that a search never queues behind an indexing run, and a
+one-thread pool for fine-tuning. Lanes are one-thread executors for jobs whose callers wait on or
+cancel a Future: audition decoding (what was clicked, and guesses ahead), the waveform and the
+row thumbnails, each its own so fifty thumbnails never delay the selected file. `shutdown()`
+joins them all on quit. Every failure of a pool job goes to `TaskRunner.failed`, the one place
+the window turns exceptions into plain messages; nothing in a worker ever shows a traceback.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
@@ -18,6 +23,7 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 log = logging.getLogger(__name__)
 
 GENERAL_THREADS = 2  # indexing decodes in its own processes; two jobs at once is plenty on 2 cores
+POOL_THREADS = {"general": GENERAL_THREADS, "model": 1, "finetune": 1}
 
 
 class WorkerSignals(QObject):
@@ -66,11 +72,14 @@ class TaskRunner(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.general = QThreadPool(self)
-        self.general.setMaxThreadCount(GENERAL_THREADS)
-        self.model = QThreadPool(self)
-        self.model.setMaxThreadCount(1)
+        self._pools: dict[str, QThreadPool] = {}
+        for name, threads in POOL_THREADS.items():
+            self._pools[name] = pool = QThreadPool(self)
+            pool.setMaxThreadCount(threads)
+        self.general, self.model = self._pools["general"], self._pools["model"]
         self._live: set[Worker] = set()
+        self._lanes: dict[str, ThreadPoolExecutor] = {}
+        self._lanes_lock = threading.Lock()
 
     def submit(self, fn: Callable[..., Any], *args: Any, pool: str = "general", name: str = "",
                on_result: Callable[[Any], None] | None = None,
@@ -94,8 +103,27 @@ class TaskRunner(QObject):
             signals.finished.connect(on_finished)
         signals.finished.connect(lambda w=worker: self._live.discard(w))
         self._live.add(worker)
-        (self.model if pool == "model" else self.general).start(worker, priority)
+        self._pools[pool].start(worker, priority)
         return worker
+
+    def wait(self, pool: str, timeout_ms: int = 30000) -> bool:
+        """Wait for one pool's jobs; True when it is idle."""
+        return self._pools[pool].waitForDone(timeout_ms)
+
+    def lane(self, name: str) -> ThreadPoolExecutor:
+        """The one-thread executor of that name, started on first use."""
+        with self._lanes_lock:
+            lane = self._lanes.get(name)
+            if lane is None:
+                lane = self._lanes[name] = ThreadPoolExecutor(1, thread_name_prefix=f"clapdesk-{name}")
+            return lane
+
+    def close_lane(self, name: str) -> None:
+        """Drop what is queued on a lane and join its thread (its user is closing)."""
+        with self._lanes_lock:
+            lane = self._lanes.pop(name, None)
+        if lane is not None:
+            lane.shutdown(wait=True, cancel_futures=True)
 
     def _route(self, name: str, exc: BaseException) -> None:
         log.error("%s failed", name, exc_info=(type(exc), exc, exc.__traceback__))
@@ -114,9 +142,12 @@ class TaskRunner(QObject):
             worker.cancel.set()
 
     def shutdown(self, timeout_ms: int = 30000) -> bool:
-        """Cancel what can be cancelled and wait; True when both pools are idle."""
+        """Cancel what can be cancelled and wait; True when every pool is idle. Lanes drop what
+        is queued and are joined."""
         self.cancel_all()
-        self.general.clear()
-        self.model.clear()
-        done = self.general.waitForDone(timeout_ms)
-        return self.model.waitForDone(timeout_ms) and done
+        for pool in self._pools.values():
+            pool.clear()
+        done = all([pool.waitForDone(timeout_ms) for pool in self._pools.values()])
+        for name in list(self._lanes):
+            self.close_lane(name)
+        return done
