@@ -132,10 +132,16 @@ def test_a_user_tag_lifts_its_file_in_text_search(tiny_model: Path, tmp_path: Pa
         baseline = search_text(library, query, k=8).hits
         assert len(baseline) == 8
         base = {h.file.id: h.score for h in baseline}
-        target = baseline[-1].file  # the worst match for the words
+        # The lowest-ranked file that the boost lifts past the file just above it: the test
+        # model's families lie far apart, so within a family (close scores) it can.
+        passable = [j for j in range(1, len(baseline))
+                    if baseline[j].score + USER_TAG_BOOST > baseline[j - 1].score]
+        assert passable, "some file lies within the boost of the one above it"
+        rank = passable[-1]
+        target = baseline[rank].file
         lifted = base[target.id] + USER_TAG_BOOST
         above = sum(1 for s in base.values() if s > lifted)
-        assert above < len(baseline) - 1, "the boost should pass at least one file"
+        assert above < rank, "the boost should pass at least one file"
 
         set_user_tags(library.catalog, [target.id], ["shimmer"])
         hits = search_text(library, query, k=8).hits
