@@ -36,6 +36,7 @@ class SearchOutcome:
     generation: int
     response: SearchResponse | None  # None: skipped because a newer search came in
     title: str = ""
+    similar_to: str = ""  # the file name, for a sound-alike search
 
 
 def open_index(library: Library) -> None:
@@ -57,5 +58,6 @@ def run_similar(library: Library, generation: int, newest: Callable[[], int], pa
     if generation != newest():
         return SearchOutcome(generation, None)
     open_index(library)
-    title = f"Sounds like {os.path.basename(path)}"
-    return SearchOutcome(generation, search_similar(library, path, k, filters, where), title)
+    name = os.path.basename(path)
+    return SearchOutcome(generation, search_similar(library, path, k, filters, where),
+                         f"Sounds like {name}", similar_to=name)

@@ -93,6 +93,7 @@ class MainWindow(WindowCommands, QMainWindow):
         self.query_recorded = True
         self._model_started = False
         self._restoring = False
+        self._shut = False  # set by shutdown(), which may run twice (closeEvent, then the app)
         self._build_views()
         self.player = player or Player(self, runner=self.runner)
         self.waveform = None
@@ -232,7 +233,7 @@ class MainWindow(WindowCommands, QMainWindow):
         QTimer.singleShot(MODEL_START_LATEST_MS, self._start_model)
 
     def _start_model(self) -> None:
-        if not self._model_started and not getattr(self, "_shut", False):
+        if not self._model_started and not self._shut:
             self._model_started = True
             self.model_ctl.start()
 
@@ -329,12 +330,11 @@ class MainWindow(WindowCommands, QMainWindow):
         if outcome.response is None or outcome.generation != self.generation:
             return  # a newer search or browse has been asked for since
         hits = outcome.response.hits
-        scored = bool(outcome.response.query and outcome.response.query.text) or \
-            outcome.title.startswith("Sounds like")
-        similar = outcome.title.startswith("Sounds like")
+        similar = bool(outcome.similar_to)
+        scored = bool(outcome.response.query and outcome.response.query.text) or similar
         label = outcome.title if similar else f"“{outcome.title}”"
         if similar:  # the field shows what is searched for now, not the query before it
-            self.search.show_similar(outcome.title.removeprefix("Sounds like "))
+            self.search.show_similar(outcome.similar_to)
         self._set_rows(hits, scored, f"{len(hits)} results for {label}")
         self.view.scrollToTop()  # new results: the best matches are the ones to see
 
@@ -517,7 +517,7 @@ class MainWindow(WindowCommands, QMainWindow):
 
     def shutdown(self) -> None:
         """Stop everything this window started; safe to call twice."""
-        if getattr(self, "_shut", False):
+        if self._shut:
             return
         self._shut = True
         self.live_timer.stop()

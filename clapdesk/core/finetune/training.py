@@ -237,7 +237,7 @@ def run_finetune(library: Library, options: FineTuneOptions | None = None,
             raise FineTuneCancelled()
         notify(FineTuneProgress("saving"))
         # Indexing in this process may hold the lock already: then it is not ours to release.
-        ours = getattr(library, "_lock_handle", None) is None
+        ours = not library.holds_writer
         if ours:
             library.acquire_writer()
         try:
