@@ -137,3 +137,15 @@ def test_a_fine_tuned_version_is_checked_too(tiny_model: Path, tmp_path: Path) -
         assert search_text(library, "kick", k=2).hits
     finally:
         library.close()
+
+
+def test_a_library_keeps_the_exact_commit_of_its_vectors(hub_model: str, tmp_path: Path) -> None:
+    samples = make_samples(tmp_path / "samples")
+    library = Library(model=hub_model, allow_download=False)
+    try:
+        library.index_folders([str(samples)])
+        identity = library.identity
+        assert identity.revision == "a" * 40  # the snapshot's commit, as the hub cache names it
+        assert library.catalog.get_meta(f"revision:{identity.encoder_key}") == identity.revision
+    finally:
+        library.close()

@@ -101,6 +101,14 @@ class Library:
                 embedder = ClapEmbedder(self.identity, device=self.device, precision=self.precision)
                 self._apply_version(embedder)
                 self._embedder = embedder
+                # The exact commit (or weights digest) the vectors come from, in full: their
+                # key holds only its first 16 characters.
+                revision_key = f"revision:{self.identity.encoder_key}"
+                try:
+                    if self.catalog.get_meta(revision_key) != self.identity.revision:
+                        self.catalog.set_meta(revision_key, self.identity.revision)
+                except Exception as exc:  # a read-only library still searches
+                    log.info("model revision not recorded: %s", exc)
                 if self.catalog.get_meta("model") != self.model_ref:
                     self.catalog.set_meta("model", self.model_ref)
             return self._embedder
