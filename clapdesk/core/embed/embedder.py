@@ -44,7 +44,9 @@ class ClapEmbedder:
     def __init__(self, identity: ModelIdentity, device: str | None = None,
                  precision: str = "float32") -> None:
         import torch
-        from transformers import ClapModel, ClapProcessor
+        from transformers import ClapProcessor
+
+        from clapdesk.core.embed.weights import load_clap_model
 
         self.identity = identity
         self.device = pick_device(device)
@@ -61,8 +63,10 @@ class ClapEmbedder:
 
         transformers_logging.disable_progress_bar()
         try:
-            model = ClapModel.from_pretrained(folder, use_safetensors=True, dtype=torch.float32)
+            model = load_clap_model(folder, torch.float32)  # refuses missing weights
             processor = ClapProcessor.from_pretrained(folder)
+        except ModelError:
+            raise
         except Exception as exc:
             raise ModelError(f"the model in '{folder}' could not be loaded: {_first_line(exc)}") from exc
         text_dim = model.text_projection.linear2.out_features

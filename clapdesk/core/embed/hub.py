@@ -1,8 +1,11 @@
 """Finding a CLAP model's files: a folder, or a hub id resolved in the Hugging Face cache.
 
-A hub id is first resolved to its snapshot in the normal Hugging Face cache (so a model
-downloaded once works offline), and only downloaded when it is not cached. The folder's files
-are checked before torch is involved: a CLAP config, safetensors weights that are whole.
+A hub id is first resolved locally, without the network: its snapshot in the normal Hugging
+Face cache when that holds whole safetensors, else the folder clapdesk prepared for that commit
+(download_model.py). Only when neither is usable is anything downloaded, so a model fetched once
+works offline, and a cached snapshot without usable weights is repaired rather than a permanent
+failure. The folder's files are checked before torch is involved: a CLAP config, safetensors
+weights that are whole.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 import logging
 import os
 import struct
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +25,6 @@ log = logging.getLogger(__name__)
 # Its text tower is trained (larger_clap_music's is not; see known_models), and it has the same
 # HTSAT-base audio tower, so every speed figure measured with larger_clap_music holds.
 DEFAULT_MODEL = "laion/larger_clap_general"
-# Files a CLAP snapshot needs; pickle weights (*.bin, *.pt) are deliberately absent.
-MODEL_FILE_PATTERNS = ["*.json", "*.safetensors", "*.txt", "vocab.*", "merges.txt", "*.model"]
 
 
 class ModelError(Exception):
@@ -31,6 +33,26 @@ class ModelError(Exception):
 
 class ModelUnavailable(ModelError):
     """The model is neither cached nor downloadable right now."""
+
+
+class NoConnection(ModelUnavailable):
+    """The hub could not be reached, or the connection kept dropping."""
+
+
+class ServerFailed(ModelUnavailable):
+    """The hub answered with an error, again after a few retries."""
+
+
+class DiskFull(ModelUnavailable):
+    """Not enough free space for the download (checked before it starts)."""
+
+
+class DownloadCancelled(ModelUnavailable):
+    """The person stopped the download; the bytes fetched so far are kept."""
+
+
+class NoUsableWeights(ModelError):
+    """The repository has no weights clapdesk can load safely."""
 
 
 @dataclass(frozen=True)
@@ -78,8 +100,13 @@ def _weights_digest(folder: Path) -> str:
     return value
 
 
-def resolve_model(ref: str, allow_download: bool = True, tqdm_class: Any = None) -> ModelIdentity:
-    """Find the model's files locally, downloading them once if allowed."""
+def resolve_model(ref: str, allow_download: bool = True, progress: Any = None,
+                  cancel: threading.Event | None = None) -> ModelIdentity:
+    """Find the model's files locally, downloading (or repairing) them once if allowed.
+
+    `progress` gets a `download.DownloadStatus` now and then (default: lines on stderr);
+    setting `cancel` stops a download, keeping what was fetched for the next attempt.
+    """
     path = Path(ref).expanduser()
     # A hub id looks like "owner/name"; anything that exists, or looks like a path, is a folder.
     if path.is_dir() or ref.startswith((".", "/", "~")) or ref.count("/") > 1 or "\\" in ref:
@@ -87,28 +114,51 @@ def resolve_model(ref: str, allow_download: bool = True, tqdm_class: Any = None)
             raise ModelError(f"model folder '{ref}' does not exist")
         check_model_folder(path)
         return ModelIdentity(str(path.resolve()), str(path.resolve()), _weights_digest(path))
-    from huggingface_hub import snapshot_download
+    from clapdesk.core.embed import download_model
 
+    snapshot = download_model.cached_snapshot(ref)
+    problem = None
+    if snapshot is not None:
+        # Whole safetensors in the hub cache's snapshot, or a folder clapdesk prepared before.
+        for folder in (snapshot, download_model.prepared_folder(ref, snapshot.name)):
+            try:
+                check_model_folder(folder)
+            except ModelError as exc:
+                problem = problem or str(exc)
+                continue
+            return ModelIdentity(ref, str(folder), snapshot.name)
+    if not allow_download or hub_offline():
+        raise ModelUnavailable(_unavailable_message(ref, problem if snapshot else None))
+    if progress is None:
+        from clapdesk.core.embed.download import StderrProgress
+
+        progress = StderrProgress()
     try:
-        folder = snapshot_download(ref, allow_patterns=MODEL_FILE_PATTERNS, local_files_only=True)
-    except Exception:
-        if not allow_download or os.environ.get("HF_HUB_OFFLINE") == "1":
-            raise ModelUnavailable(_unavailable_message(ref)) from None
-        try:
-            folder = snapshot_download(ref, allow_patterns=MODEL_FILE_PATTERNS, tqdm_class=tqdm_class)
-        except Exception as exc:
-            log.info("download of %s failed: %s", ref, exc)
-            raise ModelUnavailable(_unavailable_message(ref)) from None
-    check_model_folder(Path(folder))
-    return ModelIdentity(ref, folder, Path(folder).name)
+        folder, commit = download_model.prepare(ref, progress=progress, cancel=cancel)
+    except (NoConnection, ServerFailed) as exc:
+        raise type(exc)(f"{exc}. {FOLDER_HINT}") from None
+    check_model_folder(folder)
+    return ModelIdentity(ref, str(folder), commit)
 
 
-def _unavailable_message(ref: str) -> str:
+FOLDER_HINT = ("Or point clapdesk at a folder that holds a CLAP model: --model /path/to/folder "
+               "(or CLAPDESK_MODEL=/path/to/folder).")
+
+
+def hub_offline() -> bool:
+    """HF_HUB_OFFLINE as huggingface_hub reads it, but read now (the library reads it once)."""
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return value.strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def _unavailable_message(ref: str, problem: str | None = None) -> str:
+    if problem:
+        return (f"The model '{ref}' is on this computer without usable weights ({problem}). "
+                "Connect once so clapdesk can fetch them (an earlier download continues where "
+                f"it stopped). {FOLDER_HINT}")
     return (
         f"The model '{ref}' is not on this computer and could not be downloaded "
-        "(no connection to the Hugging Face hub?). Connect once to download it, or point "
-        "clapdesk at a folder that holds a CLAP model: --model /path/to/folder "
-        "(or CLAPDESK_MODEL=/path/to/folder)."
+        "(no connection to the Hugging Face hub?). Connect once to download it. " + FOLDER_HINT
     )
 
 
