@@ -103,12 +103,18 @@ def place_by_neighbours(known: np.ndarray, known_positions: np.ndarray, new: np.
     known = np.asarray(known, np.float32)
     known_sq = (known * known).sum(axis=1)
     out = np.empty((len(new), 2), np.float32)
+    buffer = np.empty((min(chunk, len(new)), len(known)), np.float32)
     for at in range(0, len(new), chunk):
         block = np.asarray(new[at: at + chunk], np.float32)
-        # Squared distances by one matrix product: |a|² - 2ab + |b|², never a loop over points.
-        d2 = known_sq[None, :] - 2.0 * (block @ known.T) + (block * block).sum(axis=1)[:, None]
-        nearest = np.argpartition(d2, k - 1, axis=1)[:, :k]
-        near_d2 = np.maximum(np.take_along_axis(d2, nearest, axis=1), 0.0)
+        # Squared distances by one matrix product, |b|² - 2ab (+ |a|², the same along a row, so
+        # added only to the k kept): in place, a few passes over the block, no loop over points.
+        part = buffer[: len(block)]
+        np.matmul(block, known.T, out=part)
+        part *= -2.0
+        part += known_sq
+        nearest = np.argpartition(part, k - 1, axis=1)[:, :k]
+        near_d2 = np.take_along_axis(part, nearest, axis=1) + (block * block).sum(axis=1)[:, None]
+        near_d2 = np.maximum(near_d2, 0.0)
         weights = 1.0 / (near_d2 + 1e-6)
         weights /= weights.sum(axis=1, keepdims=True)
         out[at: at + len(block)] = (weights[:, :, None] * known_positions[nearest]).sum(axis=1)
