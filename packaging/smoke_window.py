@@ -301,7 +301,9 @@ def unresolved_libraries(app: str) -> list[str]:
         plugin = bundle / "PySide6" / "Qt" / "plugins" / "platforms" / "libqxcb.so"
         env = dict(os.environ, LD_LIBRARY_PATH=str(bundle))
     else:
-        python = Path(app).parent / "python"
+        python = app_path.parent / "python"  # a console script beside its interpreter
+        if not python.exists():  # or elsewhere: its first line names it
+            python = Path(app_path.read_text(errors="replace").splitlines()[0][2:].strip())
         found = subprocess.run([str(python), "-c", "import PySide6; print(PySide6.__path__[0])"],
                                capture_output=True, text=True)
         plugin = Path(found.stdout.strip()) / "Qt" / "plugins" / "platforms" / "libqxcb.so"
