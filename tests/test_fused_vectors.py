@@ -63,4 +63,4 @@ def test_two_libraries_store_identical_vectors(fused_model: Path, tmp_path: Path
             library.close()
     assert stored[0].keys() == stored[1].keys()
     for path, vector in stored[0].items():
-        assert np.allclose(vector, stored[1][path], atol=1e-5, rtol=0), path
+        assert np.array_equal(vector, stored[1][path]), path
