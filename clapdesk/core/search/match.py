@@ -14,8 +14,8 @@ file's figure with -k and from page to page, and means nothing for a single resu
 calibrated match depends only on the query, the file and the library: the same file shows
 the same figure on any page, alone or in a list of 500, and a query that nothing fits gives
 low figures even to its best results. The typical file of the library reads 0 %; one standard
-deviation above it 39 %, two 63 %, three 78 %, four 86 %; it approaches but never reaches
-100 %, so the top results stay distinguishable. A percentile would saturate at 100 % for the
+deviation above it 39 %, two 63 %, three 78 %, four 86 %, nine 99 %: it approaches 100 %
+slowly, so the top results stay distinguishable. A percentile would saturate at 100 % for the
 whole first page of a large library.
 
 The sample (up to SAMPLE_SIZE vectors, spread evenly over the file ids) is read once per
