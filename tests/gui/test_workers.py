@@ -57,21 +57,3 @@ def test_cancel_reaches_the_job_and_errors_go_to_failed(qtbot, runner: TaskRunne
         runner.submit(breaks, name="decode", pool="model")
     name, exc = failed.args
     assert name == "decode" and isinstance(exc, ValueError) and "not a sound" in str(exc)
-
-
-def test_the_download_progress_class_reports_bytes_and_prints_nothing(capsys) -> None:  # noqa: ANN001
-    from clapdesk.gui.model_control import byte_reporting_tqdm
-
-    reports: list[tuple[int, int]] = []
-    tqdm_class = byte_reporting_tqdm(lambda done, total: reports.append((done, total)))
-    files = tqdm_class(total=3, desc="Fetching 3 files")  # counts files: not reported
-    files.update(1)
-    bar = tqdm_class(total=0, unit="B", unit_scale=True, name="huggingface_hub.snapshot_download")
-    bar.total = 776_000_000
-    bar.update(1_000_000)
-    bar.update(2_500_000)
-    bar.close()
-    files.close()
-    assert reports == [(1_000_000, 776_000_000), (3_500_000, 776_000_000)]
-    captured = capsys.readouterr()
-    assert captured.err == "" and captured.out == ""
