@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import threading
 from pathlib import Path
@@ -11,16 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import family_sound, write_sound
+from finetune_models import random_audio_head
 
 from clapdesk import cli
 from clapdesk.core.finetune.data import (
     FineTuneCancelled,
     FineTuneError,
     FineTuneOptions,
-    evaluate,
     parse_sources,
     prepare,
-    split,
 )
 from clapdesk.core.finetune.prompts import (
     SampleTags,
@@ -30,40 +30,67 @@ from clapdesk.core.finetune.prompts import (
     pack_of,
     read_tags_csv,
 )
+from clapdesk.core.finetune.protocol import evaluate, split_folds, tag_sentence
 from clapdesk.core.finetune.training import run_finetune, versions
 from clapdesk.core.library import Library
 from clapdesk.core.search.ranking import Filters, search_text
+from clapdesk.core.store.user_tags import set_user_tags
 
 FAMILIES = ("kick", "hihat", "pad", "bass", "noise")
-PACKS = ("Dusty Vault", "Neon Drums", "Cold Steel")
-PER_FAMILY = 4  # a held-out pack of 20 files, so Recall@10 is not trivially 1
+# Pack names with the words real packs carry: authors' and labels' names, kit names.
+PACKS = ("Millo Multi Layered", "BJA Trap Kit", "Dusty Vault", "Neon Drums", "Cold Steel",
+         "Warm Tapes")
+PER_FAMILY = 4  # 20 files a pack, 120 in all
 
 
-@pytest.fixture(scope="module")
-def indexed(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
-    """One indexed library for the module (indexing is the slow part); tests work on copies."""
-    base = tmp_path_factory.mktemp("finetune")
-    samples = base / "samples"
-    for p, pack in enumerate(PACKS):
+def write_packs(samples: Path, packs: tuple[str, ...] = PACKS, per: int = PER_FAMILY) -> None:
+    for p, pack in enumerate(packs):
         for family in FAMILIES:
-            for i in range(PER_FAMILY):
+            for i in range(per):
                 write_sound(samples / pack / family / f"{family}_{i + 1:02d}.wav",
                             family_sound(family, 100 * p + i, seconds=0.5))
-    for family in FAMILIES[:3]:  # a Splice downloads folder: excluded unless asked for
+
+
+def index_packs(base: Path, model: Path, splice: bool = False) -> Path:
+    samples = base / "samples"
+    write_packs(samples)
+    for family in FAMILIES[:3] if splice else ():  # a Splice folder: excluded unless asked for
         write_sound(samples / "Splice" / "sounds" / f"{family}_splice.wav",
                     family_sound(family, 999, seconds=0.5))
-    library = Library(base / "library", model=str(tiny_model))
+    library = Library(base / "library", model=str(model))
     report = library.index_folders([str(samples)])
     library.close()
-    assert report.indexed == len(PACKS) * len(FAMILIES) * PER_FAMILY + 3
+    assert report.indexed == len(PACKS) * len(FAMILIES) * PER_FAMILY + (3 if splice else 0)
     return base
 
 
-@pytest.fixture
-def library(indexed: Path, tmp_path: Path, tiny_model: Path):
+@pytest.fixture(scope="module")
+def knowing(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
+    """Indexed with a model fitted to the families: base vectors already separate them."""
+    return index_packs(tmp_path_factory.mktemp("knowing"), tiny_model)
+
+
+@pytest.fixture(scope="module")
+def random_heads(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
+    """The fitted model with a random audio head: its vectors know nothing of the families."""
+    return random_audio_head(tiny_model, tmp_path_factory.mktemp("random-heads"))
+
+
+@pytest.fixture(scope="module")
+def unknowing(tmp_path_factory: pytest.TempPathFactory, random_heads: Path) -> Path:
+    """Indexed with random heads: the base search cannot tell the families apart."""
+    return index_packs(tmp_path_factory.mktemp("unknowing"), random_heads, splice=True)
+
+
+def open_copy(indexed: Path, tmp_path: Path, model: Path) -> Library:
     root = tmp_path / "library"
     shutil.copytree(indexed / "library", root)
-    lib = Library(root, model=str(tiny_model))
+    return Library(root, model=str(model))
+
+
+@pytest.fixture
+def library(unknowing: Path, tmp_path: Path, random_heads: Path):
+    lib = open_copy(unknowing, tmp_path, random_heads)
     yield lib
     lib.close()
 
@@ -82,47 +109,163 @@ def family_of(path: str) -> str:
     return os.path.basename(os.path.dirname(path))
 
 
-# -- the whole run ----------------------------------------------------------------------------------
+def balanced_nonsense(samples: Path, table: Path, seed: int = 0) -> Path:
+    """Tags the audio cannot tell apart: in every pack each family's four files get the four
+    words once each, in a random order, so no word goes with any sound."""
+    rng = random.Random(seed)
+    rows = ["path,tags"]
+    for folder in sorted({f.parent for f in samples.rglob("*.wav")}):
+        words = ["alpha", "beta", "gamma", "delta"]
+        rng.shuffle(words)
+        rows += [f"{f},{w}" for f, w in zip(sorted(folder.glob("*.wav")), words)]
+    table.write_text("\n".join(rows) + "\n")
+    return table
 
-def test_quick_finetune_lifts_heldout_recall_and_tag_search(library: Library, indexed: Path) -> None:
+
+def family_table(samples: Path, table: Path, swap_in: tuple[str, ...] = ()) -> Path:
+    """Each file tagged with its family; in the packs `swap_in` every family is renamed to the
+    next one (kick files called hihat ...): wrong labels, with the same words and counts."""
+    rows = ["path,tags"]
+    for f in sorted(samples.rglob("*.wav")):
+        family = family_of(str(f))
+        if f.parent.parent.name in swap_in:
+            family = FAMILIES[(FAMILIES.index(family) + 1) % len(FAMILIES)]
+        rows.append(f"{f},{family}")
+    table.write_text("\n".join(rows) + "\n")
+    return table
+
+
+# -- what a run must show -----------------------------------------------------------------------
+
+def test_where_the_base_knows_nothing_test_precision_rises_well_above_the_start(
+        library: Library, unknowing: Path) -> None:
     base_key = library.model_key
     result = run_finetune(library, FineTuneOptions())
-    assert result.holdout_by == "pack" and result.heldout_packs
-    assert result.before["R@10"] < 0.8
+    assert result.saved and result.activated, result.reason
+    assert result.holdout_by == "pack" and not result.rotated and result.test_packs
+    assert result.before["P@10"] <= 0.3
+    assert result.after["P@10"] >= result.before["P@10"] + 0.15
     assert result.after["R@10"] >= result.before["R@10"] + 0.25
-    assert result.after["R@10"] >= 0.85
-    assert result.after["R@5"] > result.before["R@5"]
     assert library.model_key == result.model_key == f"{base_key}+{result.version}"
     assert result.splice_excluded == 3
+    assert result.counts["test"] == PER_FAMILY * len(FAMILIES) * len(result.test_packs)
+    # Words a producer reads, with the counts behind them.
+    assert any(line.startswith("of the 10 best matches for '") and "in packs it never saw" in line
+               for line in result.summary)
     # Every file got a vector under the new key, without re-indexing.
     assert len(all_vectors(library, result.model_key)) == len(all_vectors(library, base_key))
+    # A tag word now finds that tag's files in a test pack first, as the figures said.
+    best = max(result.per_tag, key=lambda t: result.per_tag[t]["after"]["hits"])
+    folder = str(unknowing / "samples" / result.test_packs[0])
+    hits = search_text(library, best, k=PER_FAMILY, filters=Filters(folder=folder)).hits
+    assert sum(family_of(h.file.path) == best for h in hits) >= PER_FAMILY // 2
 
-    # A tag word now finds that tag's files in the held-out pack first.
-    for pack in result.heldout_packs:
-        folder = str(indexed / "samples" / pack)
-        for family in ("kick", "pad"):
-            hits = search_text(library, family, k=PER_FAMILY, filters=Filters(folder=folder)).hits
-            assert [family_of(h.file.path) for h in hits] == [family] * PER_FAMILY
+
+def test_where_the_base_already_knows_the_test_figures_are_kept(
+        knowing: Path, tmp_path: Path, tiny_model: Path) -> None:
+    library = open_copy(knowing, tmp_path, tiny_model)
+    try:
+        result = run_finetune(library, FineTuneOptions())
+        # The fitted model does know the families: its top 10 are nearly as full of the tag
+        # as they can be (a test pack has 4 files of each family, so 4 of 10 is all).
+        found = [v["before"]["hits"] / min(v["before"]["top"], v["before"]["relevant"])
+                 for v in result.per_tag.values()]
+        assert np.mean(found) >= 0.8, result.per_tag
+        for metric in ("R@10", "P@10"):
+            assert result.after[metric] >= result.before[metric] - 1e-9
+        if result.saved:
+            assert library.active_version == result.version
+        else:  # nothing to gain: the model searched stays, and the reason says so
+            assert result.reason and library.active_version is None
+            assert result.after == result.before
+    finally:
+        library.close()
+
+
+def test_tags_the_audio_cannot_tell_apart_save_nothing_and_say_why(
+        library: Library, unknowing: Path, random_heads: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    table = balanced_nonsense(unknowing / "samples", library.paths.root.parent / "nonsense.csv")
+    keys = model_keys(library)
+    root = str(library.paths.root)
+    library.close()
+    code = cli.main(["finetune", "--tags", f"csv:{table}", "--library", root,
+                     "--model", str(random_heads), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert out["saved"] is False and out["version"] is None and not out["activated"]
+    assert "holds in packs it did not learn from" in out["reason"]
+    assert out["chosen"]["validation_gain"] < 0.03 or out["chosen"]["validation_gain_low"] <= 0
+    again = Library(root, model=str(random_heads))
+    try:
+        _assert_unchanged(again, keys)
+    finally:
+        again.close()
+    # In words too, for a person at a terminal.
+    assert cli.main(["finetune", "--tags", f"csv:{table}", "--library", root,
+                     "--model", str(random_heads)]) == 0
+    assert capsys.readouterr().out.startswith("No new version: no setting tried found")
+
+
+def test_wrong_labels_on_the_test_packs_change_nothing_chosen(
+        library: Library, unknowing: Path) -> None:
+    samples = unknowing / "samples"
+    table = family_table(samples, library.paths.root.parent / "tags.csv")
+    options = FineTuneOptions(sources=("csv",), csv_path=str(table), activate=False)
+    data = prepare(library, options)
+    test_packs = tuple(data.test_packs())
+    assert test_packs and not data.rotated
+    honest = run_finetune(library, options)
+    family_table(samples, table, swap_in=test_packs)  # every test file now carries a wrong tag
+    tampered = run_finetune(library, options)
+    assert tampered.test_packs == honest.test_packs
+    assert tampered.chosen == honest.chosen and tampered.tried == honest.tried
+    assert tampered.saved == honest.saved and tampered.reason == honest.reason
+    # ... while the test figures, which chose nothing, do see the wrong labels.
+    assert tampered.after["P@10"] < honest.after["P@10"]
+
+
+def test_three_packs_take_turns_and_say_so(tmp_path: Path, random_heads: Path) -> None:
+    write_packs(tmp_path / "samples", PACKS[:3])
+    library = Library(tmp_path / "library", model=str(random_heads))
+    try:
+        library.index_folders([str(tmp_path / "samples")])
+        data = prepare(library, FineTuneOptions())
+        assert data.rotated and len(data.folds) == 3
+        assert sorted(p for f in data.folds for p in data.packs_of(f.test)) == sorted(PACKS[:3])
+        for fold in data.folds:
+            parts = [set(data.packs_of(rows)) for rows in (fold.train, fold.validation, fold.test)]
+            assert all(parts) and not (parts[0] & parts[1] or parts[0] & parts[2]
+                                       or parts[1] & parts[2])
+        assert any("took turns" in n for n in data.notes)
+        result = run_finetune(library, FineTuneOptions(activate=False))
+        assert result.rotated and result.counts["test"] == 3 * len(FAMILIES) * PER_FAMILY
+        assert any("took turns" in n for n in result.notes)
+    finally:
+        library.close()
 
 
 def test_new_version_reloads_after_restart_and_a_broken_one_falls_back(
-        library: Library, tiny_model: Path) -> None:
+        library: Library, random_heads: Path) -> None:
     result = run_finetune(library, FineTuneOptions(steps=60))
+    assert result.saved, result.reason
     query = library.embedder().embed_text(["kick"])
     root = library.paths.root
     library.close()
 
-    again = Library(root, model=str(tiny_model))
+    again = Library(root, model=str(random_heads))
     try:
         assert again.model_key == result.model_key
         assert np.array_equal(again.embedder().embed_text(["kick"]), query)
         assert again.load_warning is None
+        listed = versions.list_versions(again.paths.models)
+        assert listed[0].info["after"] == result.after and listed[0].info["chosen"]["step"]
     finally:
         again.close()
 
     # Damage the saved heads: the next start falls back to the base model and says so.
     (root / "models" / result.version / versions.AUDIO_HEAD_FILE).write_bytes(b"not weights")
-    broken = Library(root, model=str(tiny_model))
+    broken = Library(root, model=str(random_heads))
     try:
         broken.embedder()
         assert broken.load_warning and result.version in broken.load_warning
@@ -133,7 +276,8 @@ def test_new_version_reloads_after_restart_and_a_broken_one_falls_back(
 
 
 def test_cli_finetune_then_models_list_revert_activate(
-        library: Library, tiny_model: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        library: Library, random_heads: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tiny_model = random_heads
     base_key = library.model_key
     base_vectors = all_vectors(library, base_key)
     base_text = library.embedder().embed_text(["a deep kick"])
@@ -142,12 +286,13 @@ def test_cli_finetune_then_models_list_revert_activate(
     library.close()
     common = ["--library", root, "--model", str(tiny_model), "--json"]
 
-    assert cli.main(["finetune", "--steps", "40", *common]) == 0
+    assert cli.main(["finetune", "--steps", "60", *common]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) >= {"model", "train", "heldout", "before", "after", "seconds"}
+    assert out["saved"] is True
+    assert set(out) >= {"model", "train", "validation", "test", "before", "after", "seconds",
+                        "chosen", "tried", "per_tag", "summary", "excluded_tags"}
     assert set(out["after"]) == {"R@1", "R@5", "R@10", "P@10"}
-    assert out["train"] + out["heldout"] == len(PACKS) * len(FAMILIES) * PER_FAMILY
-
+    assert out["train"] + out["validation"] + out["test"] == len(PACKS) * len(FAMILIES) * PER_FAMILY
     assert cli.main(["models", *common]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert listed["active"] == out["version"] and listed["model"] == out["model"]
@@ -229,9 +374,10 @@ def test_bad_input_says_what_is_needed_and_changes_nothing(
         run_finetune(library, FineTuneOptions())
     _assert_unchanged(library, keys)
 
-    # A CSV giving half of them one tag: a single tag cannot be learned.
+    # A CSV giving half of them one word, and all of them another: a single tag cannot be learned.
     table = tmp_path / "tags.csv"
-    table.write_text("path,tags\n" + "".join(f"samples/{i:02d}.wav,kick\n" for i in range(6)))
+    table.write_text("path,tags\n" + "".join(
+        f"samples/{i:02d}.wav,{'kick;glass' if i < 6 else 'glass'}\n" for i in range(12)))
     with pytest.raises(FineTuneError, match="at least two different tags"):
         run_finetune(library, FineTuneOptions(sources=("csv",), csv_path=str(table)))
     _assert_unchanged(library, keys)
@@ -272,16 +418,60 @@ def test_splice_folders_are_left_out_unless_asked(library: Library) -> None:
     assert not is_splice_path("/music/drums/kick.wav")
 
 
-def test_pack_holdout_never_splits_a_pack(library: Library) -> None:
+def test_pack_holdout_never_splits_a_pack_and_pack_names_are_not_taught(
+        library: Library) -> None:
     data = prepare(library, FineTuneOptions())
-    train_packs = {data.samples[i].pack for i in data.train}
-    held_packs = {data.samples[i].pack for i in data.heldout}
-    assert held_packs and not train_packs & held_packs
+    parts = [{data.samples[i].pack for i in rows}
+             for rows in (data.train, data.validation, data.test)]
+    assert all(parts) and not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
     assert set(data.eval_tags) == set(FAMILIES)
-    assert "vault" in data.vocabulary.tags  # pack names are taught, but cannot be measured
+    assert set(data.vocabulary.tags) == set(FAMILIES)
+    for word in ("millo", "bja", "vault", "neon", "trap"):
+        assert data.vocabulary.excluded[word] == "a pack or author name"
+    assert not any(w in p.text.split() for p in data.pairs for w in ("millo", "bja"))
+    # The user can add a word back.
+    back = prepare(library, FineTuneOptions(restore_tags=("millo",)))
+    assert "millo" not in back.vocabulary.excluded
+    assert "millo" in {t for s in back.samples for t in s.tags}
     random_split = prepare(library, FineTuneOptions(holdout_by="random"))
-    assert random_split.holdout_by == "random"
-    assert len(random_split.heldout) == round(0.2 * len(random_split.samples))
+    assert random_split.holdout_by == "random" and not random_split.rotated
+    packs = lambda rows: {random_split.samples[i].pack for i in rows}  # noqa: E731
+    assert packs(random_split.train) & packs(random_split.test)  # files, not packs
+
+
+def test_words_that_describe_sounds_are_taught_and_the_rest_listed() -> None:
+    def sample(i: int, pack: str, tags: list[str], own: tuple[str, ...] = ()) -> SampleTags:
+        return SampleTags(i, f"/lib/{pack}/{i}.wav", pack, tags, own_tags=frozenset(own))
+
+    samples = [sample(i, pack, ["kick", "808", "v2", "glass" if pack == "A" else "dry"]
+                      if pack != "C" else ["kick", "dry"]) for i, pack in enumerate("AABBCC")]
+    samples += [sample(10 + i, "C", ["pad", "zx81", "mine"], own=("zx81", "mine"))
+                for i in range(2)]
+    samples += [sample(20 + i, pack, ["pad"]) for i, pack in enumerate("AB")]
+    vocabulary = choose_vocabulary(samples)
+    assert vocabulary.tags == ["808", "dry", "mine", "pad", "zx81"]
+    assert vocabulary.excluded["v2"] == "a number or code"
+    assert vocabulary.excluded["glass"] == "only in the pack 'A'"
+    assert "kick" in vocabulary.dropped_common  # on 6 of 10 files
+    assert set(choose_vocabulary(samples, keep=("glass", "v2")).tags) >= {"glass", "v2"}
+    assert "glass" in choose_vocabulary(samples, by_pack=False).tags
+
+
+def test_per_tag_figures_only_for_tags_seen_in_training_and_test(library: Library) -> None:
+    # A user tag on files of one training pack only: taught (the user's tags always count)
+    # but never judged, since no test pack has it.
+    data = prepare(library, FineTuneOptions())
+    only_in = data.packs_of(data.train)[0]
+    ids = [s.file_id for s in data.samples if s.pack == only_in][:3]
+    set_user_tags(library.catalog, ids, ["shimmer"])
+    data = prepare(library, FineTuneOptions())
+    assert data.packs_of(data.train)[0] == only_in  # the split looks at packs alone
+    assert "shimmer" in data.vocabulary.tags
+    assert "shimmer" not in data.eval_tags
+    result = run_finetune(library, FineTuneOptions(activate=False))
+    assert result.per_tag and "shimmer" not in result.per_tag
+    train_tags = {t for i in data.train for t in data.samples[i].tags}
+    assert set(result.per_tag) <= train_tags
 
 
 def test_texts_name_their_tags_and_vary() -> None:
@@ -289,12 +479,12 @@ def test_texts_name_their_tags_and_vary() -> None:
                           bpm=120.0 if i % 2 else None, key="A minor" if i % 2 else None,
                           kind="one-shot") for i in range(4)]
     samples += [SampleTags(10 + i, f"/lib/Pads/pad_{i}.wav", "Pads", ["pad"]) for i in range(4)]
-    vocabulary = choose_vocabulary(samples)
+    vocabulary = choose_vocabulary(samples, by_pack=False)
     assert vocabulary.tags == ["deep", "kick", "pad"]
     pairs = build_pairs(samples, vocabulary, seed=1)
     kick_texts = {p.text for p in pairs if p.file_id < 10}
     assert len(kick_texts) >= 5  # varied phrasing across the kick samples
-    assert any("808 kit" in t for t in kick_texts)
+    assert not any("808 kit" in t for t in kick_texts)  # never the pack's name
     assert any("one-shot" in t for t in kick_texts)
     assert any("120 BPM" in t or "A minor" in t for t in kick_texts)
     for pair in pairs:
@@ -315,19 +505,34 @@ def test_recall_and_precision_figures() -> None:
     audio = np.eye(4, dtype=np.float32)
     queries = np.eye(4, dtype=np.float32)[:2]
     relevant = np.array([[1, 0, 0, 0], [0, 1, 1, 0]], bool)
-    perfect, _ = evaluate(audio, queries + 0.1 * relevant, relevant)
+    perfect = evaluate(audio, queries + 0.1 * relevant, relevant).means()
     assert perfect["R@1"] == perfect["R@5"] == perfect["R@10"] == 1.0
     wrong = np.eye(4, dtype=np.float32)[[3, 0]]
-    figures, p10 = evaluate(audio, wrong, relevant)
-    assert figures["R@1"] == 0.0 and figures["R@10"] == 1.0  # all found in the top 4
-    assert list(p10) == [0.25, 0.5]
+    figures = evaluate(audio, wrong, relevant, ["kick", "pad"])
+    assert figures.means()["R@1"] == 0.0 and figures.means()["R@10"] == 1.0  # all in the top 4
+    assert list(figures.values["P@10"]) == [0.25, 0.5]
+    assert figures.per_tag()["pad"] == {"P@10": 0.5, "hits": 2.0, "top": 4, "relevant": 2.0}
+    before = evaluate(audio, wrong[::-1], relevant, ["kick", "pad"]).per_tag()
+    line = tag_sentence("pad", before["pad"], figures.per_tag()["pad"], rotated=False)
+    assert line == ("of the 4 best matches for 'pad' in packs it never saw, 2 are tagged 'pad', "
+                    "was 2 (there are 2)")
 
 
-def test_random_split_is_reproducible() -> None:
-    samples = [SampleTags(i, f"/x/{i}.wav", "", ["a"]) for i in range(20)]
-    assert split(samples, "pack", 0.2, seed=3) == split(samples, "pack", 0.2, seed=3)
-    train, held, how = split(samples, "pack", 0.2, seed=3)
-    assert how == "pack" and len(held) == 4 and not set(train) & set(held)
+def test_splits_are_reproducible_and_rotate_with_few_packs() -> None:
+    loose = [SampleTags(i, f"/x/{i}.wav", "", ["a"]) for i in range(200)]
+    folds, how = split_folds(loose, "pack", 0.2, 0.3, seed=3)
+    assert (folds, how) == split_folds(loose, "pack", 0.2, 0.3, seed=3)
+    assert how == "pack" and len(folds) == 1  # loose files: each its own group
+    fold = folds[0]
+    assert len(fold.test) == 40 and len(fold.validation) == 60 and len(fold.train) == 100
+    assert not set(fold.train) & set(fold.test) and not set(fold.validation) & set(fold.test)
+    few = [SampleTags(i, f"/x/{i}.wav", "", ["a"]) for i in range(40)]
+    folds, how = split_folds(few, "random", 0.2, 0.3, seed=3)
+    assert how == "random" and len(folds) == 5  # a small library takes turns
+    assert sorted(i for f in folds for i in f.test) == list(range(40))
+    packs = [SampleTags(i, f"/x/{i}.wav", f"P{i % 4}", ["a"]) for i in range(40)]
+    folds, how = split_folds(packs, "pack", 0.2, 0.3, seed=3)
+    assert how == "pack" and len(folds) == 4
 
 
 def test_tag_sources_parse_with_a_csv_and_refuse_unknown_ones() -> None:

@@ -27,7 +27,9 @@ from clapdesk.core.finetune.prompts import (
     merge_tags,
     pack_of,
     read_tags_csv,
+    strip_pack_words,
 )
+from clapdesk.core.finetune.protocol import Fold, split_folds, tags_between
 from clapdesk.core.store.catalog import Catalog
 
 if TYPE_CHECKING:  # the library is the face above this package; only its type is named here
@@ -36,7 +38,6 @@ if TYPE_CHECKING:  # the library is the face above this package; only its type i
 log = logging.getLogger(__name__)
 
 MIN_FILES = 10
-RECALL_KS = (1, 5, 10)
 TEXT_BATCH = 64
 
 
@@ -56,14 +57,14 @@ class FineTuneOptions:
     holdout_by: str = "pack"  # or "random"
     include_splice: bool = False
     activate: bool = True
-    steps: int = 300
-    batch_size: int = 256
-    learning_rate: float = 1e-3
-    anchor_decay: float = 0.5  # per step, times the learning rate: the pull back to the start
+    restore_tags: tuple[str, ...] = ()  # words left out by the rules that the user adds back
+    steps: int | None = None  # most steps per setting tried; None: each setting's own
+    batch_size: int = 128
     temperature: float = 0.05
     eval_every: int = 10
-    patience: int = 8  # evaluations without improvement before stopping
-    holdout_share: float = 0.2
+    patience: int = 6  # evaluations without improvement before a setting stops
+    test_share: float = 0.2
+    validation_share: float = 0.3
     seed: int = 0
 
 
@@ -77,22 +78,45 @@ class FineTuneProgress:
 
 @dataclass
 class Dataset:
-    """Everything a run needs, read from the catalog: samples, their features and texts."""
+    """Everything a run needs, read from the catalog: samples, their features and texts,
+    and the parts they were split into (one split, or several when packs are rotated)."""
 
     encoder_key: str
     samples: list[SampleTags]
     features: np.ndarray  # one row per sample
     vocabulary: Vocabulary
-    train: list[int]  # indices into samples
-    heldout: list[int]
-    pairs: list[TextPair]  # texts of training samples
-    eval_tags: list[str]  # tags on both sides of the split: the held-out queries
+    folds: list[Fold]
+    pairs: list[TextPair]  # texts of every sample; each fold trains on its own samples' texts
     holdout_by: str
     splice_excluded: int = 0
     notes: list[str] = field(default_factory=list)
 
-    def heldout_packs(self) -> list[str]:
-        return sorted({self.samples[i].pack for i in self.heldout if self.samples[i].pack})
+    @property
+    def rotated(self) -> bool:
+        return len(self.folds) > 1
+
+    @property
+    def train(self) -> list[int]:
+        return self.folds[0].train
+
+    @property
+    def validation(self) -> list[int]:
+        return self.folds[0].validation
+
+    @property
+    def test(self) -> list[int]:
+        return self.folds[0].test
+
+    @property
+    def eval_tags(self) -> list[str]:
+        """The tags judged on test packs: those seen in both training and test packs."""
+        return sorted({t for fold in self.folds for t in fold.test_tags})
+
+    def packs_of(self, rows: Sequence[int]) -> list[str]:
+        return sorted({self.samples[i].pack for i in rows if self.samples[i].pack})
+
+    def test_packs(self) -> list[str]:
+        return sorted({p for fold in self.folds for p in self.packs_of(fold.test)})
 
     def preview(self, count: int = 20, seed: int = 0) -> list[tuple[str, str]]:
         """A sample of (file path, text) pairs, for the wizard to show before training."""
@@ -100,34 +124,54 @@ class Dataset:
         picked = random.Random(seed).sample(self.pairs, min(count, len(self.pairs)))
         return [(paths[p.file_id], p.text) for p in picked]
 
+    def describe_split(self) -> str:
+        """The protocol in one sentence, for the wizard and the CLI."""
+        if self.rotated:
+            unit = "packs" if self.holdout_by == "pack" else "groups of files drawn at random"
+            return (f"too few for one split, so {len(self.folds)} {unit} took turns: each was "
+                    "judged by a model that learnt without it and was tuned on another")
+        unit = "packs" if self.holdout_by == "pack" else "files at random"
+        return (f"learns from {len(self.train)} files, tunes on {len(self.validation)} and is "
+                f"judged on {len(self.test)} ({unit} it never saw)")
+
 
 @dataclass
 class FineTuneResult:
-    version: str
+    """What a run found; `saved` is False when no setting gave a real gain on validation."""
+
+    saved: bool
+    reason: str  # why it was or was not saved, in plain words
+    version: str | None
     model_key: str
-    train: int
-    heldout: int
-    before: dict[str, float]
-    after: dict[str, float]
-    per_tag_before: dict[str, float]
-    per_tag_after: dict[str, float]
+    counts: dict[str, int]  # files in train, validation and test, test packs, test queries
+    before: dict[str, float]  # test figures of the model searched now
+    after: dict[str, float]  # test figures of the chosen setting
+    per_tag: dict[str, dict[str, Any]]  # tag -> before/after P@10 and counts, test packs only
+    chosen: dict[str, Any]  # the setting kept, its step, and its validation figures
+    tried: list[dict[str, Any]]
+    summary: list[str]  # what changed, in words a producer reads
     seconds: float
     activated: bool
     holdout_by: str
-    steps: int
+    rotated: bool
     splice_excluded: int
     notes: list[str]
-    heldout_packs: list[str] = field(default_factory=list)
+    test_packs: list[str] = field(default_factory=list)
+    excluded_tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def steps(self) -> int:
+        return int(self.chosen.get("step", 0))
 
     def to_json(self) -> dict[str, Any]:
-        return {"model": self.model_key, "version": self.version, "train": self.train,
-                "heldout": self.heldout, "before": self.before, "after": self.after,
-                "per_tag_p10": {t: {"before": self.per_tag_before[t], "after": self.per_tag_after[t]}
-                                for t in self.per_tag_after},
+        return {"saved": self.saved, "reason": self.reason, "model": self.model_key,
+                "version": self.version, **self.counts, "before": self.before,
+                "after": self.after, "per_tag": self.per_tag, "chosen": self.chosen,
+                "tried": self.tried, "summary": self.summary,
                 "seconds": round(self.seconds, 2), "activated": self.activated,
-                "holdout_by": self.holdout_by, "steps": self.steps,
-                "heldout_packs": self.heldout_packs, "splice_excluded": self.splice_excluded,
-                "notes": self.notes}
+                "holdout_by": self.holdout_by, "rotated": self.rotated,
+                "test_packs": self.test_packs, "splice_excluded": self.splice_excluded,
+                "excluded_tags": self.excluded_tags, "notes": self.notes}
 
 
 ProgressCallback = Callable[[FineTuneProgress], None]
@@ -186,9 +230,10 @@ def read_samples(catalog: Catalog, encoder_key: str, options: FineTuneOptions,
             by_source.setdefault(source, []).append(tag)
         by_source["csv"] = csv_tags.get(os.path.abspath(record.path), [])
         root = roots.get(record.root_id or -1, "")
+        own = frozenset(merge_tags(by_source, [x for x in options.sources if x in ("user", "csv")]))
         samples.append(SampleTags(file_id, record.path, pack_of(record.path, root),
                                   merge_tags(by_source, options.sources), record.bpm, record.key,
-                                  record.kind, is_splice_path(record.path)))
+                                  record.kind, is_splice_path(record.path), own))
         rows.append(row)
     return samples, feats[rows] if rows else feats[:0], splice
 
@@ -198,32 +243,6 @@ def count_splice(catalog: Catalog) -> int:
     # LIKE narrows in SQL (ASCII case-insensitive); the folder rule is checked in Python.
     rows = catalog.live_files_path_like("splice")
     return sum(1 for r in rows if is_splice_path(r.path))
-
-
-def split(samples: Sequence[SampleTags], by: str, share: float, seed: int
-          ) -> tuple[list[int], list[int], str]:
-    """(train, held-out, how) indices. By pack when there are packs to split, else at random."""
-    rng = random.Random(seed)
-    n = len(samples)
-    target = max(1, round(share * n))
-    if by == "pack":
-        packs: dict[str, list[int]] = {}
-        for i, s in enumerate(samples):
-            packs.setdefault(s.pack or f"\0{s.path}", []).append(i)  # loose files: own group
-        names = sorted(packs)
-        rng.shuffle(names)
-        heldout: list[int] = []
-        for name in names:
-            if len(heldout) >= target:
-                break
-            if len(heldout) + len(packs[name]) <= max(target, n // 2):
-                heldout += packs[name]
-        if heldout and len(heldout) < n and len(packs) > 1:
-            chosen = set(heldout)
-            return [i for i in range(n) if i not in chosen], sorted(heldout), "pack"
-    order = list(range(n))
-    rng.shuffle(order)
-    return sorted(order[target:]), sorted(order[:target]), "random"
 
 
 def prepare(library: Library, options: FineTuneOptions, catalog: Catalog | None = None,
@@ -245,61 +264,66 @@ def prepare(library: Library, options: FineTuneOptions, catalog: Catalog | None 
         raise FineTuneError(
             f"fine-tuning needs at least {MIN_FILES} indexed files; this library has "
             f"{len(samples)} usable. Index more folders first (clapdesk index FOLDER)")
-    vocabulary = choose_vocabulary(samples)
+    # With random hold-out the first folders are not treated as packs (the user said so):
+    # their names may be the very categories ("kick/", "pads/").
+    by_pack = options.holdout_by == "pack" and len({s.pack for s in samples}) >= 3
+    stripped: set[str] = set()
+    if by_pack:
+        samples, stripped = strip_pack_words(samples, options.restore_tags)
+    tagged = [i for i, s in enumerate(samples) if s.tags]
+    samples, feats = [samples[i] for i in tagged], feats[tagged]
+    if len(samples) < MIN_FILES:
+        raise FineTuneError(no_tags_message(len(samples)))
+    # The split looks at packs alone, and the words taught are chosen on the files that
+    # train and validate: nothing about the test files' tags can change what a run does.
+    folds, how = split_folds(samples, options.holdout_by, options.test_share,
+                             options.validation_share, options.seed)
+    seen = sorted({i for f in folds for i in f.train + f.validation})
+    vocabulary = choose_vocabulary([samples[i] for i in seen], by_pack=by_pack,
+                                   keep=options.restore_tags, pack_names=stripped)
     if not vocabulary.tags:
-        raise FineTuneError(
-            "no usable tags: fine-tuning learns from tags that at least two files share and that "
-            "not every file has. Sort samples into named folders (kick/, pads/ ...), give them "
-            "descriptive file names, tag them in the app, or pass a CSV with --tags csv:FILE")
+        raise FineTuneError(no_tags_message(0))
     if len(vocabulary.tags) < 2:
         raise FineTuneError(
             f"only one usable tag ('{vocabulary.tags[0]}'): fine-tuning needs at least two "
             "different tags, each on at least two files, to learn what tells sounds apart")
     words = set(vocabulary.tags)
-    tagged = [i for i, s in enumerate(samples) if words.intersection(s.tags)]
-    if len(tagged) < MIN_FILES:
-        raise FineTuneError(f"only {len(tagged)} files carry a usable tag; fine-tuning needs at "
+    carries = [bool(words.intersection(s.tags)) for s in samples]
+    if sum(carries) < MIN_FILES:
+        raise FineTuneError(f"only {sum(carries)} files carry a usable tag; fine-tuning needs at "
                             f"least {MIN_FILES} tagged files")
-    samples = [samples[i] for i in tagged]
-    feats = feats[tagged]
-    train, heldout, how = split(samples, options.holdout_by, options.holdout_share, options.seed)
     if how != options.holdout_by:
-        notes.append("the library has a single pack, so files were held out at random")
-    train_tags = {t for i in train for t in samples[i].tags if t in words}
-    held_tags = {t for i in heldout for t in samples[i].tags if t in words}
-    eval_tags = sorted(train_tags & held_tags)
-    if not eval_tags:
-        raise FineTuneError("the held-out files share no tag with the training files, so the "
-                            "result could not be measured; add tagged files to more packs "
-                            "or use --holdout-by random")
-    pairs = build_pairs([samples[i] for i in train], vocabulary, seed=options.seed)
-    return Dataset(encoder_key, samples, feats, vocabulary, train, heldout, pairs, eval_tags,
-                   how, splice, notes)
+        notes.append("the library has fewer than three packs, so files were held out at random "
+                     "(the figures may flatter: a pack's own sound is on both sides)")
+    elif len(folds) > 1:
+        notes.append(f"only {len(folds)} packs: too few for three parts, so the packs took "
+                     "turns as the test part (cross-validation by pack)")
+    usable = []
+    for fold in folds:
+        fold.train, fold.validation, fold.test = (
+            [i for i in rows if carries[i]] for rows in (fold.train, fold.validation, fold.test))
+        fold.halve_validation(samples, options.seed)
+        fold.choose_tags = tags_between(samples, words, fold.train, fold.choose)
+        fold.confirm_tags = tags_between(samples, words, fold.train, fold.confirm)
+        fold.test_tags = tags_between(samples, words, fold.train, fold.test)
+        if fold.choose_tags and fold.confirm_tags and fold.test_tags:
+            usable.append(fold)
+    if not usable:
+        raise FineTuneError("the held-out packs share no taught tag with the packs it would "
+                            "learn from, so the result could not be measured; add tagged files "
+                            "to more packs or use --holdout-by random")
+    # Texts only for files some fold learns from (the per-file draws keep them independent).
+    learnt = sorted({i for f in usable for i in f.train} | (set(range(len(samples)))
+                                                           if len(usable) > 1 else set()))
+    pairs = build_pairs([samples[i] for i in learnt], vocabulary, seed=options.seed)
+    return Dataset(encoder_key, samples, feats, vocabulary, usable, pairs, how, splice, notes)
 
 
-# -- measuring ---------------------------------------------------------------------------------
-def evaluate(audio: np.ndarray, queries: np.ndarray, relevant: np.ndarray
-             ) -> tuple[dict[str, float], np.ndarray]:
-    """Text-to-audio figures over normalised vectors; relevant is queries x files (bool).
-
-    Recall@K is the share of a query's relevant files found in its top K, out of as many as
-    could fit (min(K, relevant)), so 1.0 always means perfect. P@10 is the share of the top 10
-    carrying the tag. Returns the means and P@10 per query.
-    """
-    scores = queries @ audio.T
-    order = np.argsort(-scores, axis=1, kind="stable")
-    hits = np.take_along_axis(relevant, order, axis=1)
-    n_rel = relevant.sum(axis=1)
-    out: dict[str, float] = {}
-    for k in RECALL_KS:
-        found = hits[:, :k].sum(axis=1)
-        out[f"R@{k}"] = float(np.mean(found / np.maximum(1, np.minimum(k, n_rel))))
-    top = min(10, audio.shape[0])
-    p10 = hits[:, :top].sum(axis=1) / max(1, top)
-    out["P@10"] = float(np.mean(p10))
-    return {k: round(v, 4) for k, v in out.items()}, p10
-
-
-def overall_score(figures: dict[str, float]) -> float:
-    """One number to pick the best training step by: the mean of the four figures."""
-    return (figures["R@1"] + figures["R@5"] + figures["R@10"] + figures["P@10"]) / 4
+def no_tags_message(found: int) -> str:
+    if found:
+        return (f"only {found} files carry any tag; fine-tuning needs at least {MIN_FILES} "
+                "tagged files")
+    return ("no usable tags: fine-tuning learns from words that at least two files share, that "
+            "not every file has and, with several packs, that more than one pack uses. Sort "
+            "samples into named folders (kick/, pads/ ...), give them descriptive file names, "
+            "tag them in the app, or pass a CSV with --tags csv:FILE")

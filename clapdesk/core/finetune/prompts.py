@@ -1,8 +1,8 @@
 """From a library's tags to the texts a fine-tuning run pairs with its sounds.
 
 Tags come from folders, file names, the user and an optional CSV. Each sample gets several
-texts built from varied templates ("a kick one-shot", "kick from 808 Kit", "bass loop at 120
-BPM in A minor"): varied phrasing is what lets a fine-tuned CLAP understand queries worded in
+texts built from varied templates ("a kick one-shot", "deep kick sample", "bass loop at 120
+BPM in A minor"; never a pack's name, which a pack it never saw cannot have): varied phrasing is what lets a fine-tuned CLAP understand queries worded in
 ways the templates never used. Every text remembers which tags it names, so the loss can treat
 every sample carrying those tags as a match.
 
@@ -18,9 +18,9 @@ import random
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from clapdesk.core.analysis.names import name_tokens
+from clapdesk.core.analysis.names import INSTRUMENT_NUMBERS, name_tokens
 
 TAG_SOURCES = ("folder", "filename", "user", "csv")
 DEFAULT_TAG_SOURCES = ("folder", "filename", "user")
@@ -33,7 +33,6 @@ MAX_TEXTS = 256  # different texts per run: each is a pass through the text enco
 
 _SINGLE_TEMPLATES = ("{t}", "a {t} sound", "the sound of a {t}", "{t} sample", "a {t}")
 _KIND_TEMPLATES = ("a {t} {kind}", "{t} {kind}")
-_PACK_TEMPLATES = ("{t} from {pack}", "{t} sound from {pack}")
 _MUSIC_TEMPLATES = ("{t} at {bpm} BPM", "{t} in {key}", "{t} at {bpm} BPM in {key}")
 log = logging.getLogger(__name__)
 _CSV_SPLIT_RE = re.compile(r"[;|,]+")
@@ -97,6 +96,7 @@ class SampleTags:
     key: str | None = None
     kind: str | None = None
     splice: bool = False
+    own_tags: frozenset[str] = frozenset()  # the user's (in the app or a CSV): always taught
 
 
 @dataclass
@@ -113,6 +113,8 @@ class Vocabulary:
     tags: list[str]
     counts: dict[str, int] = field(default_factory=dict)
     dropped_common: list[str] = field(default_factory=list)  # on too many files to mean anything
+    # Words not taught, with the reason in plain words; the user may add any of them back.
+    excluded: dict[str, str] = field(default_factory=dict)
 
     def index(self) -> dict[str, int]:
         return {t: i for i, t in enumerate(self.tags)}
@@ -131,18 +133,76 @@ def merge_tags(by_source: dict[str, Iterable[str]], sources: Sequence[str]) -> l
     return out
 
 
-def choose_vocabulary(samples: Sequence[SampleTags], max_share: float = MAX_TAG_SHARE,
+def is_code(tag: str) -> bool:
+    """Numbers and codes ("03", "v2", "bja01") name a take or a catalogue, not a sound;
+    drum-machine numbers ("808") do describe one."""
+    return any(ch.isdigit() for ch in tag) and not set(tag.split()) <= INSTRUMENT_NUMBERS
+
+
+def pack_words(pack: str) -> set[str]:
+    """The words of a pack's name, as folder tags would carry them."""
+    return set(name_tokens(pack)) | {pack.lower()} if pack else set()
+
+
+def strip_pack_words(samples: Sequence[SampleTags], keep: Iterable[str] = ()
+                     ) -> tuple[list[SampleTags], set[str]]:
+    """Samples without the words of their own pack's name (pack and author names: "millo",
+    "bja"): a pack it never saw cannot teach them, so they only blur the figures. The user's
+    own tags and the words in `keep` stay. Returns the samples and the words taken away."""
+    kept = set(keep)
+    out: list[SampleTags] = []
+    stripped: set[str] = set()
+    for s in samples:
+        words = pack_words(s.pack) - kept - s.own_tags
+        gone = words.intersection(s.tags)
+        if gone:
+            stripped |= gone
+            s = replace(s, tags=[t for t in s.tags if t not in gone])
+        out.append(s)
+    return out, stripped
+
+
+def choose_vocabulary(samples: Sequence[SampleTags], by_pack: bool = True,
+                      keep: Iterable[str] = (), pack_names: Iterable[str] = (),
+                      max_share: float = MAX_TAG_SHARE,
                       min_files: int = MIN_FILES_PER_TAG) -> Vocabulary:
-    """The tags worth learning: on at least `min_files` files and on no more than `max_share`."""
+    """The words worth teaching: words that describe sounds, on at least `min_files` files
+    and on no more than `max_share` of them.
+
+    With `by_pack`, a word found in a single pack is not taught: the packs it never saw, where
+    it is judged, cannot have it. Numbers and codes are not taught either. The user's own tags
+    and the words in `keep` skip those two rules (the user knows what they mean).
+    `pack_names` are words already taken off their own packs (see strip_pack_words); they are
+    listed as excluded when nothing of them is left.
+    """
     counts = Counter(t for s in samples for t in set(s.tags))
+    packs: dict[str, set[str]] = {}
+    for s in samples:
+        for t in s.tags:
+            packs.setdefault(t, set()).add(s.pack)
+    trusted = set(keep) | {t for s in samples for t in s.own_tags}
     limit = max(min_files, int(max_share * len(samples)))
-    common = sorted(t for t, n in counts.items() if n > limit)
-    kept = sorted(t for t, n in counts.items() if min_files <= n <= limit)
-    return Vocabulary(kept, {t: counts[t] for t in kept}, common)
-
-
-def _pack_words(pack: str) -> str:
-    return " ".join(name_tokens(pack)) or pack.lower()
+    kept: list[str] = []
+    common: list[str] = []
+    excluded: dict[str, str] = {}
+    for tag in sorted(counts):
+        n = counts[tag]
+        if n < min_files:
+            excluded[tag] = f"on only {n} file" + ("" if n == 1 else "s")
+        elif n > limit:
+            common.append(tag)
+            excluded[tag] = f"on {n} of {len(samples)} files: too common to tell sounds apart"
+        elif tag in trusted:
+            kept.append(tag)
+        elif is_code(tag):
+            excluded[tag] = "a number or code"
+        elif by_pack and len(packs[tag]) < 2:
+            excluded[tag] = f"only in the pack '{next(iter(packs[tag])) or 'loose files'}'"
+        else:
+            kept.append(tag)
+    for word in sorted(set(pack_names) - set(counts) - set(keep)):
+        excluded[word] = "a pack or author name"
+    return Vocabulary(kept, {t: counts[t] for t in kept}, common, excluded)
 
 
 def _phrase(tags: Sequence[str]) -> str:
@@ -157,7 +217,6 @@ def texts_for(sample: SampleTags, vocabulary: set[str], rng: random.Random,
         return []
     kind = sample.kind if sample.kind in ("loop", "one-shot") else None
     key = sample.key or ""  # "A minor" reads better to a text encoder than "Am"
-    pack = _pack_words(sample.pack) if sample.pack else ""
     candidates: list[tuple[str, tuple[str, ...]]] = []
     for tag in tags[:3]:
         candidates.append((rng.choice(_SINGLE_TEMPLATES).format(t=tag), (tag,)))
@@ -166,9 +225,6 @@ def texts_for(sample: SampleTags, vocabulary: set[str], rng: random.Random,
         candidates.append((rng.choice(_SINGLE_TEMPLATES).format(t=_phrase(chosen)), chosen))
     if kind:
         candidates.append((rng.choice(_KIND_TEMPLATES).format(t=_phrase(chosen), kind=kind), chosen))
-    if pack:
-        tag = rng.choice(tags)
-        candidates.append((rng.choice(_PACK_TEMPLATES).format(t=tag, pack=pack), (tag,)))
     if sample.bpm and key:
         text = rng.choice(_MUSIC_TEMPLATES).format(t=tags[0], bpm=round(sample.bpm), key=key)
         candidates.append((text, (tags[0],)))
@@ -197,9 +253,10 @@ def build_pairs(samples: Sequence[SampleTags], vocabulary: Vocabulary, seed: int
     so past the cap the texts shared by the most samples are kept (the bare tag words always),
     and a sample left without a text gets its first tag's word.
     """
-    rng = random.Random(seed)
     words = set(vocabulary.tags)
-    pairs = [pair for sample in samples for pair in texts_for(sample, words, rng, count)]
+    # A draw per file: one file's tags never change another file's texts.
+    pairs = [pair for sample in samples
+             for pair in texts_for(sample, words, random.Random(f"{seed}:{sample.file_id}"), count)]
     uses = Counter(p.text for p in pairs)
     if len(uses) <= max_texts:
         return pairs

@@ -1,20 +1,22 @@
 """Quick fine-tuning: teach the search a library's own vocabulary in about a minute on a CPU.
 
-The encoders stay frozen. Two light heads, starting as copies of the model's own projections,
-are trained on the pre-projection audio features indexing already stored (so no audio is
-decoded again) and on text features computed once for the generated texts. The loss is a
-symmetric contrastive loss in which every sample carrying the tags a text names counts as a
-match (multi-positive InfoNCE). What the base model knows is kept with a small learning rate,
-few steps, a pull back toward the start weights and an early stop on the held-out score.
+The encoders stay frozen. Light heads, starting as copies of the model's own projections, are
+trained on the pre-projection audio features indexing already stored (so no audio is decoded
+again) and on text features computed once for the generated texts. The loss is a symmetric
+contrastive loss in which every sample carrying the tags a text names counts as a match
+(multi-positive InfoNCE).
 
-Files are held out by pack (the first folder under a library root), not at random: a random
-split leaks a pack's sound into training and flatters the figures. Before and after figures
-are text-to-audio Recall@1/5/10 and precision@10 on the held-out files, one query per tag.
+No single strength suits every library: where the base model already knows the tags, small
+pulled-back steps keep what it knows; where it knows little, only bold steps get anywhere. So a
+run tries a few settings (SETTINGS: learning rate, steps, the pull back toward the start
+weights, the whole heads or a small residual adapter after them) and keeps the setting and step
+that do best on the validation packs. The figures reported are those of the test packs, which
+chose nothing (see protocol.py). A run whose best does not beat the start on validation saves
+nothing and says why.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import shutil
 import threading
@@ -34,20 +36,60 @@ from clapdesk.core.finetune.data import (
     FineTuneProgress,
     FineTuneResult,
     ProgressCallback,
-    evaluate,
-    overall_score,
     prepare,
 )
+from clapdesk.core.finetune.heads import Batches, HeadModel, Judge, contrastive_loss
 from clapdesk.core.finetune.prompts import query_text
+from clapdesk.core.finetune.protocol import (
+    Fold,
+    QueryFigures,
+    changes_in_words,
+    evaluate_scores,
+    gain_low_bound,
+    overall_score,
+)
 from clapdesk.core.store.catalog import Catalog
+from clapdesk.core.store.model_key import ModelKey
 
 if TYPE_CHECKING:  # the library is the face above this package; only its type is named here
     from clapdesk.core.library import Library
 
 log = logging.getLogger(__name__)
 
+# A gain on validation smaller than this (in the mean of R@1/5/10 and P@10) is taken for noise:
+# picking the best of a few settings and many steps always finds a little by luck.
+MIN_GAIN = 0.03
+FEW_FILES = 20  # a tag on fewer files is hard to learn; a run without gain says which
 
-# -- training ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Setting:
+    """One strength to try. `pull` is the decay toward the start weights per step, times the
+    learning rate; `part` is "heads" (every weight of both projections) or "adapter" (a rank-
+    ADAPTER_RANK correction after each projection, folded into its last layer when saved)."""
+
+    name: str
+    part: str
+    learning_rate: float
+    pull: float
+    steps: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"setting": self.name, "part": self.part, "learning_rate": self.learning_rate,
+                "pull": self.pull, "max_steps": self.steps}
+
+
+# Cheapest first: on a tie the earlier (gentler) setting is kept. Step counts are fixed, not
+# timed, so that a busy machine cannot change what a run chooses; together they fit the
+# budget of 1,000 samples in under a minute on 2 cores (benchmarks/bench_finetune.py).
+SETTINGS = (
+    Setting("gentle", "heads", 1e-3, 0.5, 120),
+    Setting("adapter", "adapter", 1e-2, 0.05, 160),
+    Setting("bold", "heads", 5e-3, 0.02, 160),
+)
+
+
+# -- inputs ------------------------------------------------------------------------------------
 def _text_features(embedder: Any, texts: list[str], notify: ProgressCallback,
                    cancel: threading.Event) -> np.ndarray:
     out = []
@@ -60,164 +102,244 @@ def _text_features(embedder: Any, texts: list[str], notify: ProgressCallback,
 
 
 @dataclass
-class TrainedHeads:
-    audio_head: Any
-    text_head: Any
-    before: dict[str, float]
-    after: dict[str, float]
-    per_tag_before: dict[str, float]
-    per_tag_after: dict[str, float]
-    steps: int
+class _Trial:
+    setting: Setting
+    fold: int
+    start: float  # validation score at step 0
+    score: float  # best validation score
+    step: int
+    state: list[Any]
+    model: HeadModel
 
 
-def train_heads(embedder: Any, data: Dataset, options: FineTuneOptions,
-                progress: ProgressCallback | None = None,
-                cancel: threading.Event | None = None) -> TrainedHeads:
-    """Train copies of the model's projections on the dataset; returns the best heads seen."""
+def _train_loop(setting: Setting, model: HeadModel, batches: Batches, train: np.ndarray,
+                judge: Callable[[HeadModel], QueryFigures] | None, steps: int,
+                options: FineTuneOptions, rng: np.random.Generator,
+                tick: Callable[[], None], cancel: threading.Event
+                ) -> tuple[float, float, int, list[Any]]:
+    """Adam steps with a pull back to the start weights. With a judge, keeps the best state on
+    it and stops after `patience` evaluations without gain; without one runs all `steps`.
+    Returns (start score, best score, best step, best state)."""
     import torch
     import torch.nn.functional as F
 
+    start_state = model.state()
+    start = overall_score(judge(model).means()) if judge else 0.0
+    best, best_step, best_state = start, 0, start_state
+    optimiser = torch.optim.Adam(model.params, lr=setting.learning_rate)
+    pull = setting.learning_rate * setting.pull
+    stale = 0
+    for step in range(1, steps + 1):
+        if cancel.is_set():
+            raise FineTuneCancelled()
+        rows, texts, match = batches.draw(rng, train, options.batch_size)
+        a = F.normalize(model.audio(rows), dim=-1)
+        t = F.normalize(model.text(texts), dim=-1)
+        loss = contrastive_loss(a, t, match, 1.0 / options.temperature)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        with torch.no_grad():  # decoupled decay toward the start weights, not toward zero
+            for p, p0 in zip(model.params, start_state):
+                p.sub_(pull * (p - p0))
+        tick()
+        if judge is not None and (step % options.eval_every == 0 or step == steps):
+            score = overall_score(judge(model).means())
+            if score > best + 1e-6:
+                best, best_step, best_state, stale = score, step, model.state(), 0
+            else:
+                stale += 1
+                if stale >= options.patience:
+                    break
+    if judge is None:
+        best_step, best_state = steps, model.state()
+    return start, best, best_step, best_state
+
+
+# -- choosing and judging ----------------------------------------------------------------------
+@dataclass
+class Outcome:
+    """What the training found, before anything is saved."""
+
+    audio_head: Any
+    text_head: Any
+    setting: Setting
+    step: int
+    gain: float  # on the confirming half of validation, mean over folds
+    gain_low: float  # the cautious gain (gain_low_bound)
+    validation_before: float  # confirming half
+    validation_after: float
+    before: QueryFigures  # test parts, pooled over folds
+    after: QueryFigures
+    tried: list[dict[str, Any]]
+
+
+def _settings(options: FineTuneOptions) -> list[Setting]:
+    if options.steps is None:
+        return list(SETTINGS)
+    return [Setting(s.name, s.part, s.learning_rate, s.pull, options.steps) for s in SETTINGS]
+
+
+def train_and_choose(embedder: Any, data: Dataset, options: FineTuneOptions,
+                     progress: ProgressCallback | None = None,
+                     cancel: threading.Event | None = None) -> Outcome:
+    """Try every setting on every fold, keep the best on validation, judge it on test."""
+    import torch
+
     notify = progress or (lambda p: None)
     cancel = cancel or threading.Event()
-    torch.manual_seed(options.seed)
-    rng = np.random.default_rng(options.seed)
-    queries = [query_text(t) for t in data.eval_tags]
-    texts = sorted({p.text for p in data.pairs} | set(queries))  # each encoded once
-    text_feats = _text_features(embedder, texts, notify, cancel)
+    tags = data.eval_tags + [t for f in data.folds for t in f.choose_tags + f.confirm_tags]
+    queries = {t: query_text(t) for t in tags}
+    # Query words are encoded one at a time, apart from the training texts: padding makes a
+    # text's features depend a hair on its batch, and test queries must not touch training.
+    texts = sorted({p.text for p in data.pairs})
+    asked = sorted(set(queries.values()) - set(texts))
+    text_feats = np.concatenate([_text_features(embedder, texts, notify, cancel)]
+                                + [embedder.text_features([q]).astype(np.float32) for q in asked])
+    texts += asked
     text_index = {t: i for i, t in enumerate(texts)}
-    device = "cpu"  # heads are small; features are already on the CPU
-    audio_head = copy.deepcopy(embedder.model.audio_projection).float().to(device).train()
-    text_head = copy.deepcopy(embedder.model.text_projection).float().to(device).train()
-    for head in (audio_head, text_head):
-        head.requires_grad_(True)
-    batches = _Batches(data, text_index, text_feats)
-    query_feats = batches.text_all[torch.tensor([text_index[q] for q in queries])]
-    held = torch.as_tensor(data.heldout)
-    held_tag_sets = [set(data.samples[i].tags) for i in data.heldout]
-    relevant = np.array([[tag in tags for tags in held_tag_sets] for tag in data.eval_tags], bool)
+    batches = Batches(data, text_index, text_feats)
+    settings = _settings(options)
+    final_steps = max(s.steps for s in settings) if data.rotated else 0
+    total = len(data.folds) * sum(s.steps for s in settings) + final_steps
+    done = [0]
 
-    def measure() -> tuple[dict[str, float], np.ndarray]:
-        with torch.no_grad():
-            a = F.normalize(audio_head(batches.audio_all[held]), dim=-1).numpy()
-            t = F.normalize(text_head(query_feats), dim=-1).numpy()
-        return evaluate(a, t, relevant)
+    def tick() -> None:
+        done[0] += 1
+        if done[0] % 10 == 0:
+            notify(FineTuneProgress("training", done[0], total))
+
+    def judge(fold: Fold, part: str) -> Judge:
+        rows, names = {"choose": (fold.choose, fold.choose_tags),
+                       "confirm": (fold.confirm, fold.confirm_tags),
+                       "test": (fold.test, fold.test_tags)}[part]
+        return Judge(batches, rows, names, [text_index[queries[t]] for t in names])
 
     threads = torch.get_num_threads()
     # The heads are small: one thread beats several, which spend more time waiting on each
     # other than multiplying, and a busy machine makes that a hundredfold worse.
     torch.set_num_threads(1)
     try:
-        before, p10_before = measure()
-        after, p10_after, best_step = _train_loop(options, audio_head, text_head, batches,
-                                                  measure, rng, notify, cancel)
+        notify(FineTuneProgress("training", 0, total))
+        trials: list[_Trial] = []
+        budget_done = 0
+        for k, fold in enumerate(data.folds):
+            train = batches.rows_with_texts(fold.train)
+            for n, setting in enumerate(settings):
+                # Every setting and fold draws the same batches: only the setting differs.
+                torch.manual_seed(options.seed + n)
+                rng = np.random.default_rng(options.seed + 1000 * k)
+                model = HeadModel(embedder, batches, setting.part)
+                start, score, step, state = _train_loop(
+                    setting, model, batches, train, judge(fold, "choose"), setting.steps,
+                    options, rng, tick, cancel)
+                trials.append(_Trial(setting, k, start, score, step, state, model))
+                budget_done += setting.steps  # a setting that stopped early: skip its rest
+                done[0] = budget_done
+        outcome = _choose(embedder, data, options, settings, trials, judge, batches, tick, cancel)
     finally:
         torch.set_num_threads(threads)
-    audio_head.eval()
-    text_head.eval()
-    per_before = {t: round(float(v), 4) for t, v in zip(data.eval_tags, p10_before)}
-    per_after = {t: round(float(v), 4) for t, v in zip(data.eval_tags, p10_after)}
-    return TrainedHeads(audio_head, text_head, before, after, per_before, per_after, best_step)
+    return outcome
 
 
-class _Batches:
-    """Training batches: sample rows, one of each sample's texts, and which texts match which."""
+def _choose(embedder: Any, data: Dataset, options: FineTuneOptions, settings: list[Setting],
+            trials: list[_Trial], judge: Callable[[Fold, str], Judge], batches: Batches,
+            tick: Callable[[], None], cancel: threading.Event) -> Outcome:
+    tried = []
+    by_setting: dict[str, list[_Trial]] = {}
+    for trial in trials:
+        by_setting.setdefault(trial.setting.name, []).append(trial)
+    for setting in settings:
+        runs = by_setting[setting.name]
+        tried.append({**setting.to_json(),
+                      "choosing_before": round(float(np.mean([t.start for t in runs])), 4),
+                      "choosing_best": round(float(np.mean([t.score for t in runs])), 4),
+                      "best_step": int(np.median([t.step for t in runs]))})
+    # The setting kept: the best mean validation score over folds (the first on a tie).
+    best = max(settings, key=lambda s: np.mean([t.score for t in by_setting[s.name]]))
+    runs = by_setting[best.name]
+    start = float(np.mean([t.start for t in runs]))
+    score = float(np.mean([t.score for t in runs]))
+    step = int(np.median([t.step for t in runs]))
+    # Is the gain real? Judged on the other half of validation, which chose nothing.
+    checks = []
+    for trial in runs:
+        check = judge(data.folds[trial.fold], "confirm")
+        trial.model.load(trial.state)
+        checks.append((check.scores(HeadModel(embedder, batches, "heads")),
+                       check.scores(trial.model), check.relevant))
+    gain_low = gain_low_bound(checks, options.seed)
+    confirm_before = float(np.mean([overall_score(evaluate_scores(b, r).means())
+                                    for b, _, r in checks]))
+    confirm_after = float(np.mean([overall_score(evaluate_scores(a, r).means())
+                                   for _, a, r in checks]))
+    # Test figures: in each fold the model chosen on that fold's validation, judged on its test.
+    before_parts, after_parts = [], []
+    for k, fold in enumerate(data.folds):
+        chosen = max((t for t in trials if t.fold == k), key=lambda t: t.score)
+        test = judge(fold, "test")
+        base = HeadModel(embedder, batches, "heads")
+        before_parts.append(test(base))
+        chosen.model.load(chosen.state)
+        after_parts.append(test(chosen.model) if chosen.step else test(base))
+    if data.rotated and step > 0:
+        # Every pack judged once: the version kept learns from all of them, for the step
+        # count the folds chose, with no file left to stop it early.
+        model = HeadModel(embedder, batches, best.part)
+        torch_seed(options.seed)
+        rows = batches.rows_with_texts(range(len(data.samples)))
+        _, _, _, state = _train_loop(best, model, batches, rows, None, step, options,
+                                     np.random.default_rng(options.seed), tick, cancel)
+        model.load(state)
+    else:
+        model = runs[0].model
+        model.load(runs[0].state)
+    audio_head, text_head = model.heads()
+    log.info("kept %s at step %d: %.3f -> %.3f choosing, %.3f -> %.3f confirming", best.name,
+             step, start, score, confirm_before, confirm_after)
+    return Outcome(audio_head, text_head, best, step, confirm_after - confirm_before, gain_low,
+                   confirm_before, confirm_after,
+                   QueryFigures.pooled(before_parts), QueryFigures.pooled(after_parts), tried)
 
-    def __init__(self, data: Dataset, text_index: dict[str, int], text_feats: np.ndarray) -> None:
-        import torch
 
-        # Tags as 0/1 matrices: a text matches a sample when the sample carries every tag
-        # the text names.
-        vocab = data.vocabulary.index()
-        self.sample_tags = torch.zeros(len(data.samples), len(vocab))
-        for i, s in enumerate(data.samples):
-            for t in s.tags:
-                if t in vocab:
-                    self.sample_tags[i, vocab[t]] = 1.0
-        self.pair_tags = torch.zeros(len(data.pairs), len(vocab))
-        for j, p in enumerate(data.pairs):
-            for t in p.tags:
-                self.pair_tags[j, vocab[t]] = 1.0
-        row_of = {s.file_id: i for i, s in enumerate(data.samples)}
-        self.pairs_of: dict[int, list[int]] = {}
-        for j, p in enumerate(data.pairs):
-            self.pairs_of.setdefault(row_of[p.file_id], []).append(j)
-        self.train = np.array([i for i in data.train if i in self.pairs_of])
-        self.pair_text = torch.tensor([text_index[p.text] for p in data.pairs])
-        self.audio_all = torch.from_numpy(np.ascontiguousarray(data.features, np.float32))
-        self.text_all = torch.from_numpy(text_feats)
-
-    def draw(self, rng: np.random.Generator, size: int) -> tuple[Any, Any, Any]:
-        """(audio features, text features, match[i, j]: sample i carries text j's tags)."""
-        import torch
-
-        rows = rng.choice(self.train, size=min(size, len(self.train)), replace=False)
-        picks = torch.tensor([self.pairs_of[r][rng.integers(len(self.pairs_of[r]))] for r in rows])
-        missing = self.pair_tags[picks] @ (1.0 - self.sample_tags[rows]).T  # texts x samples
-        match = (missing.T == 0).float()
-        return self.audio_all[rows], self.text_all[self.pair_text[picks]], match
-
-
-def _contrastive_loss(a: Any, t: Any, match: Any, scale: float) -> Any:
-    """Symmetric InfoNCE with several positives: the target spreads over every match."""
-    import torch.nn.functional as F
-
-    logits = scale * a @ t.T
-    a2t = -(match / match.sum(1, keepdim=True) * F.log_softmax(logits, 1)).sum(1).mean()
-    t2a = -(match.T / match.T.sum(1, keepdim=True) * F.log_softmax(logits.T, 1)).sum(1).mean()
-    return (a2t + t2a) / 2
-
-
-def _train_loop(options: FineTuneOptions, audio_head: Any, text_head: Any, batches: _Batches,
-                measure: Callable[[], tuple[dict[str, float], np.ndarray]],
-                rng: np.random.Generator, notify: ProgressCallback, cancel: threading.Event
-                ) -> tuple[dict[str, float], np.ndarray, int]:
-    """Adam steps with a pull back to the start weights; keeps the best held-out state."""
+def torch_seed(seed: int) -> None:
     import torch
-    import torch.nn.functional as F
 
-    params = [p for head in (audio_head, text_head) for p in head.parameters()]
-    start = [p.detach().clone() for p in params]
-    figures, p10 = measure()
-    best_score, best_state, best_step = overall_score(figures), [p.detach().clone() for p in params], 0
-    optimiser = torch.optim.Adam(params, lr=options.learning_rate)
-    pull = options.learning_rate * options.anchor_decay
-    stale = 0
-    notify(FineTuneProgress("training", 0, options.steps, best_score))
-    for step in range(1, options.steps + 1):
-        if cancel.is_set():
-            raise FineTuneCancelled()
-        audio, text, match = batches.draw(rng, options.batch_size)
-        a = F.normalize(audio_head(audio), dim=-1)
-        t = F.normalize(text_head(text), dim=-1)
-        loss = _contrastive_loss(a, t, match, 1.0 / options.temperature)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        with torch.no_grad():  # decoupled decay toward the start weights, not toward zero
-            for p, p0 in zip(params, start):
-                p.sub_(pull * (p - p0))
-        if step % options.eval_every == 0 or step == options.steps:
-            now, now_p10 = measure()
-            if overall_score(now) > best_score + 1e-6:
-                best_score, figures, p10, best_step = overall_score(now), now, now_p10, step
-                best_state = [p.detach().clone() for p in params]
-                stale = 0
-            else:
-                stale += 1
-            notify(FineTuneProgress("training", step, options.steps, best_score))
-            if stale >= options.patience and step >= options.steps // 3:
-                break  # never before a third of the budget: early plateaus are common
-    with torch.no_grad():
-        for p, kept in zip(params, best_state):
-            p.copy_(kept)
-    return figures, p10, best_step
+    torch.manual_seed(seed)
 
 
+def no_gain_reason(data: Dataset, outcome: Outcome) -> str:
+    """Why nothing was saved, in plain words."""
+    rare = sorted((n, t) for t, n in data.vocabulary.counts.items() if n < FEW_FILES)
+    if outcome.validation_before >= 0.8:
+        words = " and ".join(f"'{t}'" for t in data.eval_tags[:3])
+        return (f"the search already finds {words} sounds about as well as it can: no setting "
+                f"tried did better on the validation packs (best {outcome.gain:+.2f})")
+    if rare and len(rare) * 2 >= len(data.vocabulary.counts):
+        n, tag = rare[0]
+        return (f"only {n} samples carry '{tag}'" +
+                (f" and {len(rare) - 1} more tags are as rare" if len(rare) > 1 else "") +
+                f"; tag at least {FEW_FILES} files per word so there is something to learn")
+    return ("no setting tried found anything in these tags that holds in packs it did not "
+            f"learn from (best {outcome.gain:+.2f} on validation): the tags may not describe "
+            "how the files sound")
+
+
+def summary_lines(data: Dataset, outcome: Outcome, saved: bool) -> list[str]:
+    before, after = outcome.before.per_tag(), outcome.after.per_tag()
+    if not saved:
+        after = before
+    lines = changes_in_words(before, after, data.rotated)
+    counts = (f"judged on {len(outcome.after.tags)} queries over "
+              f"{sum(len(f.test) for f in data.folds)} test files")
+    return lines + [counts]
 # -- one run -----------------------------------------------------------------------------------
 def run_finetune(library: Library, options: FineTuneOptions | None = None,
                  progress: ProgressCallback | None = None,
                  cancel: threading.Event | None = None) -> FineTuneResult:
-    """Prepare, train, save a new version, re-project the library and (optionally) activate.
+    """Prepare, train and choose; when validation shows a real gain, save a new version,
+    re-project the library and (optionally) activate it. Without one, nothing is written and
+    the result says why (`saved` False).
 
     Safe to call from a worker thread: it reads and writes through its own catalog connection.
     Activation touches the library's own connection, so a GUI passes activate=False and
@@ -228,43 +350,82 @@ def run_finetune(library: Library, options: FineTuneOptions | None = None,
     cancel = cancel or threading.Event()
     started = time.monotonic()
     catalog = Catalog(library.paths.catalog)
+    name: str | None = None
     try:
         notify(FineTuneProgress("reading tags"))
         data = prepare(library, options, catalog)
         embedder = library.embedder()
-        heads = train_heads(embedder, data, options, notify, cancel)
+        outcome = train_and_choose(embedder, data, options, notify, cancel)
         if cancel.is_set():
             raise FineTuneCancelled()
-        notify(FineTuneProgress("saving"))
-        # Indexing in this process may hold the lock already: then it is not ours to release.
-        ours = not library.holds_writer
-        if ours:
-            library.acquire_writer()
-        try:
-            name = versions.new_version_name(library.paths.models)
-            info = {"base": data.encoder_key, "mode": options.mode,
-                    "tag_sources": list(options.sources), "holdout_by": data.holdout_by,
-                    "train": len(data.train), "heldout": len(data.heldout),
-                    "before": heads.before, "after": heads.after, "steps": heads.steps,
-                    "tags": data.vocabulary.tags, "include_splice": options.include_splice,
-                    "best_step_chosen_on": "held-out files"}
-            versions.save_version(library.paths.models, name, heads.audio_head, heads.text_head,
-                                  info)
-            model_key = f"{data.encoder_key}+{name}"
-            try:
-                versions.write_vectors(catalog, model_key, heads.audio_head)
-            except BaseException:  # one transaction: no vectors were kept, so no version either
-                shutil.rmtree(library.paths.models / name, ignore_errors=True)
-                raise
-        finally:
-            if ours:
-                library.release_writer()
+        saved = outcome.gain >= MIN_GAIN and outcome.gain_low > 0 and outcome.step > 0
+        before, after = outcome.before.means(), outcome.after.means()
+        chosen = {**outcome.setting.to_json(), "step": outcome.step,
+                  "validation_before": round(outcome.validation_before, 4),
+                  "validation_after": round(outcome.validation_after, 4),
+                  "validation_gain": round(outcome.gain, 4), "min_gain": MIN_GAIN,
+                  "validation_gain_low": round(outcome.gain_low, 4),
+                  "chosen_on": "validation packs" if data.holdout_by == "pack"
+                  else "validation files"}
+        per_before, per_after = outcome.before.per_tag(), outcome.after.per_tag()
+        per_tag = {t: {"before": per_before[t], "after": per_after[t]} for t in per_after}
+        counts = {"train": len(data.train), "validation": len(data.validation),
+                  "test": sum(len(f.test) for f in data.folds),
+                  "test_packs_count": len(data.test_packs()),
+                  "test_queries": len(outcome.after.tags), "folds": len(data.folds)}
+        if saved:
+            reason = (f"'{outcome.setting.name}' at step {outcome.step} beat the start by "
+                      f"{outcome.gain:+.2f} on validation (at least {MIN_GAIN:+.2f} counts)")
+        else:
+            reason = no_gain_reason(data, outcome)
+            after = dict(before)  # the model searched stays: its figures are the ones that hold
+        model_key = library.model_key
+        if saved:
+            notify(FineTuneProgress("saving"))
+            name, model_key = _save(library, catalog, data, options, outcome, {
+                "before": before, "after": after, "per_tag": per_tag, "chosen": chosen,
+                "tried": outcome.tried, "counts": counts, "reason": reason,
+                "summary": summary_lines(data, outcome, True)})
     finally:
         catalog.close()
-    if options.activate:
+    if saved and options.activate and name:
         library.set_active_version(name)
-    notify(FineTuneProgress("done", 1, 1, overall_score(heads.after)))
-    return FineTuneResult(name, model_key, len(data.train), len(data.heldout), heads.before,
-                          heads.after, heads.per_tag_before, heads.per_tag_after,
-                          time.monotonic() - started, options.activate, data.holdout_by,
-                          heads.steps, data.splice_excluded, data.notes, data.heldout_packs())
+        model_key = library.model_key
+    notify(FineTuneProgress("done", 1, 1, overall_score(after)))
+    return FineTuneResult(
+        saved, reason, name, model_key, counts, before, after,
+        per_tag if saved else {t: {"before": v["before"], "after": v["before"]}
+                               for t, v in per_tag.items()},
+        chosen, outcome.tried, summary_lines(data, outcome, saved),
+        time.monotonic() - started, bool(saved and options.activate), data.holdout_by,
+        data.rotated, data.splice_excluded, data.notes + ([] if data.rotated else [data.describe_split()]),
+        data.test_packs(), data.vocabulary.excluded)
+
+
+def _save(library: Library, catalog: Catalog, data: Dataset, options: FineTuneOptions,
+          outcome: Outcome, figures: dict[str, Any]) -> tuple[str, str]:
+    # Indexing in this process may hold the lock already: then it is not ours to release.
+    ours = not library.holds_writer
+    if ours:
+        library.acquire_writer()
+    try:
+        name = versions.new_version_name(library.paths.models)
+        info = {"base": data.encoder_key, "mode": options.mode,
+                "tag_sources": list(options.sources), "holdout_by": data.holdout_by,
+                "rotated": data.rotated, "train": len(data.train),
+                "heldout": figures["counts"]["test"], "steps": outcome.step,
+                "tags": data.vocabulary.tags, "include_splice": options.include_splice,
+                "figures_from": "test packs" if data.holdout_by == "pack" else "test files",
+                **figures}
+        versions.save_version(library.paths.models, name, outcome.audio_head,
+                              outcome.text_head, info)
+        model_key = ModelKey.of(data.encoder_key, name)
+        try:
+            versions.write_vectors(catalog, model_key, outcome.audio_head)
+        except BaseException:  # one transaction: no vectors were kept, so no version either
+            shutil.rmtree(library.paths.models / name, ignore_errors=True)
+            raise
+    finally:
+        if ours:
+            library.release_writer()
+    return name, model_key
