@@ -121,9 +121,6 @@ def _add_extensions(sub: Any, common: argparse.ArgumentParser) -> None:
     from clapdesk.map_cli import add_commands as add_map_commands  # `map`
 
     add_map_commands(sub, common)
-    from clapdesk.map_cli import add_commands as add_map_commands  # `map`
-
-    add_map_commands(sub, common)
 
 
 def gui_main() -> int:
@@ -223,6 +220,7 @@ def cmd_index(args: argparse.Namespace) -> dict[str, Any]:
         folders = args.paths or [p for _, p in library.catalog.roots()]
         if not folders:
             raise CliError("the library has no folders yet: clapdesk index FOLDER")
+        folders = _switching(args, library, folders)
         bar = None if args.json or not sys.stderr.isatty() else _ProgressBar()
         report = library.index_folders(folders, progress=bar, workers=args.workers,
                                        purge_missing=args.purge_missing)
@@ -248,6 +246,22 @@ def cmd_index(args: argparse.Namespace) -> dict[str, Any]:
         for root in report.offline_roots:
             print(f"  skipped (missing or empty, its files were kept): {result_path(root)}")
     return result
+
+
+def _switching(args: argparse.Namespace, library: Any, folders: list[str]) -> list[str]:
+    """`index --model OTHER` on a library of another model is a switch: every folder is
+    re-embedded, and the library takes OTHER once all its sounds have OTHER's vectors."""
+    from clapdesk.core.model_switch import plan_switch
+
+    plan = plan_switch(library) if args.model else None
+    if plan is None:
+        return folders
+    if not args.json:
+        print(f"switching the library from {plan.current} to {plan.target}: re-embedding "
+              f"{plan.files} file{'s' if plan.files != 1 else ''} ({plan.estimate}); search "
+              "keeps the old model until this is done", file=sys.stderr)
+    roots = [p for _, p in library.catalog.roots()]
+    return roots + [f for f in folders if os.path.abspath(f) not in roots]
 
 
 def result_path(path: str) -> str:
@@ -330,9 +344,14 @@ def cmd_similar(args: argparse.Namespace) -> dict[str, Any]:
 
 def _ready_to_search(library: Any) -> None:
     """The model is found (its own plain error otherwise) and there is something to search."""
+    from clapdesk.core.model_switch import plan_switch
+
     library.identity  # noqa: B018 - resolving raises ModelError with what to do
     if not library.catalog.count_files():
         raise CliError("the library is empty: add your samples first with clapdesk index FOLDER")
+    plan = plan_switch(library)
+    if plan is not None:  # searching would find nothing: say what would make it work
+        raise CliError(plan.message())
 
 
 def _show(args: argparse.Namespace, response: Any, seconds: float) -> dict[str, Any]:

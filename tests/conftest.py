@@ -99,10 +99,11 @@ def hub_model(tiny_model: Path) -> str:
 
 @pytest.fixture(autouse=True)
 def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own library, config and cache folders."""
+    """Every test gets its own library, config, cache and region-exports folders."""
     monkeypatch.setenv("CLAPDESK_LIBRARY", str(tmp_path / "library"))
     monkeypatch.setenv("CLAPDESK_CONFIG", str(tmp_path / "config"))
     monkeypatch.setenv("CLAPDESK_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("CLAPDESK_EXPORTS", str(tmp_path / "exports"))
     monkeypatch.delenv("CLAPDESK_MODEL", raising=False)
     return tmp_path
 

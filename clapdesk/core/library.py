@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from clapdesk.core import model_switch
 from clapdesk.core.embed.embedder import ClapEmbedder
 from clapdesk.core.embed.hub import DEFAULT_MODEL, ModelIdentity, resolve_model
 from clapdesk.core.index.indexer import Indexer, IndexReport, Progress
@@ -55,8 +56,8 @@ class Library:
         self._catalogs = CatalogPerThread(self.paths.catalog)
         remembered = self.catalog.get_meta("model")
         self.model_ref = model or os.environ.get("CLAPDESK_MODEL") or remembered or DEFAULT_MODEL
-        # A library remembers its model; naming another one switches it (and re-embeds). It is
-        # remembered once it has loaded (see embedder()): a broken model never replaces a good one.
+        # A library remembers its model. Naming another one searches with it only where its
+        # vectors are all there; switching is a re-embedding run of its own (model_switch.py).
         self.device = device
         self.precision = precision
         self.allow_download = allow_download
@@ -90,6 +91,13 @@ class Library:
         """The key of the vectors searched now: the encoder plus any fine-tuned version."""
         return ModelKey.of(self.identity.encoder_key, self.active_version)
 
+    def use_model(self, ref: str) -> None:
+        """Use another model from now on (before it has loaded: the window's fallback to the
+        library's own model when the one named has no vectors here yet)."""
+        with self._model_lock:
+            self.model_ref = ref
+            self._identity, self._embedder, self._index = None, None, None
+
     @property
     def model_loaded(self) -> bool:
         return self._embedder is not None
@@ -109,7 +117,9 @@ class Library:
                         self.catalog.set_meta(revision_key, self.identity.revision)
                 except Exception as exc:  # a read-only library still searches
                     log.info("model revision not recorded: %s", exc)
-                if self.catalog.get_meta("model") != self.model_ref:
+                if self.catalog.get_meta("model") is None:
+                    # The first model a library loads is its own; another one becomes its
+                    # own only once every sound has its vectors (model_switch.after_index).
                     self.catalog.set_meta("model", self.model_ref)
             return self._embedder
 
@@ -175,9 +185,12 @@ class Library:
         return self.writer_lock.held
 
     def index_folders(self, folders: list[str], progress: Callable[[Progress], None] | None = None,
-                      cancel: threading.Event | None = None, workers: int | None = None
-                      ) -> IndexReport:
-        """Add folders to the library and bring it up to date with them."""
+                      cancel: threading.Event | None = None, workers: int | None = None,
+                      purge_missing: bool = False) -> IndexReport:
+        """Add folders to the library and bring it up to date with them.
+
+        `purge_missing` forgets the tags and favourites of vanished files (kept otherwise
+        until they come back, or for store.missing.PURGE_AFTER_DAYS)."""
         self.acquire_writer()
         try:
             # The indexer gets its own connection: it commits from its own thread while the
@@ -190,7 +203,10 @@ class Library:
                     # index must be the base model's, not the broken version's.
                     self.embedder()
                 indexer = Indexer(catalog, self.vector_index(), self.embedder, workers=workers)
-                return indexer.run([os.path.abspath(f) for f in folders], progress, cancel)
+                report = indexer.run([os.path.abspath(f) for f in folders], progress, cancel,
+                                     purge_missing=purge_missing)
+                model_switch.after_index(self, catalog, report)
+                return report
             finally:
                 catalog.close()
         finally:
@@ -199,6 +215,16 @@ class Library:
     def rescan(self, progress: Callable[[Progress], None] | None = None,
                cancel: threading.Event | None = None) -> IndexReport:
         return self.index_folders([path for _, path in self.catalog.roots()], progress, cancel)
+
+    def purge_missing(self) -> int:
+        """Forget every vanished file's tags and favourite now; returns how many."""
+        from clapdesk.core.store import missing
+
+        self.acquire_writer()
+        try:
+            return missing.purge(self.catalog)
+        finally:
+            self.release_writer()
 
     def remove_folder(self, folder: str) -> int:
         self.acquire_writer()

@@ -81,6 +81,13 @@ def run_app(library: str | None = None, model: str | None = None, device: str | 
         return 1
     code = app.exec()
     window.shutdown()
+    if getattr(window, "left_running", False):
+        # A job that cannot be interrupted (the model loading) is still running: Qt would wait
+        # for it at exit. Everything worth keeping is saved by now, so leave without it.
+        log.info("quitting with a background job still running")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     return code
 
 

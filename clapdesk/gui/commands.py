@@ -7,14 +7,18 @@ mixin of MainWindow and uses its widgets and controllers.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QUrl
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageBox
 
+from clapdesk.core.embed.hub import ModelError
+from clapdesk.core.finetune import versions
 from clapdesk.core.search.ranking import Filters
 from clapdesk.core.store.catalog import display_path
 from clapdesk.core.store.model_key import ModelKey
@@ -22,6 +26,7 @@ from clapdesk.gui import jobs
 from clapdesk.gui.actions import shortcut_table
 from clapdesk.gui.model_control import READY, is_hub_id
 from clapdesk.gui.settings_dialog import SettingsDialog
+from clapdesk.gui.wording import counted
 
 if TYPE_CHECKING:
     from clapdesk.gui.main_window import MainWindow
@@ -33,7 +38,7 @@ else:
 
 class WindowCommands(_Base):
     def on_add_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Add a folder of samples")
+        folder = QFileDialog.getExistingDirectory(self, "Add a folder of samples", str(Path.home()))
         if folder:
             self.indexing.index([folder])
 
@@ -79,9 +84,50 @@ class WindowCommands(_Base):
         if self.search.text().strip():
             self.search.fire()
 
+    def on_revert_model(self) -> None:
+        """One click back to the base model; the fine-tuned versions stay, to be used again."""
+        if self.model_ctl.state != READY:
+            self.statusBar().showMessage("The model is not ready yet.", 6000)
+            return
+        if not self.library.active_version:
+            self.statusBar().showMessage("Search already uses the base model.", 6000)
+            return
+        self.runner.submit(versions.revert, self.library, pool="model", name="revert model",
+                           on_result=self._searching_with, on_error=self._version_failed)
+
+    def on_use_version(self) -> None:
+        if self.model_ctl.state != READY:
+            self.statusBar().showMessage("The model is not ready yet.", 6000)
+            return
+        base = "The base model"
+        listed = versions.list_versions(self.library.paths.models,
+                                        self.library.identity.encoder_key)
+        if not listed:
+            self.statusBar().showMessage(
+                "There are no fine-tuned versions yet: Library > Fine-tune… makes one.", 8000)
+            return
+        names = [base, *(v.name for v in reversed(listed))]
+        active = self.library.active_version
+        chosen, ok = QInputDialog.getItem(self, "Use a fine-tuned version", "Search with:", names,
+                                          names.index(active) if active in names else 0, False)
+        if not ok or chosen == (active or base):
+            return
+        if chosen == base:
+            self.on_revert_model()
+            return
+        self.runner.submit(versions.activate, self.library, chosen, pool="model",
+                           name="use version", on_result=self._searching_with,
+                           on_error=self._version_failed)
+
+    def _version_failed(self, exc: BaseException) -> None:
+        if isinstance(exc, (versions.VersionError, ModelError)):
+            self.statusBar().showMessage(str(exc), 15000)
+        else:
+            self.runner.report("model version", exc)
+
     def on_settings(self) -> None:
         roots = [path for _, path in self.library.catalog.roots()]
-        dialog = SettingsDialog(self.settings, roots, self)
+        dialog = SettingsDialog(self.settings, roots, self, model_in_use=self.library.model_ref)
         if dialog.exec() != SettingsDialog.DialogCode.Accepted:
             return
         dialog.save()
@@ -89,6 +135,8 @@ class WindowCommands(_Base):
         self.audition.set_delay(self.settings.get("auto_play_delay_ms"))
         self.player.set_device(self.settings.get("audio_output") or None)
         self.indexing.watching = self.settings.get("watch_folders")
+        if self.waveform is not None:
+            self.waveform.export_folder = self.settings.get("export_folder")
         added = [f for f in dialog.folders() if f not in roots]
         for gone in (f for f in roots if f not in dialog.folders()):
             self.indexing.remove(gone)
@@ -114,9 +162,18 @@ class WindowCommands(_Base):
         folder = box.addButton("Use a model folder instead…", QMessageBox.ButtonRole.ActionRole)
         box.exec()
         if box.clickedButton() is folder:
-            chosen = QFileDialog.getExistingDirectory(self, "Choose a folder holding a CLAP model")
+            chosen = QFileDialog.getExistingDirectory(self, "Choose a folder holding a CLAP model",
+                                                      str(Path.home()))
             if chosen:
-                self.model_ctl.use_folder(chosen)
+                self.use_model_folder(chosen)
+
+    def use_model_folder(self, folder: str) -> bool:
+        """A model folder chosen to replace an unavailable model: checked, used, and saved in
+        the settings, so the old model does not come back at the next start."""
+        if not self.model_ctl.use_folder(folder):  # saved through folder_chosen when it is one
+            QMessageBox.warning(self, "Not a model folder", self.model_ctl.message)
+            return False
+        return True
 
     def on_quit(self) -> None:
         self.close()
@@ -163,7 +220,8 @@ class WindowCommands(_Base):
             self.library.catalog.add_favourite(hit.file.id, on)
             (self.favourite_ids.add if on else self.favourite_ids.discard)(hit.file.id)
         self.statusBar().showMessage(
-            f"{len(hits)} sound(s) {'added to' if on else 'removed from'} favourites", 4000)
+            f"{counted(len(hits), 'sound')} {'added to' if on else 'removed from'} favourites",
+            4000)
         self.refresh_overview()
 
     def on_edit_tags(self) -> None:
@@ -179,14 +237,18 @@ class WindowCommands(_Base):
 
     def on_reveal(self) -> None:
         hit = self.current_hit()
-        if hit is not None:
-            reveal_in_file_manager(hit.file.path)
+        if hit is not None and not reveal_in_file_manager(hit.file.path):
+            # No file manager to hand it to: the path, on the clipboard, is the next best thing.
+            QApplication.clipboard().setText(display_path(hit.file.path))
+            self.statusBar().showMessage(
+                f"No file manager could be opened; the path was copied: "
+                f"{display_path(hit.file.path)}", 15000)
 
     def on_copy_path(self) -> None:
         paths = self.selected_paths()
         if paths:
             QApplication.clipboard().setText("\n".join(display_path(p) for p in paths))
-            self.statusBar().showMessage(f"Copied {len(paths)} path(s)", 3000)
+            self.statusBar().showMessage(f"Copied {counted(len(paths), 'path')}", 3000)
 
     def on_toggle_side(self, on: bool) -> None:
         self.side.setVisible(on)
@@ -204,15 +266,19 @@ class WindowCommands(_Base):
                           "library by describing them. Local and private: your files never move.")
 
 
-def reveal_in_file_manager(path: str) -> None:
-    """Show the file selected in the system's file manager (its folder where that is all we can)."""
+def reveal_in_file_manager(path: str) -> bool:
+    """Show the file selected in the system's file manager (its folder where that is all we
+    can); False when there is nothing to open it with."""
     try:
         if sys.platform == "darwin":
             subprocess.Popen(["open", "-R", path])
-            return
+            return True
         if sys.platform == "win32":
             subprocess.Popen(["explorer", "/select,", os.path.normpath(path)])
-            return
+            return True
     except OSError:
         pass
-    QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.dirname(path)))
+    if sys.platform.startswith("linux") and not shutil.which("xdg-open") \
+            and not os.environ.get("FLATPAK_ID"):
+        return False  # Qt would hand the folder to xdg-open, and fail without a word
+    return bool(QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.dirname(path))))

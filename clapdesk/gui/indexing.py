@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QW
 from clapdesk.core.index.indexer import IndexReport, Progress
 from clapdesk.core.library import Library, LibraryBusy
 from clapdesk.gui.theme import icon
+from clapdesk.gui.wording import counted
 from clapdesk.gui.workers import TaskRunner, Worker
 
 log = logging.getLogger(__name__)
@@ -59,13 +60,13 @@ def format_eta(seconds: float | None) -> str:
 
 def describe_report(report: IndexReport) -> str:
     """One status-bar line about a finished (or cancelled) run."""
-    parts = [f"{report.indexed} sounds indexed"]
+    parts = [f"{counted(report.indexed, 'sound')} indexed"]
     if report.unchanged:
         parts.append(f"{report.unchanged} unchanged")
     if report.failed:
         parts.append(f"{len(report.failed)} could not be read (Ctrl+Shift+E)")
     if report.offline_roots:
-        parts.append(f"{len(report.offline_roots)} folder(s) offline")
+        parts.append(f"{counted(len(report.offline_roots), 'folder')} offline")
     verb = "Indexing cancelled" if report.cancelled else "Library updated"
     return f"{verb}: " + ", ".join(parts)
 

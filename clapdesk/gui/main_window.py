@@ -44,7 +44,6 @@ from clapdesk.gui.actions import build_actions
 from clapdesk.gui.audition import AuditionController, TransportBar
 from clapdesk.gui.commands import WindowCommands
 from clapdesk.gui.indexing import IndexingController, IndexProgress, describe_report
-from clapdesk.gui.map_view import install_map
 from clapdesk.gui.model_control import READY, UNAVAILABLE, DownloadDialog, ModelController
 from clapdesk.gui.panels import QUERY, FailuresPanel, SidePanel
 from clapdesk.gui.player import Player
@@ -61,6 +60,7 @@ from clapdesk.gui.results_view import ResultsView
 from clapdesk.gui.search_bar import SearchBar
 from clapdesk.gui.settings import Settings
 from clapdesk.gui.theme import app_icon
+from clapdesk.gui.wording import counted
 from clapdesk.gui.workers import TaskRunner
 
 try:  # audition's waveform and row thumbnails (waveform.py); the window works without them
@@ -72,6 +72,7 @@ log = logging.getLogger(__name__)
 THUMB_WIDTH = 96
 MODEL_START_LATEST_MS = 1000
 
+QUIT_WAIT_MS = 1500  # at most this long for background jobs to stop when the window closes
 LIVE_REFRESH_MS = 3000  # while indexing, the browsed place is re-read this often
 
 
@@ -102,6 +103,7 @@ class MainWindow(WindowCommands, QMainWindow):
             self.waveform = WaveformView(self.audition_box, player=self.player, runner=self.runner)
             self.waveform.setMinimumHeight(90)
             self.audition_box.layout().insertWidget(0, self.waveform, 1)
+            self.waveform.export_folder = self.settings.get("export_folder")
             self.waveform.region_exported.connect(
                 lambda p: self.statusBar().showMessage(f"Region saved as {p}", 6000))
         self.audition = AuditionController(
@@ -118,6 +120,7 @@ class MainWindow(WindowCommands, QMainWindow):
         self.model_ctl = ModelController(library, self.runner, self)
         self.model_ctl.state_changed.connect(self._model_state)
         self.model_ctl.download_needed.connect(self._offer_download)
+        self.model_ctl.folder_chosen.connect(self._model_folder_chosen)
         self.indexing = IndexingController(library, self.runner, self)
         self.indexing.watching = self.settings.get("watch_folders")
         self.indexing.started.connect(self._index_started)
@@ -130,7 +133,6 @@ class MainWindow(WindowCommands, QMainWindow):
         self.live_timer = QTimer(self)
         self.live_timer.setInterval(LIVE_REFRESH_MS)
         self.live_timer.timeout.connect(self._live_refresh)
-        self.map_panel = install_map(self)  # View › Map of the library, beside the table
         self._restore_layout()
 
     # -- building -----------------------------------------------------------------------------
@@ -188,7 +190,10 @@ class MainWindow(WindowCommands, QMainWindow):
         self.side_split = QSplitter(Qt.Orientation.Horizontal, self)
         self.side_split.addWidget(self.side)
         self.side_split.addWidget(results)
-        self.side_split.setStretchFactor(1, 1)
+        # Both sides give way as the window narrows (the results four times as much), so a
+        # small window is not one third side panel.
+        self.side_split.setStretchFactor(0, 1)
+        self.side_split.setStretchFactor(1, 4)
         self.side_split.setSizes([240, 960])
         self.setCentralWidget(self.side_split)
 
@@ -282,9 +287,10 @@ class MainWindow(WindowCommands, QMainWindow):
                  jobs.DUPLICATES: "Duplicates (identical content, side by side)",
                  }.get(kind, display_path(value))
         more = "+" if len(hits) >= jobs.BROWSE_LIMIT else ""
-        title = f"{where} — {len(hits)}{more} sounds"
+        title = f"{where} — {len(hits):,}{more} sound{'' if len(hits) == 1 and not more else 's'}"
         if not hits and kind == jobs.ALL and not self.indexing.running:
-            title = "Your library is empty: add a folder of samples with Library > Add (Ctrl+L)"
+            title = ("Your library is empty: add a folder of samples with Library > Add library "
+                     "folder… (Ctrl+L)")
         self._set_rows(hits, scored=False, title=title, keep_scroll=keep_scroll)
 
     def _set_rows(self, hits: list[Hit], scored: bool, title: str, keep_scroll: bool = False
@@ -304,6 +310,13 @@ class MainWindow(WindowCommands, QMainWindow):
             self._restoring = False
         if keep_scroll:
             self.view.verticalScrollBar().setValue(scroll)
+        pending = self.audition.pending
+        if pending and self.model.row_of(pending) < 0:  # its row went: it must not play now
+            self.audition.timer.stop()
+            self.audition.pending = None
+        shown = self.waveform.path if self.waveform is not None else None
+        if shown and self.model.row_of(shown) < 0:
+            self.waveform.set_file(None)  # a sound no longer listed is no longer drawn
 
     def _live_refresh(self) -> None:
         if not self.search.text().strip() and not self.search.similar_to:
@@ -337,7 +350,7 @@ class MainWindow(WindowCommands, QMainWindow):
         label = outcome.title if similar else f"“{outcome.title}”"
         if similar:  # the field shows what is searched for now, not the query before it
             self.search.show_similar(outcome.similar_to)
-        self._set_rows(hits, scored, f"{len(hits)} results for {label}")
+        self._set_rows(hits, scored, f"{counted(len(hits), 'result')} for {label}")
         self.view.scrollToTop()  # new results: the best matches are the ones to see
 
     def _search_failed(self, exc: BaseException) -> None:
@@ -433,10 +446,12 @@ class MainWindow(WindowCommands, QMainWindow):
     def refresh_tags(self, file_ids: list[int]) -> None:
         """Tags were edited: the rows show them at once, the producer's own first."""
         self.model.update_tags(tags_for_display(self.library.catalog, file_ids))
-        self.statusBar().showMessage(f"Tags saved for {len(file_ids)} sound(s)", 4000)
+        self.statusBar().showMessage(f"Tags saved for {counted(len(file_ids), 'sound')}", 4000)
 
     # -- model --------------------------------------------------------------------------------
     def _model_state(self, state: str, message: str) -> None:
+        if self._shut:
+            return  # the model finished loading after the window closed (see shutdown)
         short = {"checking": "Model: looking…", "downloading": "Model: downloading…",
                  "loading": "Model: loading…", READY: "Model ready",
                  UNAVAILABLE: "Model unavailable"}[state]
@@ -448,7 +463,14 @@ class MainWindow(WindowCommands, QMainWindow):
         self.model_label.style().unpolish(self.model_label)
         self.model_label.style().polish(self.model_label)
         if state in (READY, UNAVAILABLE):
-            self.statusBar().showMessage(message, 0 if state == UNAVAILABLE else 5000)
+            # A model named but not used (see model_switch.py) stays said until dismissed.
+            lasting = state == UNAVAILABLE or self.model_ctl.switch_plan is not None
+            self.statusBar().showMessage(message, 0 if lasting else 5000)
+        if state == READY and self.model_ctl.switch_plan is None and not self.indexing.running \
+                and self.library.catalog.files_missing_vectors(self.library.model_key):
+            # Sounds without this model's vectors (a model folder chosen instead of a missing
+            # one): embed them now, with progress, rather than list nothing until F5.
+            self.on_update_library()
         if state in (READY, UNAVAILABLE):
             model_notices.model_settled(self, state == READY)  # the text tower's health
         if state == READY and self.pending_search is not None:
@@ -456,6 +478,11 @@ class MainWindow(WindowCommands, QMainWindow):
             self.pending_search = None
             if text == self.search.text().strip():
                 self._search(text, parsed)
+
+    def _model_folder_chosen(self, folder: str) -> None:
+        """Saved, so that the model that was missing does not come back at the next start."""
+        self.settings.set("model", folder)
+        self.settings.sync()
 
     def _offer_download(self, ref: str) -> None:
         dialog = DownloadDialog(ref, self.model_ctl, self)
@@ -528,7 +555,10 @@ class MainWindow(WindowCommands, QMainWindow):
         self.indexing.stop_watching()
         self.indexing.cancel()
         self.player.close()
-        self.runner.shutdown()
+        # Loading the model (torch's import, the weights) cannot be interrupted and took 3.7 s
+        # to finish when quit mid-way: wait a little, then leave it to the process's exit
+        # (app.run_app). Nothing it writes is lost: SQLite keeps each commit whole.
+        self.left_running = not self.runner.shutdown(QUIT_WAIT_MS)
         torch_threads.shutdown()  # the query lane: no search runs once the runner is idle
         self.library.close()
 

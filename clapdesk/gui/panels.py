@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtWidgets import (
     QHeaderView,
@@ -70,8 +68,9 @@ class SidePanel(QWidget):
 
     def set_folders(self, folders: list[str], offline: set[str] | None = None) -> None:
         self.folders.takeChildren()
+        labels = distinguishing_names(folders)
         for folder in folders:
-            label = display_path(os.path.basename(folder.rstrip("/\\")) or folder)
+            label = display_path(labels[folder])
             child = QTreeWidgetItem(self.folders, [label])
             child.setToolTip(0, display_path(folder))
             child.setIcon(0, icon("warning" if offline and folder in offline else "folder"))
@@ -149,3 +148,19 @@ class FailuresPanel(QWidget):
     def rows(self) -> list[tuple[str, str]]:
         return [(self.tree.topLevelItem(i).text(0), self.tree.topLevelItem(i).text(1))
                 for i in range(self.count())]
+
+
+def distinguishing_names(folders: list[str]) -> dict[str, str]:
+    """Each folder's shortest trailing path that no other folder shares: two "samples" folders
+    show as "Drums/samples" and "Keys/samples", a folder with a unique name as its name."""
+    parts = {f: [p for p in f.replace("\\", "/").rstrip("/").split("/") if p] or [f]
+             for f in folders}
+    depth = {f: 1 for f in folders}
+    while True:
+        shown = {f: "/".join(parts[f][-depth[f]:]) for f in folders}
+        clashing = [f for f in folders if list(shown.values()).count(shown[f]) > 1
+                    and depth[f] < len(parts[f])]
+        if not clashing:
+            return shown
+        for folder in clashing:
+            depth[folder] += 1

@@ -46,12 +46,12 @@ def file_url(path: str) -> QUrl:
 
 
 def format_duration(seconds: float | None) -> str:
+    """One format for every length, so a column of them reads and lines up: "0:06.5", "1:12.0"."""
     if seconds is None or math.isnan(seconds):
         return ""
-    if seconds < 10:
-        return f"{seconds:.2f} s"
-    minutes, rest = divmod(int(round(seconds)), 60)
-    return f"{minutes}:{rest:02d}"
+    tenths = int(round(seconds * 10))
+    minutes, rest = divmod(tenths, 600)
+    return f"{minutes}:{rest // 10:02d}.{rest % 10}"
 
 
 class ResultsModel(QAbstractTableModel):

@@ -47,6 +47,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("loop", False, "Loop audition"),
     Setting("volume", 80, "Volume (%)", "", (), 0, 100),
     Setting("results", 100, "Results per search", "", (), 10, 1000),
+    Setting("export_folder", "", "Region exports",
+            "Where regions dragged out of the waveform are written; they stay there, since a "
+            "DAW project links to them. Empty: the clapdesk folder in your Music folder."),
     Setting("watch_folders", True, "Pick up new and changed files while clapdesk is open"),
 )
 BY_KEY = {s.key: s for s in SETTINGS}

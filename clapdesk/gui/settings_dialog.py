@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -13,8 +16,10 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QListWidget,
+    QMessageBox,
     QPushButton,
     QSpinBox,
     QTabWidget,
@@ -22,7 +27,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from clapdesk.core.embed.hub import DEFAULT_MODEL
+from clapdesk.core.embed.hub import DEFAULT_MODEL, ModelError, check_model_folder
+from clapdesk.core.store.paths import default_exports_dir
 from clapdesk.gui import model_notices
 from clapdesk.gui.settings import SETTINGS, Setting, Settings
 
@@ -39,8 +45,50 @@ def output_devices() -> list[str]:
         return []
 
 
+@lru_cache(maxsize=1)
+def gpu_devices() -> tuple[str, ...]:
+    """The GPU back-ends torch can use on this computer (torch is imported by the model anyway)."""
+    try:
+        import torch
+    except ImportError:
+        return ()
+    found = []
+    if torch.cuda.is_available():
+        found.append("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found.append("mps")
+    return tuple(found)
+
+
+@lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 or AMX: what makes bfloat16 pay on a CPU (Linux tells; elsewhere, no)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def offered(setting: Setting, current: Any) -> list[str]:
+    """The choices that work here: no cuda or mps without one, no float16 without a GPU,
+    bfloat16 only where the CPU or a GPU does it natively. A saved value is always kept."""
+    choices = list(setting.choices)
+    if setting.key == "device":
+        choices = [c for c in choices if c in ("auto", "cpu") or c in gpu_devices()]
+    elif setting.key == "precision":
+        gpu = bool(gpu_devices())
+        choices = [c for c in choices if c not in ("float16", "bfloat16") or gpu
+                   or (c == "bfloat16" and cpu_has_native_bf16())]
+    if current and current not in choices:
+        choices.append(current)
+    return choices
+
+
 class SettingsDialog(QDialog):
-    def __init__(self, settings: Settings, folders: list[str], parent: QWidget | None = None) -> None:
+    def __init__(self, settings: Settings, folders: list[str], parent: QWidget | None = None,
+                 model_in_use: str = "") -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.settings = settings
@@ -57,8 +105,21 @@ class SettingsDialog(QDialog):
             else:
                 form.addRow(setting.label, editor)
             if setting.key == "model":
+                # Which model is in use, wherever it came from (command line, CLAPDESK_MODEL,
+                # the library), even when this field is empty.
+                self.model_in_use = QLabel(f"In use now: {model_in_use or 'not known yet'}"
+                                           + _model_source(settings.get("model"), model_in_use),
+                                           general)
+                self.model_in_use.setWordWrap(True)
+                self.model_in_use.setTextInteractionFlags(
+                    Qt.TextInteractionFlag.TextSelectableByMouse)
+                form.addRow("", self.model_in_use)
                 self.model_info = model_notices.add_model_info(
-                    general, form, editor, settings.get("model") or DEFAULT_MODEL)
+                    general, form, editor, model_in_use or DEFAULT_MODEL)
+                if model_in_use and isinstance(editor, QLineEdit):
+                    editor.setPlaceholderText(model_in_use)
+            elif setting.key == "export_folder" and isinstance(editor, QLineEdit):
+                editor.setPlaceholderText(str(default_exports_dir()))
         tabs.addTab(general, "General")
 
         library = QWidget(tabs)
@@ -97,7 +158,7 @@ class SettingsDialog(QDialog):
             return spin
         if setting.choices or setting.key == "audio_output":
             combo = QComboBox(self)
-            choices = list(setting.choices)
+            choices = offered(setting, value)
             if setting.key == "audio_output":
                 choices = ["", *output_devices()]
                 combo.setEditable(True)
@@ -112,8 +173,24 @@ class SettingsDialog(QDialog):
         line.setPlaceholderText(str(setting.default) or setting.help)
         return line
 
+    def accept(self) -> None:
+        """A model folder that holds no model is refused here, with why, before it is saved."""
+        model = self.chosen().get("model", "")
+        if model and _looks_like_a_folder(model):
+            try:
+                if not os.path.isdir(os.path.expanduser(model)):
+                    raise ModelError(f"the model folder '{model}' does not exist")
+                check_model_folder(Path(model).expanduser())
+            except ModelError as exc:
+                QMessageBox.warning(self, "Not a model folder",
+                                    f"{exc}\n\nChoose a folder holding a CLAP model (with "
+                                    "config.json and model.safetensors), or a Hugging Face id.")
+                self.editors["model"].setFocus()
+                return
+        super().accept()
+
     def _add_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Add a library folder")
+        folder = QFileDialog.getExistingDirectory(self, "Add a library folder", str(Path.home()))
         if folder and not self.folder_list.findItems(folder, Qt.MatchFlag.MatchExactly):
             self.folder_list.addItem(folder)
 
@@ -145,3 +222,19 @@ class SettingsDialog(QDialog):
         for key, value in self.chosen().items():
             self.settings.set(key, value)
         self.settings.sync()
+
+
+def _looks_like_a_folder(ref: str) -> bool:
+    """A Hugging Face id is "owner/name"; anything else with a slash, or that exists, is a path."""
+    return os.path.isdir(os.path.expanduser(ref)) or ref.startswith((".", "/", "~")) \
+        or ref.count("/") > 1 or "\\" in ref
+
+
+def _model_source(saved: str, in_use: str) -> str:
+    if not in_use:
+        return ""
+    if saved and saved == in_use:
+        return " (from these settings)"
+    if os.environ.get("CLAPDESK_MODEL") == in_use:
+        return " (from CLAPDESK_MODEL)"
+    return " (this library's model)" if not saved else " (the settings' model applies from the next start)"

@@ -8,7 +8,7 @@ API (GUI thread):
     view.set_position(seconds)      # connect Player.position; view.clear_position() on stopped
     view.selection                  # (start_s, end_s) or None
     view.set_selection(start_s, end_s); view.clear_selection()
-    view.export_selection() -> Path # the region as a 24-bit WAV in LibraryPaths().exports
+    view.export_selection() -> Path # the region as a 24-bit WAV in view.export_folder
     view.region_mime(path) -> QMimeData   # text/uri-list with the file's URL
     view.drag_runner                # callable(QDrag); default drag.exec(CopyAction)
     Signals: seek_requested(float seconds), selection_changed(float, float),
@@ -239,6 +239,7 @@ class WaveformView(QWidget):
                  runner: TaskRunner | None = None) -> None:
         super().__init__(parent)
         self._runner = runner if runner is not None else TaskRunner(self)
+        self.export_folder = ""  # the Settings' "Region exports"; empty: LibraryPaths().exports
         self.player = player
         self.drag_runner: Callable[[QDrag], object] = \
             lambda drag: drag.exec(Qt.DropAction.CopyAction)
@@ -333,7 +334,9 @@ class WaveformView(QWidget):
         start, end = self._selection
         first, last = round(start * self._rate), round(end * self._rate)
         stem = re.sub(r"[^\w.-]+", "_", Path(self._path).stem).strip("_") or "region"
-        target = LibraryPaths().exports / f"{stem}_{first}-{last}.wav"
+        folder = Path(self.export_folder).expanduser() if self.export_folder \
+            else LibraryPaths().exports
+        target = folder / f"{stem}_{first}-{last}.wav"
         write_region(self._data, self._rate, first, last, target)
         self.region_exported.emit(str(target))
         return target

@@ -71,8 +71,9 @@ def test_the_precision_chosen_in_settings_is_the_one_the_library_loads_with(qtbo
     qtbot.addWidget(dialog)
     precision = dialog.editors["precision"]
     assert isinstance(precision, QComboBox)
-    assert [precision.itemText(i) for i in range(precision.count())] == [
-        "float32", "int8", "bfloat16", "float16"]
+    # float32 and int8 everywhere; bfloat16 and float16 only where the hardware has them
+    # (tests/gui/test_first_hour_window.py checks that against this computer).
+    assert [precision.itemText(i) for i in range(precision.count())][:2] == ["float32", "int8"]
     precision.setCurrentIndex(precision.findText("int8"))
     dialog.save()
     library = open_library(str(tmp_path / "lib"), None, None, Settings())

@@ -36,9 +36,14 @@ def cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
 
 
-def ensure(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def default_exports_dir() -> Path:
+    """Regions exported from the waveform: `$CLAPDESK_EXPORTS`, else "clapdesk" in the user's
+    Music folder. Not the cache: a DAW project links to these files, and a cleaner must not
+    take them away."""
+    override = os.environ.get("CLAPDESK_EXPORTS")
+    if override:
+        return Path(override).expanduser()
+    return Path(platformdirs.user_music_dir()) / APP_NAME
 
 
 class LibraryPaths:
@@ -65,5 +70,5 @@ class LibraryPaths:
 
     @property
     def exports(self) -> Path:
-        """Regions dragged out of the waveform are written here."""
-        return cache_dir() / "exports"
+        """Regions dragged out of the waveform are written here (unless the settings say)."""
+        return default_exports_dir()
