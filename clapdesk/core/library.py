@@ -161,11 +161,6 @@ class Library:
             self._index = index
         return self._index
 
-    def refresh_index(self) -> None:
-        """Pick up vectors another process or thread wrote since the index was opened."""
-        if self._index is not None:
-            self._index.sync(self.catalog)
-
     # -- writing --------------------------------------------------------------------------------
     def acquire_writer(self) -> None:
         """Take the library's writer lock, or raise LibraryBusy (see store/writer_lock.py), or

@@ -124,7 +124,6 @@ class IndexingController(QObject):
         self.runner = runner
         self.worker: Worker | None = None
         self.pending: list[str] = []
-        self.last_progress: Progress | None = None
         self._last_emit = 0.0
         self.watcher = QFileSystemWatcher(self)
         self.watcher.directoryChanged.connect(self._changed)
@@ -145,7 +144,6 @@ class IndexingController(QObject):
         if self.running:
             self.pending.extend(f for f in folders if f not in self.pending)
             return
-        self.last_progress = None
         self.worker = self.runner.submit(
             self.library.index_folders, folders, name="index", wants_cancel=True,
             on_progress=self._progress, on_result=self._done, on_error=self._error,
@@ -158,7 +156,6 @@ class IndexingController(QObject):
             self.worker.cancel.set()
 
     def _progress(self, progress: Progress) -> None:
-        self.last_progress = progress
         now = time.monotonic()
         # Repaint at most every 50 ms: a fast run reports hundreds of files a second.
         if now - self._last_emit >= PROGRESS_MIN_INTERVAL or progress.phase == "done":

@@ -375,11 +375,6 @@ class Catalog(CatalogQueries):
             self.db.execute("UPDATE files SET path = ?, root_id = ?, mtime_ns = ? WHERE id = ?",
                             (encode_path(new_path), root_id, mtime_ns, file_id))
 
-    def touch_file(self, file_id: int, size: int, mtime_ns: int) -> None:
-        with self.db:
-            self.db.execute("UPDATE files SET size = ?, mtime_ns = ? WHERE id = ?",
-                            (size, mtime_ns, file_id))
-
     def upsert_file(self, path: str, root_id: int, size: int, mtime_ns: int,
                     content_hash: str | None, **fields: object) -> int:
         """Insert or update one file's row (without committing); returns its id."""

@@ -15,7 +15,6 @@ import logging
 import os
 import threading
 import zlib
-from collections.abc import Callable
 from pathlib import Path
 
 import hnswlib
@@ -168,8 +167,7 @@ class VectorIndex:
     def __len__(self) -> int:
         return len(self.live)
 
-    def query(self, vector: np.ndarray, k: int,
-              accept: Callable[[int], bool] | None = None) -> list[tuple[int, float]]:
+    def query(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         """(file id, cosine similarity) best first."""
         with self.lock:
             if self.index is None or not self.live:
@@ -177,7 +175,7 @@ class VectorIndex:
             k = min(k, len(self.live))
             self.index.set_ef(max(EF_SEARCH, k))
             labels, distances = self.index.knn_query(
-                np.asarray(vector, np.float32).reshape(1, -1), k=k, filter=accept)
+                np.asarray(vector, np.float32).reshape(1, -1), k=k)
         return [(int(lab), float(1.0 - dist)) for lab, dist in zip(labels[0], distances[0])]
 
     # -- saving ---------------------------------------------------------------------------------
