@@ -2,7 +2,7 @@
 
 Run once, and the file is committed: the migration test must open a file written by the old
 schema, not one made by today's code on the fly. Schema step 0 -> 1 is frozen in
-clapdesk.core.store.catalog.MIGRATIONS (released steps are never edited), so this script stays
+clapdesk.core.store.migrations.STEPS (released steps are never edited), so this script stays
 valid. Usage: python tests/reliability/make_old_catalog.py
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clapdesk.core.store.catalog import MIGRATIONS
+from clapdesk.core.store.migrations import STEPS
 
 TARGET = Path(__file__).resolve().parent.parent / "fixtures" / "catalog_v1.sqlite3"
 ROOT = b"/home/producer/Samples"
@@ -35,7 +35,7 @@ def main() -> None:
     TARGET.parent.mkdir(parents=True, exist_ok=True)
     TARGET.unlink(missing_ok=True)
     db = sqlite3.connect(TARGET)
-    db.executescript(MIGRATIONS[0])
+    STEPS[0].apply(db)
     db.execute("INSERT INTO roots(id, path, added_at) VALUES (1, ?, 1600000000.0)", (ROOT,))
     for file_id, (path, size, mtime, digest, duration, rate, channels, error) in enumerate(FILES, 1):
         db.execute(

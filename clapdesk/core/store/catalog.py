@@ -17,113 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from clapdesk.core.ingest.text import readable
+from clapdesk.core.store import migrations
+from clapdesk.core.store.migrations import SCHEMA_VERSION, SchemaError
 from clapdesk.core.store.queries import CatalogQueries
 
-# Each entry migrates from version i to i+1. Never edit a released step: add a new one.
-MIGRATIONS: list[str] = [
-    # 0 -> 1: the first schema
-    """
-    CREATE TABLE roots(
-        id INTEGER PRIMARY KEY,
-        path BLOB UNIQUE NOT NULL,
-        added_at REAL NOT NULL
-    );
-    CREATE TABLE files(
-        id INTEGER PRIMARY KEY,
-        path BLOB UNIQUE NOT NULL,
-        root_id INTEGER REFERENCES roots(id) ON DELETE CASCADE,
-        size INTEGER NOT NULL,
-        mtime_ns INTEGER NOT NULL,
-        content_hash TEXT,
-        duration REAL, sample_rate INTEGER, channels INTEGER, format TEXT, subtype TEXT,
-        error TEXT,
-        indexed_at REAL
-    );
-    CREATE INDEX files_hash ON files(content_hash);
-    CREATE INDEX files_root ON files(root_id);
-    CREATE TABLE features(
-        file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
-        encoder_key TEXT NOT NULL,
-        feature BLOB NOT NULL,
-        PRIMARY KEY(file_id, encoder_key)
-    );
-    CREATE TABLE vectors(
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
-        model_key TEXT NOT NULL,
-        vector BLOB NOT NULL,
-        UNIQUE(file_id, model_key)
-    );
-    CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);
-    """,
-    # 1 -> 2: analysis, tags, favourites and history
-    """
-    ALTER TABLE files ADD COLUMN bpm REAL;
-    ALTER TABLE files ADD COLUMN bpm_source TEXT;
-    ALTER TABLE files ADD COLUMN musical_key TEXT;
-    ALTER TABLE files ADD COLUMN key_source TEXT;
-    ALTER TABLE files ADD COLUMN kind TEXT;
-    ALTER TABLE files ADD COLUMN peak_db REAL;
-    ALTER TABLE files ADD COLUMN loudness_db REAL;
-    ALTER TABLE files ADD COLUMN brightness REAL;
-    CREATE TABLE tags(
-        file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
-        tag TEXT NOT NULL,
-        source TEXT NOT NULL,          -- 'user', 'auto', 'folder', 'filename', 'csv'
-        score REAL NOT NULL DEFAULT 1,
-        hidden INTEGER NOT NULL DEFAULT 0,
-        PRIMARY KEY(file_id, tag, source)
-    );
-    CREATE INDEX tags_tag ON tags(tag);
-    CREATE TABLE favourites(
-        file_id INTEGER PRIMARY KEY REFERENCES files(id) ON DELETE CASCADE,
-        added_at REAL NOT NULL
-    );
-    CREATE TABLE history(
-        id INTEGER PRIMARY KEY,
-        kind TEXT NOT NULL,            -- 'query' or 'audition'
-        value TEXT,
-        file_id INTEGER REFERENCES files(id) ON DELETE CASCADE,
-        at REAL NOT NULL
-    );
-    CREATE INDEX history_kind ON history(kind, at);
-    """,
-    # 2 -> 3: failures that pass are retried (store/missing.py keeps what vanished files leave)
-    """
-    ALTER TABLE files ADD COLUMN ctime_ns INTEGER;
-    ALTER TABLE files ADD COLUMN error_transient INTEGER NOT NULL DEFAULT 0;
-    CREATE TABLE missing_files(
-        id INTEGER PRIMARY KEY,
-        path BLOB NOT NULL,
-        content_hash TEXT,
-        missing_since REAL NOT NULL,
-        tags TEXT NOT NULL DEFAULT '[]',  -- JSON [[tag, source, score, hidden]]: user and hidden tags
-        favourite_at REAL
-    );
-    CREATE INDEX missing_path ON missing_files(path);
-    CREATE INDEX missing_hash ON missing_files(content_hash);
-    """,
-    # 3 -> 4: the map of the library by sound (store/map_positions.py)
-    """
-    CREATE TABLE map_layouts(
-        model_key TEXT PRIMARY KEY,
-        created_at REAL NOT NULL,
-        dims INTEGER NOT NULL,
-        mean BLOB NOT NULL,            -- float32 (d,): the PCA the layout was made in
-        components BLOB NOT NULL       -- float32 (d, dims)
-    );
-    CREATE TABLE map_points(
-        file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
-        model_key TEXT NOT NULL REFERENCES map_layouts(model_key) ON DELETE CASCADE,
-        x REAL NOT NULL,
-        y REAL NOT NULL,
-        placed INTEGER NOT NULL DEFAULT 0,  -- 1: placed by its neighbours after the layout
-        PRIMARY KEY(model_key, file_id)
-    );
-    CREATE INDEX map_points_file ON map_points(file_id);
-    """,
-]
-SCHEMA_VERSION = len(MIGRATIONS)
+__all__ = ["SCHEMA_VERSION", "Catalog", "CatalogError", "FileRecord"]
+
 
 FILE_COLUMNS = (
     "id, path, root_id, size, mtime_ns, content_hash, duration, sample_rate, channels, format, "
@@ -250,31 +149,17 @@ class Catalog(CatalogQueries):
                 time.sleep(0.05)
 
     def _refuse_newer(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise CatalogError(
-                f"the catalog {self.path} was written by a newer clapdesk (schema {version}, this "
-                f"one knows {SCHEMA_VERSION}); update clapdesk to open it. It was left untouched."
-            )
+        try:
+            migrations.check_readable(self.db)
+        except SchemaError as exc:
+            raise CatalogError(f"the catalog {self.path} {exc}") from None
 
     def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        self._refuse_newer()
-        if version == SCHEMA_VERSION:
-            return
-        if self.readonly:
-            raise CatalogError(f"the catalog {self.path} has an older schema ({version}) and "
-                               "must be upgraded once by opening it for writing")
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
-            # Read again under the write lock: another clapdesk opening the same catalog at the
-            # same moment may have migrated it while this one waited.
-            version = self.db.execute("PRAGMA user_version").fetchone()[0]
-            for step in range(version, SCHEMA_VERSION):
-                for statement in MIGRATIONS[step].split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
-            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        """Bring the schema up to date (store/migrations.py: a backup first, one transaction)."""
+        try:
+            migrations.migrate(self.db, self.path, self.readonly)
+        except SchemaError as exc:
+            raise CatalogError(f"the catalog {self.path} {exc}") from None
 
     def close(self) -> None:
         self.db.close()
