@@ -76,6 +76,10 @@ class TaskRunner(QObject):
         for name, threads in POOL_THREADS.items():
             self._pools[name] = pool = QThreadPool(self)
             pool.setMaxThreadCount(threads)
+            # Threads stay for the app's life: each thread that reads the catalog keeps its own
+            # connection (Library.catalog), and threads replaced after every idle spell would
+            # each leave one open until quit.
+            pool.setExpiryTimeout(-1)
         self.general, self.model = self._pools["general"], self._pools["model"]
         self._live: set[Worker] = set()
         self._lanes: dict[str, ThreadPoolExecutor] = {}
