@@ -232,6 +232,7 @@ class MainWindow(WindowCommands, QMainWindow):
 
     def start(self) -> None:
         """After the window is shown: read the library, watch its folders, load the model."""
+        model_notices.library_opened(self)  # before the model loads, which may take a while
         self.refresh_overview()
         self.browse()
         self.indexing.rewatch()

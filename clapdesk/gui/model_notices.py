@@ -22,21 +22,25 @@ def text_search_refused(window: MainWindow, exc: TextSearchOff) -> None:
                          "right-click a sound for sound-alikes")
 
 
-def model_settled(window: MainWindow, ready: bool) -> None:
-    """The model has loaded (or cannot): show its text tower's health where the search box is,
-    and tell a library built with a model known to lack a trained one why, once."""
-    if ready:
-        try:
-            window.library.embedder().refuse_text_search()
-        except TextSearchOff as exc:
-            window.search.show_notice(str(exc))
-        except ModelError:
-            pass
-        else:
-            window.search.clear_notice()
+def library_opened(window: MainWindow) -> None:
+    """A library built with a model known to lack a trained text tower is told why, once."""
     notice = untrained_text_notice(window.library)
     if notice:
         offer_switch(window, notice)
+
+
+def model_settled(window: MainWindow, ready: bool) -> None:
+    """The model has loaded (or cannot): show its text tower's health where the search box is."""
+    if not ready:
+        return
+    try:
+        window.library.embedder().refuse_text_search()
+    except TextSearchOff as exc:
+        window.search.show_notice(str(exc))
+    except ModelError:
+        pass
+    else:
+        window.search.clear_notice()
 
 
 def offer_switch(window: MainWindow, notice: str) -> QMessageBox:
