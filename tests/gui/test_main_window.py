@@ -108,6 +108,10 @@ def test_a_search_shows_rows_and_dragging_them_gives_file_urls(
     assert window.model.rowCount() == 0
     qtbot.waitUntil(lambda: window.model.rowCount() > 0 and window.model.scored, timeout=10000)
     assert "punchy kick" in window.title.text()
+    # The kicks first, best match at the top of the table as shown.
+    shown = [window.proxy.index(r, NAME).data() for r in range(window.proxy.rowCount())]
+    kicks = sum(1 for p in sounds if p.name.startswith("kick_"))
+    assert all(name.startswith("kick_") for name in shown[:kicks]), shown
 
     # Select two rows and ask the view's model (the proxy) for the drag data, as a drag does.
     selection = window.view.selectionModel()
