@@ -1,7 +1,9 @@
-"""Library > Fine-tune…: choose tag sources, preview the texts, train, compare, accept or discard.
+"""Library > Fine-tune…: choose tag sources, preview the texts and the words taught, train,
+read what changed in packs it never saw, accept or discard.
 
-Training runs in a background QRunnable with progress and cancel; the new version is saved but
-not activated until the user accepts the figures. Discarding (or closing) deletes it again.
+Training runs in the background with progress and cancel; a new version is saved only when it
+did better on validation, and is not activated until the user accepts. Discarding (or closing)
+deletes it again. A run with no gain says why and leaves everything as it was.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QListWidget,
+    QListWidgetItem,
     QProgressBar,
     QPushButton,
     QTableWidget,
@@ -76,6 +80,12 @@ class MetricChart(QWidget):
         bar = slot / 4
         painter.setPen(QPen(text, 1))
         painter.drawLine(area.bottomLeft(), area.bottomRight())
+        # The legend: which colour is before, which after (top right).
+        for k, label in enumerate(("before", "after")):
+            x = area.right() - 150 + k * 75
+            painter.fillRect(QRectF(x, area.top(), 10, 10), colours[k])
+            painter.drawText(QRectF(x + 14, area.top() - 3, 60, 16),
+                             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, label)
         for n, metric in enumerate(METRICS):
             x = area.left() + n * slot + slot / 2 - bar
             for k, figures in enumerate((self.before, self.after)):
@@ -166,11 +176,26 @@ class PreviewPage(QWizardPage):
         self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         layout.addWidget(self.table, 1)
+        self.excluded_label = QLabel(
+            "Words not taught (pack and author names, words of one pack, numbers and codes: "
+            "packs it never saw cannot have them). Tick a word to teach it anyway:")
+        self.excluded_label.setWordWrap(True)
+        self.excluded = QListWidget()
+        self.excluded.setMaximumHeight(110)
+        layout.addWidget(self.excluded_label)
+        layout.addWidget(self.excluded)
         self.data: Dataset | None = None
+
+    def restored(self) -> tuple[str, ...]:
+        """The words the user ticked to teach anyway."""
+        return tuple(self.excluded.item(r).data(Qt.ItemDataRole.UserRole)
+                     for r in range(self.excluded.count())
+                     if self.excluded.item(r).checkState() == Qt.CheckState.Checked)
 
     def initializePage(self) -> None:  # noqa: N802 - Qt's name
         self.data = None
         self.table.setRowCount(0)
+        self.excluded.clear()
         try:
             self.data = prepare(self.owner.library, self.owner.options(), with_features=False)
         except FineTuneError as exc:
@@ -178,11 +203,24 @@ class PreviewPage(QWizardPage):
             self.completeChanged.emit()
             return
         data = self.data
-        packs = ", ".join(data.heldout_packs()) or "random files"
-        lines = [f"{len(data.train)} files to learn from, {len(data.heldout)} held out to "
-                 f"measure the result ({packs}); {len(data.vocabulary.tags)} tags, "
+        packs = ", ".join(data.test_packs()) or "random files"
+        lines = [f"clapdesk {data.describe_split()}"
+                 + (f" ({packs})." if not data.rotated else "."),
+                 f"Words taught ({len(data.vocabulary.tags)}): "
+                 + ", ".join(data.vocabulary.tags[:30]) + ("…" if len(data.vocabulary.tags) > 30
+                                                            else ""),
                  f"{len(data.pairs)} texts."]
         lines += data.notes
+        for word, why in sorted(data.vocabulary.excluded.items()):
+            if word in data.vocabulary.dropped_common or why.startswith("on only"):
+                continue  # teaching these cannot work; they are not offered
+            item = QListWidgetItem(f"{word} — {why}")
+            item.setData(Qt.ItemDataRole.UserRole, word)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Unchecked)
+            self.excluded.addItem(item)
+        self.excluded_label.setVisible(self.excluded.count() > 0)
+        self.excluded.setVisible(self.excluded.count() > 0)
         self.summary.setText("<br>".join(lines))
         pairs = data.preview(PREVIEW_PAIRS)
         self.table.setRowCount(len(pairs))
@@ -245,29 +283,64 @@ class ResultsPage(QWizardPage):
     def __init__(self, wizard: FineTuneWizard) -> None:
         super().__init__()
         self.owner = wizard
-        self.setTitle("Before and after, on files it never saw")
-        layout = QHBoxLayout(self)
+        self.setTitle("Before and after, in packs it never saw")
+        layout = QVBoxLayout(self)
+        self.words = QLabel()
+        self.words.setWordWrap(True)
+        self.words.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.words)
+        self.chart = MetricChart()
+        layout.addWidget(self.chart, 1)
+        self.details_button = QPushButton("Details…")
+        self.details_button.setCheckable(True)
+        layout.addWidget(self.details_button, 0, Qt.AlignmentFlag.AlignLeft)
+        # The details pane: the figures behind the words, and what was chosen and why.
+        self.details = QWidget()
+        pane = QHBoxLayout(self.details)
+        pane.setContentsMargins(0, 0, 0, 0)
         self.table = QTableWidget(len(METRICS), 2)
         self.table.setHorizontalHeaderLabels(["Before", "After"])
         self.table.setVerticalHeaderLabels(list(METRICS))
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.chart = MetricChart()
-        layout.addWidget(self.table)
-        layout.addWidget(self.chart, 1)
+        self.explain = QLabel()
+        self.explain.setWordWrap(True)
+        pane.addWidget(self.table)
+        pane.addWidget(self.explain, 1)
+        self.details.setVisible(False)
+        self.details_button.toggled.connect(self.details.setVisible)
+        layout.addWidget(self.details)
         self.setFinalPage(True)
 
     def initializePage(self) -> None:  # noqa: N802 - Qt's name
         result = self.owner.result
         if result is None:
             return
-        self.setSubTitle(
-            f"Recall@K: share of a tag's held-out files found in the top K; P@10: share of the "
-            f"top 10 carrying the tag. Trained on {result.train} files, measured on "
-            f"{result.heldout}. Accept to search with version {result.version}.")
+        if result.saved:
+            head = (f"<b>The search got better in packs it never saw.</b> Accept to search "
+                    f"with version {result.version}; Discard to keep the model you have.")
+        else:
+            head = (f"<b>No new version:</b> {result.reason}. The model you search with "
+                    "stays as it is.")
+        lines = [f"{line[0].upper()}{line[1:]}." for line in result.summary]
+        self.words.setText(head + "<br><br>" + "<br>".join(lines))
         for row, metric in enumerate(METRICS):
             for col, figures in enumerate((result.before, result.after)):
                 self.table.setItem(row, col, QTableWidgetItem(f"{figures[metric]:.3f}"))
         self.chart.set_figures(result.before, result.after)
+        chosen, counts = result.chosen, result.counts
+        tried = "; ".join(f"{t['setting']}: {t['choosing_before']:.2f} → {t['choosing_best']:.2f}"
+                          f" at step {t['best_step']}" for t in result.tried)
+        self.explain.setText(
+            f"Recall@K: share of a tag's test files found in the top K; P@10: share of the "
+            f"top 10 carrying the tag. Learnt from {counts['train']} files, chosen on "
+            f"{counts['validation']}, judged on {counts['test']} in "
+            f"{counts['test_packs_count']} test packs ({counts['test_queries']} queries). "
+            f"Kept: '{chosen['setting']}' ({chosen['part']}, learning rate "
+            f"{chosen['learning_rate']:g}, pull {chosen['pull']:g}) at step {chosen['step']}, "
+            f"{chosen['validation_gain']:+.2f} on validation files that chose nothing. "
+            f"Tried: {tried}.")
+        self.owner.setButtonText(QWizard.WizardButton.FinishButton,
+                                 "Accept" if result.saved else "Close")
 
 
 class FineTuneWizard(QWizard):
@@ -298,7 +371,10 @@ class FineTuneWizard(QWizard):
         self.resize(720, 480)
 
     def options(self) -> FineTuneOptions:
-        return self.sources.options()
+        options = self.sources.options()
+        if self.currentPage() is not self.preview:  # the preview reads them unrestored
+            options.restore_tags = self.preview.restored()
+        return options
 
     def _name_cancel(self, _page_id: int) -> None:
         discard = self.currentPage() is self.results
@@ -334,17 +410,20 @@ class FineTuneWizard(QWizard):
 
     def _trained(self, worker: Worker, result: FineTuneResult) -> None:
         if worker is not self.worker:  # finished after the user went back or closed: unwanted
-            try:
-                versions.delete(self.library, result.version)
-            except versions.VersionError as exc:
-                log.info("discarding %s: %s", result.version, exc)
+            if result.version:
+                try:
+                    versions.delete(self.library, result.version)
+                except versions.VersionError as exc:
+                    log.info("discarding %s: %s", result.version, exc)
             return
         self.worker = None
         self.result = result
-        gain = result.after["R@10"] - result.before["R@10"]
-        self.training.show_end(f"Done in {result.seconds:.0f} s: Recall@10 "
-                               f"{result.before['R@10']:.2f} → {result.after['R@10']:.2f} "
-                               f"({gain:+.2f}).")
+        if result.saved:
+            self.training.show_end(f"Done in {result.seconds:.0f} s: the search got better in "
+                                   "packs it never saw. Next shows how.")
+        else:
+            self.training.show_end(f"Done in {result.seconds:.0f} s. No new version: "
+                                   f"{result.reason}.")
 
     def _failed(self, worker: Worker, exc: BaseException) -> None:
         if worker is not self.worker:
@@ -367,13 +446,15 @@ class FineTuneWizard(QWizard):
         if self.result is None:
             return
         version, self.result = self.result.version, None
+        if version is None:  # nothing was saved
+            return
         try:
             versions.delete(self.library, version)
         except versions.VersionError as exc:
             log.info("discarding %s: %s", version, exc)
 
     def accept(self) -> None:
-        if self.result is not None:
+        if self.result is not None and self.result.version:
             try:
                 key = versions.activate(self.library, self.result.version)
             except versions.VersionError as exc:

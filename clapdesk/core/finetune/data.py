@@ -295,9 +295,12 @@ def prepare(library: Library, options: FineTuneOptions, catalog: Catalog | None 
     if how != options.holdout_by:
         notes.append("the library has fewer than three packs, so files were held out at random "
                      "(the figures may flatter: a pack's own sound is on both sides)")
-    elif len(folds) > 1:
+    elif len(folds) > 1 and how == "pack":
         notes.append(f"only {len(folds)} packs: too few for three parts, so the packs took "
                      "turns as the test part (cross-validation by pack)")
+    elif len(folds) > 1:
+        notes.append(f"a small library: {len(folds)} groups of files drawn at random took "
+                     "turns as the test part")
     usable = []
     for fold in folds:
         fold.train, fold.validation, fold.test = (
