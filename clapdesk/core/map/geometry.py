@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 # Arrow-key walking looks at this many nearest points first, then more when none of them lies
 # in the asked direction.
@@ -20,7 +19,13 @@ WALK_HALF_ANGLE = math.radians(50)
 class MapGeometry:
     def __init__(self, positions: np.ndarray) -> None:
         self.positions = np.asarray(positions, np.float64).reshape(-1, 2)
-        self.tree = cKDTree(self.positions) if len(self.positions) else None
+        self.tree = None
+        if len(self.positions):
+            # Imported here, not at the top: scipy.spatial is about half a second of the
+            # window's start-up, and the window starts with an empty map.
+            from scipy.spatial import cKDTree
+
+            self.tree = cKDTree(self.positions)
 
     def __len__(self) -> int:
         return len(self.positions)
