@@ -38,8 +38,9 @@ COMMANDS: tuple[Command, ...] = (
             "Files that could not be indexed, and why"),
     Command("fine_tune", "Fine-&tune…", "&Library", "Ctrl+Shift+T", "tune",
             "Teach the search your own tags"),
-    Command("use_version", "Use a fine-tuned &version…", "&Library", "",
-            "tune", "Search with one of your fine-tuned versions, or the base model"),
+    Command("use_version", "Model &versions…", "&Library", "",
+            "tune", "Your fine-tuned versions with their figures: search with one, go back to "
+            "the base model, or delete one"),
     Command("revert_model", "&Revert to the base model", "&Library", "", "refresh",
             "Search with the model as it was before any fine-tuning (your versions are kept)"),
     Command("settings", "&Settings…", "&Library", "Ctrl+,", "settings"),

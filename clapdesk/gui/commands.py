@@ -96,28 +96,16 @@ class WindowCommands(_Base):
                            on_result=self._searching_with, on_error=self._version_failed)
 
     def on_use_version(self) -> None:
+        """Every version with its figures: use one, go back to the base model, or delete one."""
         if self.model_ctl.state != READY:
             self.statusBar().showMessage("The model is not ready yet.", 6000)
             return
-        base = "The base model"
-        listed = versions.list_versions(self.library.paths.models,
-                                        self.library.identity.encoder_key)
-        if not listed:
-            self.statusBar().showMessage(
-                "There are no fine-tuned versions yet: Library > Fine-tune… makes one.", 8000)
-            return
-        names = [base, *(v.name for v in reversed(listed))]
-        active = self.library.active_version
-        chosen, ok = QInputDialog.getItem(self, "Use a fine-tuned version", "Search with:", names,
-                                          names.index(active) if active in names else 0, False)
-        if not ok or chosen == (active or base):
-            return
-        if chosen == base:
-            self.on_revert_model()
-            return
-        self.runner.submit(versions.activate, self.library, chosen, pool="model",
-                           name="use version", on_result=self._searching_with,
-                           on_error=self._version_failed)
+        from clapdesk.gui.versions_dialog import VersionsDialog
+
+        dialog = VersionsDialog(self.library, self.runner, self)
+        dialog.modelChanged.connect(self._searching_with)
+        self.versions_dialog = dialog
+        dialog.open()
 
     def _version_failed(self, exc: BaseException) -> None:
         if isinstance(exc, (versions.VersionError, ModelError)):

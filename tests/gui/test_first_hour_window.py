@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import family_sound, write_sound
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageBox
+from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
 from clapdesk.core.finetune import versions
 from clapdesk.core.library import Library
@@ -76,9 +76,9 @@ def test_revert_to_the_base_model_and_use_a_version_from_the_menu(
     qtbot.waitUntil(lambda: "base model" in window.statusBar().currentMessage(), timeout=5000)
     assert window.library.model_key == window.library.identity.encoder_key
 
-    monkeypatch.setattr(QInputDialog, "getItem", staticmethod(
-        lambda parent, title, label, items, current, editable: (items[1], True)))
-    window.actions_by_name["use_version"].trigger()
+    window.actions_by_name["use_version"].trigger()  # the versions, with their figures
+    window.versions_dialog.select("ft-mine")
+    window.versions_dialog.activate_button.click()
     qtbot.waitUntil(lambda: window.library.active_version == "ft-mine", timeout=10000)
     qtbot.waitUntil(lambda: "ft-mine" in window.statusBar().currentMessage(), timeout=5000)
 
