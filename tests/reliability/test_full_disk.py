@@ -32,14 +32,16 @@ class SmallDisk:
 
     def fill(self) -> None:
         """Write until the filesystem refuses: no byte is left."""
-        with open(self.filler, "ab") as out:
-            block = b"\0" * 65536
-            try:
+        block = b"\0" * 65536
+        try:
+            # The close is inside too: a write cut short leaves its tail in the file object's
+            # buffer, and closing tries that tail again (how often depends on the space left).
+            with open(self.filler, "ab") as out:
                 while True:
                     out.write(block)
                     out.flush()
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
         for size in (4096, 512, 1):  # the last partial blocks
             try:
                 with open(self.filler, "ab") as out:
