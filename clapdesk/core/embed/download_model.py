@@ -249,7 +249,8 @@ def prepare(ref: str, progress: Progress | None = None,
     plan = choose_weights(api, ref, commit, files)
     downloads = models_dir() / "downloads"
     # Space for the rest of the weights, and for the safetensors copy a pickle becomes.
-    have = _size(partial_path(downloads, plan.file))
+    fetched = downloads / f"{plan.file.key}.bin"  # a pickle, fetched and checked, not converted
+    have = max(_size(partial_path(downloads, plan.file)), _size(fetched))
     extra = plan.file.size if plan.kind == "pickle" else 0
     check_free_space(downloads, plan.file.size - have + extra, f"the model '{ref}'")
     folder.mkdir(parents=True, exist_ok=True)
@@ -260,7 +261,6 @@ def prepare(ref: str, progress: Progress | None = None,
     if plan.kind == "pickle":
         from clapdesk.core.embed.weights import convert_pickle_weights
 
-        fetched = downloads / f"{plan.file.key}.bin"
         download_file(plan.file, fetched, downloads, headers=headers, progress=progress,
                       cancel=cancel, extra_space=extra)
         try:
