@@ -312,7 +312,8 @@ def no_gain_reason(data: Dataset, outcome: Outcome) -> str:
     """Why nothing was saved, in plain words."""
     rare = sorted((n, t) for t, n in data.vocabulary.counts.items() if n < FEW_FILES)
     if outcome.validation_before >= 0.8:
-        words = " and ".join(f"'{t}'" for t in data.eval_tags[:3])
+        named = [f"'{t}'" for t in data.eval_tags[:3]]
+        words = ", ".join(named[:-1]) + " and " + named[-1] if len(named) > 1 else named[0]
         return (f"the search already finds {words} sounds about as well as it can: no setting "
                 f"tried did better on the validation packs (best {outcome.gain:+.2f})")
     if rare and len(rare) * 2 >= len(data.vocabulary.counts):
