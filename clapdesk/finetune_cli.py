@@ -24,7 +24,11 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="also train on files in Splice folders (their licence forbids it)")
     p.add_argument("--no-activate", action="store_true",
                    help="save the version without making it the one searched")
-    p.add_argument("--steps", type=int, default=None, help="training steps (default 300)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="most training steps per setting tried (default: each setting's own)")
+    p.add_argument("--teach", default="", metavar="WORDS",
+                   help="comma-separated words to teach although the rules leave them out "
+                        "(pack names, words of one pack, codes: listed after a run)")
     p.set_defaults(handler=cmd_finetune)
 
     p = sub.add_parser("models", parents=[common],
@@ -51,9 +55,10 @@ def cmd_finetune(args: argparse.Namespace) -> dict[str, Any]:
         sources, csv_path = parse_sources(args.tags)
     except FineTuneError as exc:
         raise CliError(str(exc)) from None
+    teach = tuple(w for w in (" ".join(x.lower().split()) for x in args.teach.split(",")) if w)
     options = FineTuneOptions(sources=sources, csv_path=csv_path, mode=args.mode,
                               holdout_by=args.holdout_by, include_splice=args.include_splice,
-                              activate=not args.no_activate)
+                              activate=not args.no_activate, restore_tags=teach)
     if args.steps is not None:
         if args.steps < 1:
             raise UsageError("--steps must be at least 1")
@@ -77,16 +82,38 @@ def cmd_finetune(args: argparse.Namespace) -> dict[str, Any]:
         sys.stderr.write("\n")
     out = result.to_json()
     if not args.json:
-        print(f"version {result.version}: trained on {result.train} files, measured on "
-              f"{result.heldout} held-out files ({result.holdout_by}) in {result.seconds:.1f} s")
-        print(f"{'':>6} {'before':>8} {'after':>8}")
-        for key, before in result.before.items():
-            print(f"{key:>6} {before:8.3f} {result.after[key]:8.3f}")
-        for note in result.notes:
-            print(f"note: {note}")
+        print_result(result)
+    return out
+
+
+def print_result(result: Any) -> None:
+    """What changed in words first; the figures after, for those who want them."""
+    if result.saved:
+        print(f"New version {result.version}: the search got better on packs it never saw.")
+    else:
+        print(f"No new version: {result.reason}. The model searched now stays.")
+    for line in result.summary:
+        print(f"  {line[0].upper()}{line[1:]}.")
+    counts = result.to_json()
+    print(f"Learnt from {counts['train']} files, chose on {counts['validation']}, judged on "
+          f"{counts['test']} ({result.holdout_by}) in {result.seconds:.1f} s.")
+    chosen = result.chosen
+    print(f"Chosen on validation: '{chosen['setting']}' ({chosen['part']}, learning rate "
+          f"{chosen['learning_rate']:g}, pull {chosen['pull']:g}) at step {chosen['step']}: "
+          f"{result.reason}.")
+    print(f"{'test':>6} {'before':>8} {'after':>8}")
+    for key, before in result.before.items():
+        print(f"{key:>6} {before:8.3f} {result.after[key]:8.3f}")
+    if result.excluded_tags:
+        words = ", ".join(sorted(result.excluded_tags)[:12])
+        more = len(result.excluded_tags) - 12
+        print(f"Not taught: {words}{f' and {more} more' if more > 0 else ''} "
+              "(--teach WORD,WORD to teach them anyway; --json lists why)")
+    for note in result.notes:
+        print(f"note: {note}")
+    if result.saved:
         print("activated" if result.activated else
               f"not activated: clapdesk models activate {result.version}")
-    return out
 
 
 def cmd_models(args: argparse.Namespace) -> dict[str, Any]:
