@@ -41,11 +41,21 @@ class HubFile:
 
     @property
     def sha256(self) -> str:
-        return self.listed_sha256 or hashlib.sha256(self.data).hexdigest()
+        return self.listed_sha256 or self._hashes()[0]
 
     @property
     def blob_id(self) -> str:
-        return hashlib.sha1(f"blob {len(self.data)}\0".encode() + self.data).hexdigest()  # noqa: S324
+        return self._hashes()[1]
+
+    def _hashes(self) -> tuple[str, str]:
+        """Hashed once per content: the full-size model is 776 MB, listed on every call."""
+        memo = self.__dict__.get("_memo")
+        if memo is None or memo[0] is not self.data:
+            git = hashlib.sha1(f"blob {len(self.data)}\0".encode())  # noqa: S324 - git's id
+            git.update(self.data)
+            memo = (self.data, hashlib.sha256(self.data).hexdigest(), git.hexdigest())
+            self.__dict__["_memo"] = memo
+        return memo[1], memo[2]
 
 
 @dataclass
