@@ -7,11 +7,8 @@ unavailable with a plain message; browsing, playing and dragging work in every s
 
 from __future__ import annotations
 
-import io
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (
@@ -25,7 +22,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from clapdesk.core.embed.download import DownloadStatus, format_duration
 from clapdesk.core.embed.hub import (
+    DownloadCancelled,
     ModelError,
     ModelUnavailable,
     check_model_folder,
@@ -50,43 +49,12 @@ def is_hub_id(ref: str) -> bool:
     return ref.count("/") == 1 and not ref.startswith((".", "/", "~")) and not Path(ref).is_dir()
 
 
-def byte_reporting_tqdm(report: Callable[[int, int], None]) -> type:
-    """A tqdm class for `resolve_model(..., tqdm_class=...)` that reports bytes, never prints.
-
-    huggingface_hub makes one instance per progress bar; only byte bars (unit "B") are
-    reported, as (bytes done, bytes expected) summed over those bars.
-    """
-    from tqdm.auto import tqdm
-
-    bars: list[Any] = []
-
-    class ByteReporter(tqdm):  # type: ignore[misc, valid-type]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs.pop("name", None)
-            kwargs["disable"] = False
-            kwargs["file"] = io.StringIO()  # a frozen GUI app may have no stderr at all
-            super().__init__(*args, **kwargs)
-            if kwargs.get("unit") == "B":
-                bars.append(self)
-
-        def update(self, n: float | None = 1) -> bool | None:
-            shown = super().update(n)
-            if self in bars:
-                # Both byte bars track the same bytes (network and disk): report the larger.
-                done = max(int(b.n) for b in bars)
-                total = max(int(b.total or 0) for b in bars)
-                report(done, total)
-            return shown
-
-    return ByteReporter
-
-
 class ModelController(QObject):
     state_changed = Signal(str, str)  # state, message for the status bar
     folder_chosen = Signal(str)  # a model folder the user chose instead of a missing model
     switch_needed = Signal(object)  # a model_switch.SwitchPlan: the model named has no vectors here
     download_needed = Signal(str)  # the hub id
-    download_progress = Signal(int, int)  # bytes done, bytes total (0: unknown)
+    download_progress = Signal(object)  # a download.DownloadStatus: bytes, speed, time left
 
     def __init__(self, library: Library, runner: TaskRunner, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -94,6 +62,7 @@ class ModelController(QObject):
         self.runner = runner
         self.state = CHECKING
         self.message = ""
+        self.last_error: BaseException | None = None  # what made the model unavailable
         self.switch_plan: SwitchPlan | None = None  # set when the model named was not used
 
     def _set(self, state: str, message: str) -> None:
@@ -143,6 +112,7 @@ class ModelController(QObject):
         self._failed(exc)
 
     def _failed(self, exc: BaseException) -> None:
+        self.last_error = exc
         if isinstance(exc, ModelError):
             message = str(exc)
         else:
@@ -176,11 +146,20 @@ class ModelController(QObject):
         return warning or f"Model {name} ready"
 
     def download(self) -> None:
+        """Fetch the model (resuming any earlier attempt); progress and cancel reach the core."""
         ref = self.library.model_ref
         self._set(DOWNLOADING, f"Model: downloading {ref}…")
-        tqdm_class = byte_reporting_tqdm(self.download_progress.emit)
-        self.runner.submit(resolve_model, ref, True, tqdm_class, pool="model", name="download model",
-                           on_result=lambda _id: self.load(), on_error=self._failed)
+        self._download_worker = self.runner.submit(
+            resolve_model, ref, True, pool="model", name="download model",
+            on_progress=self.download_progress.emit, wants_cancel=True,
+            on_result=lambda _id: self.load(), on_error=self._failed,
+            on_finished=lambda: setattr(self, "_download_worker", None))
+
+    def cancel_download(self) -> None:
+        """Stop the download; what was fetched is kept and the next download continues it."""
+        worker = getattr(self, "_download_worker", None)
+        if worker is not None:
+            worker.cancel.set()
 
     def use_folder(self, folder: str) -> bool:
         """Point the library at a model folder instead (remembered by the library and, through
@@ -198,7 +177,8 @@ class ModelController(QObject):
 
 
 class DownloadDialog(QDialog):
-    """Says what will be downloaded and how big it is; shows real progress; offers a folder."""
+    """Says what will be downloaded and how big it is; shows real progress, speed and time left;
+    can stop the download (it continues from there next time); offers a folder instead."""
 
     def __init__(self, ref: str, controller: ModelController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -218,21 +198,28 @@ class DownloadDialog(QDialog):
         self.bar.setRange(0, 1000)
         self.bar.setValue(0)
         self.bar.setFormat("Not started")
+        self.detail = QLabel("", self)  # speed and time left; why it stopped
+        self.detail.setWordWrap(True)
         self.buttons = QDialogButtonBox(self)
         self.download_button = QPushButton("Download", self)
         self.download_button.setDefault(True)
         self.folder_button = QPushButton("Use a model folder instead…", self)
         self.later_button = QPushButton("Not now", self)
+        self.stop_button = QPushButton("Stop download", self)
         for button, role in ((self.download_button, QDialogButtonBox.ButtonRole.AcceptRole),
+                             (self.stop_button, QDialogButtonBox.ButtonRole.ActionRole),
                              (self.folder_button, QDialogButtonBox.ButtonRole.ActionRole),
                              (self.later_button, QDialogButtonBox.ButtonRole.RejectRole)):
             self.buttons.addButton(button, role)
         self.download_button.clicked.connect(self._download)
+        self.stop_button.clicked.connect(self._stop)
+        self.stop_button.setVisible(False)  # after addButton, which shows it
         self.folder_button.clicked.connect(self._folder)
         self.later_button.clicked.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(text)
         layout.addWidget(self.bar)
+        layout.addWidget(self.detail)
         layout.addWidget(self.buttons)
         controller.download_progress.connect(self._progress)
         controller.state_changed.connect(self._state)
@@ -241,8 +228,16 @@ class DownloadDialog(QDialog):
         self.download_button.setEnabled(False)
         self.folder_button.setEnabled(False)
         self.later_button.setText("Hide")
+        self.stop_button.setVisible(True)
+        self.stop_button.setEnabled(True)
         self.bar.setFormat("Starting…")
+        self.detail.setText("")
         self.controller.download()
+
+    def _stop(self) -> None:
+        self.stop_button.setEnabled(False)
+        self.detail.setText("Stopping…")
+        self.controller.cancel_download()
 
     def _folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose a folder holding a CLAP model")
@@ -250,19 +245,28 @@ class DownloadDialog(QDialog):
             self.accept()
             self.controller.use_folder(folder)
 
-    def _progress(self, done: int, total: int) -> None:
-        total = total or self.expected
+    def _progress(self, status: DownloadStatus) -> None:
+        done, total = status.done, status.total or self.expected
         if total > 0:
             self.bar.setValue(int(1000 * min(1.0, done / total)))
             self.bar.setFormat(f"{done / 1e6:,.0f} of {total / 1e6:,.0f} MB")
         else:
             self.bar.setFormat(f"{done / 1e6:,.0f} MB")
+        if self.stop_button.isEnabled():
+            bits = [f"{status.rate / 1e6:.1f} MB/s" if status.rate > 0 else "measuring speed…"]
+            if status.seconds_left is not None:
+                bits.append(f"about {format_duration(status.seconds_left)} left")
+            self.detail.setText(" · ".join(bits))
 
     def _state(self, state: str, message: str) -> None:
         if state in (LOADING, READY):
             self.accept()
         elif state == UNAVAILABLE and not self.download_button.isEnabled():
-            self.bar.setFormat("Download failed")
+            stopped = isinstance(self.controller.last_error, DownloadCancelled)
+            self.bar.setFormat("Stopped" if stopped else "Download failed")
+            self.detail.setText(message[:1].upper() + message[1:])  # the one plain line, shown
+            self.download_button.setText("Resume download")
             self.download_button.setEnabled(True)
             self.folder_button.setEnabled(True)
+            self.stop_button.setVisible(False)
             self.setToolTip(message)
