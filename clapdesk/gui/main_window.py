@@ -44,6 +44,7 @@ from clapdesk.gui.actions import build_actions
 from clapdesk.gui.audition import AuditionController, TransportBar
 from clapdesk.gui.commands import WindowCommands
 from clapdesk.gui.indexing import IndexingController, IndexProgress, describe_report
+from clapdesk.gui.map_view import install_map
 from clapdesk.gui.model_control import READY, UNAVAILABLE, DownloadDialog, ModelController
 from clapdesk.gui.panels import QUERY, FailuresPanel, SidePanel
 from clapdesk.gui.player import Player
@@ -133,6 +134,7 @@ class MainWindow(WindowCommands, QMainWindow):
         self.live_timer = QTimer(self)
         self.live_timer.setInterval(LIVE_REFRESH_MS)
         self.live_timer.timeout.connect(self._live_refresh)
+        self.map_panel = install_map(self)  # View › Map of the library, beside the table
         self._restore_layout()
 
     # -- building -----------------------------------------------------------------------------
