@@ -77,3 +77,32 @@ def test_a_query_leaves_other_threads_on_torchs_thread_count(tiny_model: Path) -
     assert during["new thread"] == chosen, "a thread started during a query lost its cores"
     assert torch.get_num_threads() == caller_before
     assert count_on_a_new_thread() == chosen
+
+
+def test_fine_tuning_runs_on_its_own_one_thread_lane_and_leaves_other_threads_alone() -> None:
+    """Fine-tuning's small heads train on one torch thread. Setting and restoring the count
+    around training (as it used to) changed it for every thread that started torch meanwhile;
+    the training lane is pinned once, and the caller and new threads keep torch's count."""
+    import torch
+
+    from clapdesk.core.embed import torch_threads
+
+    def count_on_a_new_thread() -> int:
+        seen: list[int] = []
+        thread = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        thread.start()
+        thread.join()
+        return seen[0]
+
+    chosen = count_on_a_new_thread()
+    caller_before = torch.get_num_threads()
+
+    def training() -> tuple[int, int, str]:
+        return (torch.get_num_threads(), count_on_a_new_thread(),
+                threading.current_thread().name)
+
+    inside, new_thread, name = torch_threads.on_one_thread(training, torch_threads.TRAINING)
+    assert inside == 1 and new_thread == chosen
+    assert name.startswith("clapdesk-training")  # not the query lane: searches never wait on it
+    assert torch.get_num_threads() == caller_before
+    torch_threads.shutdown()

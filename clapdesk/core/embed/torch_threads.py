@@ -4,7 +4,7 @@ A search query is a few words: its matrices are too small to share between cores
 that is busy with anything else (a DAW, indexing) two threads wait on each other. Measured on a
 2-core CPU under load: 53 ms on one thread against 230-370 ms on two. So queries run on one
 thread, the query lane, whose count is set to one once when it starts; every other thread keeps
-the count torch chose.
+the count torch chose. Fine-tuning's small heads do the same on a lane of their own.
 
 Setting the count around each query on whatever thread asked would not do: torch.set_num_threads
 also stores the count that threads which have not run torch yet start with, so an indexing or
@@ -20,22 +20,24 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-_lane: ThreadPoolExecutor | None = None
+# One lane per kind of small work, so a fine-tuning run never makes a search wait behind it.
+QUERY, TRAINING = "query", "training"
+_lanes: dict[str, ThreadPoolExecutor] = {}
 _lane_lock = threading.Lock()
 
 
-def on_one_thread(fn: Callable[[], T]) -> T:
-    """Run `fn` on the query lane (torch on one CPU thread) and return what it returns.
+def on_one_thread(fn: Callable[[], T], lane: str = QUERY) -> T:
+    """Run `fn` on a one-thread lane (torch on one CPU thread) and return what it returns.
     Callers wait for it; torch's inference and grad modes are per thread, so `fn` sets its own."""
-    return _query_lane().submit(fn).result()
+    return _one_thread_lane(lane).submit(fn).result()
 
 
-def _query_lane() -> ThreadPoolExecutor:
-    global _lane
+def _one_thread_lane(lane: str) -> ThreadPoolExecutor:
     with _lane_lock:
-        if _lane is None:  # created on first use: nothing starts at import
-            _lane = ThreadPoolExecutor(1, thread_name_prefix="clapdesk-query", initializer=_pin_to_one)
-        return _lane
+        if lane not in _lanes:  # created on first use: nothing starts at import
+            _lanes[lane] = ThreadPoolExecutor(1, thread_name_prefix=f"clapdesk-{lane}",
+                                              initializer=_pin_to_one)
+        return _lanes[lane]
 
 
 def _pin_to_one() -> None:
@@ -52,9 +54,9 @@ def _pin_to_one() -> None:
 
 
 def shutdown() -> None:
-    """Join the lane (the app calls this on quit; an exiting interpreter joins it anyway)."""
-    global _lane
+    """Join the lanes (the app calls this on quit; an exiting interpreter joins them anyway)."""
     with _lane_lock:
-        lane, _lane = _lane, None
-    if lane is not None:
+        lanes = list(_lanes.values())
+        _lanes.clear()
+    for lane in lanes:
         lane.shutdown(wait=True)

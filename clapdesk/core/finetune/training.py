@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from clapdesk.core.embed import torch_threads
 from clapdesk.core.finetune import versions
 from clapdesk.core.finetune.data import (
     TEXT_BATCH,
@@ -215,11 +216,7 @@ def train_and_choose(embedder: Any, data: Dataset, options: FineTuneOptions,
                        "test": (fold.test, fold.test_tags)}[part]
         return Judge(batches, rows, names, [text_index[queries[t]] for t in names])
 
-    threads = torch.get_num_threads()
-    # The heads are small: one thread beats several, which spend more time waiting on each
-    # other than multiplying, and a busy machine makes that a hundredfold worse.
-    torch.set_num_threads(1)
-    try:
+    def trials_then_choice() -> Outcome:
         notify(FineTuneProgress("training", 0, total))
         trials: list[_Trial] = []
         budget_done = 0
@@ -236,10 +233,12 @@ def train_and_choose(embedder: Any, data: Dataset, options: FineTuneOptions,
                 trials.append(_Trial(setting, k, start, score, step, state, model))
                 budget_done += setting.steps  # a setting that stopped early: skip its rest
                 done[0] = budget_done
-        outcome = _choose(embedder, data, options, settings, trials, judge, batches, tick, cancel)
-    finally:
-        torch.set_num_threads(threads)
-    return outcome
+        return _choose(embedder, data, options, settings, trials, judge, batches, tick, cancel)
+
+    # The heads are small: one thread beats several, which spend more time waiting on each
+    # other than multiplying, and a busy machine makes that a hundredfold worse. They run on a
+    # lane of their own whose torch count is one, never by changing the count of this thread.
+    return torch_threads.on_one_thread(trials_then_choice, torch_threads.TRAINING)
 
 
 def _choose(embedder: Any, data: Dataset, options: FineTuneOptions, settings: list[Setting],
