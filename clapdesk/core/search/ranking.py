@@ -101,8 +101,9 @@ def search_text(library: Library, text: str, k: int = 50, filters: Filters | Non
         embedder = library.embedder()
         embedder.refuse_text_search()  # an untrained text tower: one plain line, not noise
         vector = embedder.embed_text([parsed.text])[0]
-    hits, exact = _rank(library, vector, k, parsed, filters, exclude=set())
-    _readable(library, vector, parsed, hits)
+    tagged = _user_tagged(library, parsed, vector)
+    hits, exact = _rank(library, vector, k, parsed, filters, set(), tagged)
+    _readable(library, vector, hits, tagged)
     return SearchResponse(hits, parsed, exact)
 
 
@@ -121,18 +122,26 @@ def search_similar(library: Library, path: str, k: int = 50, filters: Filters | 
         decoded = audio.decode_for_index(path, embedder.sampling_rate)
         vector = embedder.project_audio(embedder.pooled_features([decoded.windows]))[0]
     exclude = {record.id} if record is not None else set()
-    hits, exact = _rank(library, vector, k, parsed, filters, exclude)
-    _readable(library, vector, parsed, hits)
+    tagged = _user_tagged(library, parsed, vector)
+    hits, exact = _rank(library, vector, k, parsed, filters, exclude, tagged)
+    _readable(library, vector, hits, tagged)
     return SearchResponse(hits, parsed, exact)
 
 
-def _readable(library: Library, vector: np.ndarray | None, parsed: ParsedQuery,
-              hits: list[Hit]) -> None:
+def _user_tagged(library: Library, parsed: ParsedQuery, vector: np.ndarray | None
+                 ) -> dict[int, set[str]]:
+    """Files whose own user tag the query names (they get USER_TAG_BOOST), asked once a query:
+    on a large catalog this is the query's most costly catalog read."""
+    if not parsed.text or vector is None:
+        return {}
+    return files_with_user_tags(library.catalog, query_tag_candidates(parsed.text))
+
+
+def _readable(library: Library, vector: np.ndarray | None, hits: list[Hit],
+              tagged: dict[int, set[str]]) -> None:
     """Fill in each hit's raw cosine and its calibrated match (see match.py)."""
     if vector is None or not hits:
         return
-    tagged = files_with_user_tags(library.catalog, query_tag_candidates(parsed.text)) \
-        if parsed.text else {}
     distribution = query_distribution(library, vector)
     for hit in hits:
         hit.cosine = hit.score - USER_TAG_BOOST if hit.file.id in tagged else hit.score
@@ -142,11 +151,9 @@ def _readable(library: Library, vector: np.ndarray | None, parsed: ParsedQuery,
 
 
 def _rank(library: Library, vector: np.ndarray | None, k: int, parsed: ParsedQuery,
-          filters: Filters, exclude: set[int]) -> tuple[list[Hit], bool]:
+          filters: Filters, exclude: set[int], tagged: dict[int, set[str]]) -> tuple[list[Hit], bool]:
     index = library.vector_index()
     constrained = parsed.has_constraints or filters.active
-    tagged = files_with_user_tags(library.catalog, query_tag_candidates(parsed.text)) \
-        if parsed.text and vector is not None else {}
     if vector is not None and len(index):
         wanted = k + len(exclude)
         fetch = max(wanted * ANN_OVERFETCH, ANN_MIN_CANDIDATES) if constrained else wanted
