@@ -44,6 +44,17 @@ def test_one_threads_write_never_commits_another_threads_half_done_edit(tmp_path
         library.close()
 
 
+def count_on_a_new_thread() -> int:
+    """The torch thread count a thread gets when it starts torch."""
+    import torch
+
+    seen: list[int] = []
+    thread = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    thread.start()
+    thread.join()
+    return seen[0]
+
+
 def test_a_query_leaves_other_threads_on_torchs_thread_count(tiny_model: Path) -> None:
     """Queries run torch on one thread. Setting that around each query on a shared thread also
     set the count of any thread that first ran torch meanwhile (an indexing run started while a
@@ -51,13 +62,6 @@ def test_a_query_leaves_other_threads_on_torchs_thread_count(tiny_model: Path) -
     import torch
 
     from clapdesk.core.embed.embedder import load_embedder
-
-    def count_on_a_new_thread() -> int:
-        seen: list[int] = []
-        thread = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
-        thread.start()
-        thread.join()
-        return seen[0]
 
     embedder = load_embedder(str(tiny_model), device="cpu")
     chosen = count_on_a_new_thread()  # what torch gives a thread that starts it
@@ -86,13 +90,6 @@ def test_fine_tuning_runs_on_its_own_one_thread_lane_and_leaves_other_threads_al
     import torch
 
     from clapdesk.core.embed import torch_threads
-
-    def count_on_a_new_thread() -> int:
-        seen: list[int] = []
-        thread = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
-        thread.start()
-        thread.join()
-        return seen[0]
 
     chosen = count_on_a_new_thread()
     caller_before = torch.get_num_threads()

@@ -45,11 +45,7 @@ DECODE_SECONDS = 120.0
 
 def decode_seconds() -> float:
     """The per-file time limit: DECODE_SECONDS, or $CLAPDESK_DECODE_SECONDS."""
-    try:
-        value = float(os.environ.get("CLAPDESK_DECODE_SECONDS", DECODE_SECONDS))
-    except ValueError:
-        return DECODE_SECONDS
-    return value if value > 0 else DECODE_SECONDS
+    return audio.positive_setting("CLAPDESK_DECODE_SECONDS", DECODE_SECONDS)
 
 
 def too_slow(limit: float) -> str:

@@ -210,13 +210,19 @@ def _library_message(exc: BaseException) -> str:
     return str(exc).rsplit("': ", 1)[-1]
 
 
+def positive_setting(variable: str, default: float) -> float:
+    """A positive number from the environment (a decode limit), else the default: a typo in
+    the variable must not turn a limit off."""
+    try:
+        value = float(os.environ.get(variable, default))
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
 def decode_memory_mb() -> float:
     """The per-file memory ceiling of a decode: DECODE_MEMORY_MB or $CLAPDESK_DECODE_MEMORY_MB."""
-    try:
-        value = float(os.environ.get("CLAPDESK_DECODE_MEMORY_MB", DECODE_MEMORY_MB))
-    except ValueError:
-        return DECODE_MEMORY_MB
-    return value if value > 0 else DECODE_MEMORY_MB
+    return positive_setting("CLAPDESK_DECODE_MEMORY_MB", DECODE_MEMORY_MB)
 
 
 def _check_rate(rate: int) -> None:
