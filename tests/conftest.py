@@ -120,6 +120,17 @@ def tone(seconds: float = 2.0, rate: int = 44100, freq: float = 220.0, seed: int
     return np.stack([out] * channels, axis=1) if channels > 1 else out
 
 
+def index_folder(folder: Path, model: Path) -> None:
+    """Index `folder` into the test's library with the core, as a producer's earlier run would."""
+    from clapdesk.core.library import Library
+
+    library = Library(model=str(model))
+    try:
+        library.index_folders([str(folder)])
+    finally:
+        library.close()
+
+
 def write_sound(path: Path, data: np.ndarray, rate: int = 44100, subtype: str | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, data, rate, subtype=subtype)

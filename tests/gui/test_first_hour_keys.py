@@ -7,11 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import family_sound, write_sound
+from conftest import family_sound, index_folder, write_sound
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
-from clapdesk.core.library import Library
 from clapdesk.gui.model_control import READY, UNAVAILABLE
 from clapdesk.gui.results_model import NAME, OBJECT_ROLE
 
@@ -21,11 +20,7 @@ FAMILIES = ("kick", "hihat", "pad", "bass")
 def index_sounds(folder: Path, model: Path, count: int) -> list[Path]:
     sounds = [write_sound(folder / f"{FAMILIES[i % 4]}_{i:03d}.wav",
                           family_sound(FAMILIES[i % 4], i)) for i in range(count)]
-    library = Library(model=str(model))
-    try:
-        library.index_folders([str(folder)])
-    finally:
-        library.close()
+    index_folder(folder, model)
     return sounds
 
 

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import family_sound, write_sound
+from conftest import family_sound, index_folder, write_sound
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
@@ -27,11 +27,7 @@ FAMILIES = ("kick", "hihat", "pad", "bass")
 def index_sounds(folder: Path, model: Path, count: int) -> list[Path]:
     sounds = [write_sound(folder / f"{FAMILIES[i % 4]}_{i:03d}.wav",
                           family_sound(FAMILIES[i % 4], i, seconds=0.5 + i)) for i in range(count)]
-    library = Library(model=str(model))
-    try:
-        library.index_folders([str(folder)])
-    finally:
-        library.close()
+    index_folder(folder, model)
     return sounds
 
 

@@ -7,10 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import family_sound, write_sound
+from conftest import family_sound, index_folder, write_sound
 from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, QUrl
 
-from clapdesk.core.library import Library
 from clapdesk.core.store.catalog import Catalog
 from clapdesk.gui.model_control import READY, UNAVAILABLE
 from clapdesk.gui.results_model import NAME, URI_LIST
@@ -88,11 +87,7 @@ def test_indexing_from_the_gui_fills_the_table_without_blocking_the_ui(
 
 def index_with_core(folder: Path, model: Path, count: int = 16) -> list[Path]:
     sounds = make_sounds(folder, count)
-    library = Library(model=str(model))
-    try:
-        library.index_folders([str(folder)])
-    finally:
-        library.close()
+    index_folder(folder, model)
     return sounds
 
 
