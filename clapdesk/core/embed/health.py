@@ -124,7 +124,7 @@ def refusal(model_name: str, health: ModelHealth, fine_tuned: bool = False) -> s
     from clapdesk.core.embed.known_models import recommended_instead
 
     if fine_tuned:
-        fix = "go back to the base model (clapdesk models revert, or Library › Models)"
+        fix = "go back to the base model (clapdesk models revert, or Library › Revert to the base model)"
     else:
         fix = (f"switch to {recommended_instead(model_name)} (clapdesk --model "
                f"{recommended_instead(model_name)} index, or Settings › Model); "
