@@ -120,7 +120,7 @@ def steer(vector: np.ndarray, towards: np.ndarray | None, amount: float) -> np.n
     d = np.asarray(towards, np.float64)
     u = d - float(d @ q) * q
     length = float(np.linalg.norm(u))
-    if length < 1e-9:  # the words point where the sound already does
+    if length <= 1e-5 * float(np.linalg.norm(d)):  # the words point where the sound does
         return q.astype(np.float32)
     angle = math.radians(min(float(amount), 1.0) * MAX_STEER_DEGREES)
     out = math.cos(angle) * q + math.sin(angle) * (u / length)
