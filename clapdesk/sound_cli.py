@@ -81,7 +81,7 @@ def cmd_similar(args: argparse.Namespace) -> dict[str, Any]:
 
 def _steered_text(steering: Any, amount: float, aspect: str | None) -> str:
     parts = [f"+{w}" for w in steering.toward] + [f"-{w}" for w in steering.away]
-    text = f", steered {', '.join(parts)} by {amount:.0%}" if parts else ""
+    text = f", steered {', '.join(parts)} by {round(amount * 100)} %" if parts else ""
     return text + (f", in {aspect}" if aspect else "")
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
 from modelfactory import _random_model, _save, _unrelated_captions
 
 CUTOFFS_HZ = (200.0, 500.0, 1250.0, 3100.0, 8000.0)

@@ -120,7 +120,8 @@ class Recorder:
         self._frames = 0
         self._lock = threading.Lock()
         self._stream = None
-        self.level_db = SILENCE_FLOOR_DB
+        self.level_db = SILENCE_FLOOR_DB  # the newest block's peak
+        self.peak_db = SILENCE_FLOOR_DB  # the loudest so far (the meter's peak hold)
         self.error: str | None = None  # set when PortAudio reports a problem mid-recording
 
     @property
@@ -162,6 +163,7 @@ class Recorder:
                 self._blocks.append(take)
                 self._frames += take.size
                 self.level_db = level_db(take)
+                self.peak_db = max(self.peak_db, self.level_db)
             if self._frames >= self._limit:
                 raise sounddevice.CallbackStop
 
