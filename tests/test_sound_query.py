@@ -298,6 +298,26 @@ sys.exit(main(["--json", "record", "-o", {str(out)!r}, "--seconds", "2.5", "--ra
     assert main(["--model", str(tiny_model), "--json", "similar", str(out), "-k", "3"]) == 0
 
 
+@pytest.mark.skipif(not portaudio_loads(), reason="PortAudio (libportaudio2) is not installed")
+def test_recording_without_an_input_device_is_one_plain_line(tmp_path: Path) -> None:
+    from asound import write_missing_device_config
+
+    config = write_missing_device_config(tmp_path / "alsa")
+    code = f"""
+import contextlib, io, json
+from clapdesk.cli import main
+err = io.StringIO()
+with contextlib.redirect_stderr(err):
+    status = main(["record", "-o", {str(tmp_path / "x.wav")!r}, "--seconds", "1"])
+print(json.dumps({{"status": status, "err": err.getvalue()}}))
+"""
+    result = run_script(code, alsa_env(config))
+    assert result["status"] == 1
+    lines = [line for line in result["err"].splitlines() if line.startswith("clapdesk:")]
+    assert lines and lines[0].startswith("clapdesk: cannot record from the default input"), result
+    assert "Traceback" not in result["err"] and not (tmp_path / "x.wav").exists()
+
+
 def test_cli_similar_json_names_the_sound_and_refuses_bad_options(
         tmp_path: Path, tiny_model: Path, family_library: Path,
         capsys: pytest.CaptureFixture[str]) -> None:

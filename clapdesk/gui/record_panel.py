@@ -2,7 +2,7 @@
 
 Record starts capturing from the input chosen in Settings (core/ingest/recording.py: PortAudio
 calls back on its own thread; this strip only polls the level every METER_MS). It stops at
-Stop, Record again, Esc on the strip, or after MAX_RECORD_SECONDS. Then silence below the
+Stop (the same button, or Ctrl+Shift+R again) or after MAX_RECORD_SECONDS. Then silence below the
 threshold is trimmed from both ends and `recorded(samples, rate)` asks for the search. The
 threshold is a spin box beside the meter, drawn on the meter as a line; changing it after a
 recording trims again and searches again. The take can be played and saved; it stays in memory

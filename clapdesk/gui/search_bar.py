@@ -209,7 +209,9 @@ class SearchBar(QWidget):
 
     def set_text(self, text: str, search: bool = True) -> None:
         """Put a query in the field (from history or a test) and search at once."""
-        self.similar_to = ""
+        self.similar_to = ""  # a remembered query is a text search again
+        self.field.setPlaceholderText(TEXT_PLACEHOLDER)
+        self.tools.hide()
         self.field.setText(text)
         if search:
             self.fire()

@@ -72,12 +72,12 @@ def run_sound_search(library: Library, generation: int, newest: Callable[[], int
 
 
 def describe(name: str, words: str, amount: float, aspect: str | None) -> str:
-    """The results' title: "Sounds like kick_07, darker by 50 %, in timbre"."""
+    """The results' title: "Sounds like kick_07, steered 50 %: darker, not reverb, in timbre"."""
     steering = read_words(words)
     parts = [f"Sounds like {name}"]
     moves = [*steering.toward, *(f"not {w}" for w in steering.away)]
     if moves and amount > 0:
-        parts.append(f"{', '.join(moves)} by {round(amount * 100)} %")
+        parts.append(f"steered {round(amount * 100)} %: {', '.join(moves)}")
     filters = [c.label for c in steering.constraints.constraints()]
     if filters:
         parts.append(" · ".join(filters))
