@@ -152,6 +152,27 @@ def test_key_and_tempo_closeness() -> None:
     assert aspects.tempo_closeness(120, 120) == 1.0
     assert aspects.tempo_closeness(120, 60) == pytest.approx(aspects.HALF_DOUBLE_CREDIT)
     assert aspects.tempo_closeness(120, 124) > aspects.tempo_closeness(120, 132) > 0
+    assert aspects.onset_closeness(4.0, 4.0) == 1.0
+    assert aspects.onset_closeness(4.0, 5.0) > aspects.onset_closeness(4.0, 8.0) > 0
+    assert aspects.onset_closeness(0.0, 0.0) == 1.0 and aspects.onset_closeness(0.0, 3.0) == 0.0
+    assert aspects.onset_closeness(4.0, None) is None, "an old row is unknown, not different"
+
+
+def test_rhythm_blends_tempo_onsets_and_kind_and_skips_what_is_unknown() -> None:
+    query = aspects.Facts(bpm=120.0, kind="loop", onset_rate=8.0)
+    busy = aspects.Facts(bpm=120.0, kind="loop", onset_rate=8.0)
+    sparse = aspects.Facts(bpm=120.0, kind="loop", onset_rate=2.0)
+    old_row = aspects.Facts(bpm=120.0, kind="loop", onset_rate=None)
+    slower = aspects.Facts(bpm=100.0, kind="loop", onset_rate=8.0)
+    score = {name: aspects.blend(0.5, query, facts, "rhythm")
+             for name, facts in (("busy", busy), ("sparse", sparse), ("old", old_row),
+                                 ("slower", slower))}
+    assert score["busy"] > score["sparse"] and score["busy"] > score["slower"]
+    assert score["old"] > score["sparse"], "an unknown onset rate is not held against a file"
+    # A sound with no tempo of its own (a one-shot) ranks by the cosine, onsets and kind.
+    hit = aspects.Facts(kind="one-shot", onset_rate=1.0)
+    assert aspects.blend(0.9, hit, aspects.Facts(kind="one-shot", onset_rate=1.0), "rhythm") > \
+        aspects.blend(0.9, hit, aspects.Facts(kind="loop", onset_rate=6.0), "rhythm")
 
 
 @pytest.fixture

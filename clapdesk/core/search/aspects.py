@@ -7,8 +7,8 @@ rest) and closeness in the facts the catalog already holds for every file:
 - timbre: the cosine 0.5, brightness (spectral centroid, 0-1) 0.3, loudness (LUFS) 0.2;
 - pitch:  the cosine 0.3, key 0.7: the share of scale notes two keys have in common (the
   same key 1, relative major/minor 6/7 with a different tonic, a fifth apart 6/7 x 0.85 ...);
-- rhythm: the cosine 0.3, tempo 0.5 (log-ratio, half and double time count at 0.8),
-  loop/one-shot 0.2.
+- rhythm: the cosine 0.3, tempo 0.4 (log-ratio, half and double time count at 0.8), onset rate
+  (onsets per second, log-ratio) 0.2, loop/one-shot 0.1.
 
 A fact the query sound lacks (a drum hit has no key) gives its weight back to the cosine; a
 candidate that lacks it scores 0 on it. Each hit's `match` is the blend in per cent.
@@ -29,11 +29,12 @@ ASPECTS = ("timbre", "pitch", "rhythm")
 BRIGHTNESS_SCALE = 0.15  # a brightness difference of this much: closeness 1/e
 LOUDNESS_SCALE_DB = 6.0
 TEMPO_SCALE = 0.08  # log2 ratio: 4 % apart is closeness 0.7, 10 % apart 0.25
+ONSET_SCALE = 0.5  # log2 ratio: 40 % more onsets per second is closeness 1/e
 HALF_DOUBLE_CREDIT = 0.8
 WEIGHTS: dict[str, dict[str, float]] = {
     "timbre": {"cosine": 0.5, "brightness": 0.3, "loudness": 0.2},
     "pitch": {"cosine": 0.3, "key": 0.7},
-    "rhythm": {"cosine": 0.3, "tempo": 0.5, "kind": 0.2},
+    "rhythm": {"cosine": 0.3, "tempo": 0.4, "onsets": 0.2, "kind": 0.1},
 }
 _MAJOR_STEPS = (0, 2, 4, 5, 7, 9, 11)
 _MINOR_STEPS = (0, 2, 3, 5, 7, 8, 10)
@@ -49,16 +50,17 @@ class Facts:
     loudness_db: float | None = None
     brightness: float | None = None
     duration: float | None = None
+    onset_rate: float | None = None
 
     @classmethod
     def of_record(cls, record: Any) -> Facts:
         return cls(record.key, record.bpm, record.kind, record.loudness_db, record.brightness,
-                   record.duration)
+                   record.duration, record.onset_rate)
 
     @classmethod
     def of_analysis(cls, analysis: Any) -> Facts:
         return cls(analysis.key, analysis.bpm, analysis.kind, analysis.loudness_db,
-                   analysis.brightness, analysis.duration)
+                   analysis.brightness, analysis.duration, analysis.onset_rate)
 
 
 def scale_notes(key: str | None) -> frozenset[int] | None:
@@ -100,6 +102,17 @@ def tempo_closeness(a: float | None, b: float | None) -> float | None:
     return best
 
 
+def onset_closeness(a: float | None, b: float | None) -> float | None:
+    """Onsets per second compared as a ratio; a sound without onsets (a pad) is its own kind.
+    None where either is unknown: files indexed before the catalog stored onset rates are not
+    counted as different, their weight goes to the rest of the blend."""
+    if a is None or not math.isfinite(a) or b is None or not math.isfinite(b):
+        return None
+    if a <= 0 or b <= 0:
+        return 1.0 if a <= 0 and b <= 0 else 0.0
+    return math.exp(-(math.log2(b / a) / ONSET_SCALE) ** 2)
+
+
 def _gauss(a: float | None, b: float | None, scale: float) -> float | None:
     if a is None or not math.isfinite(a):
         return None
@@ -115,6 +128,7 @@ def closeness(query: Facts, other: Facts) -> dict[str, float | None]:
         "loudness": _gauss(query.loudness_db, other.loudness_db, LOUDNESS_SCALE_DB),
         "key": key_closeness(query.key, other.key),
         "tempo": tempo_closeness(query.bpm, other.bpm),
+        "onsets": onset_closeness(query.onset_rate, other.onset_rate),
         "kind": None if query.kind is None else float(other.kind == query.kind),
     }
 
