@@ -33,7 +33,7 @@ from clapdesk.core.search.sound_query import (
     search_sound,
 )
 from clapdesk.gui import jobs
-from clapdesk.gui.model_control import READY
+from clapdesk.gui.model_control import READY, UNAVAILABLE
 from clapdesk.gui.record_panel import RecordPanel
 
 
@@ -96,6 +96,7 @@ class SoundSearch(QObject):
         self.sound: SoundQuery | None = None
         self.started = 0.0
         self.last_ms: float | None = None
+        self.pending: str | None = None  # words of a sound search waiting for the model
         search = window.search
         self.panel = RecordPanel(window.settings, window.player, search)
         search.layout().insertWidget(1, self.panel)  # right under the field
@@ -105,6 +106,7 @@ class SoundSearch(QObject):
         search.sound_search_requested.connect(self.steer)
         search.similar_cleared.connect(self._forget)
         search.record_requested.connect(self.panel.toggle)
+        window.model_ctl.state_changed.connect(self._model_state)
 
     # -- what starts a sound search -------------------------------------------------------------
     def search_file(self, path: str, aspect: str | None = None) -> None:
@@ -142,16 +144,26 @@ class SoundSearch(QObject):
         self._submit(words)
 
     def _forget(self) -> None:
-        self.source, self.sound = None, None
+        self.source, self.sound, self.pending = None, None, None
         self.panel.discard()
+
+    def _model_state(self, state: str, _message: str) -> None:
+        if state == READY and self.pending is not None and self.source is not None:
+            words, self.pending = self.pending, None
+            self._submit(words)
 
     def _submit(self, words: str) -> None:
         window = self.window
-        if window.model_ctl.state != READY:
-            window.statusBar().showMessage("Searching with a sound needs the model; it is not "
-                                           "ready yet.", 6000)
-            return
         assert self.source is not None
+        if window.model_ctl.state != READY:
+            if window.model_ctl.state == UNAVAILABLE:
+                window.title.setText(f"Sounds like {self.source.name} needs the model, which is "
+                                     "unavailable: see the status bar")
+                return
+            self.pending = words  # searched the moment the model is ready
+            window.title.setText(f"Sounds like {self.source.name} will be searched as soon as "
+                                 "the model is ready")
+            return
         window.generation += 1
         kind, value = window.place
         filters = Filters(folder=value) if kind == jobs.FOLDER else Filters()
@@ -186,10 +198,6 @@ class SoundSearch(QObject):
     def similar_to_current(self, aspect: str | None = None) -> None:
         hit = self.window.current_hit()
         if hit is None:
-            return
-        if self.window.model_ctl.state != READY:
-            self.window.statusBar().showMessage(
-                "Similar sounds need the model; it is not ready yet.", 6000)
             return
         self.search_file(hit.file.path, aspect)
 

@@ -107,6 +107,19 @@ def test_dropping_a_file_from_outside_the_library_finds_its_family_first(
     assert window.search.chip_labels() == [] and not window.search.tools.isVisible()
 
 
+def test_a_sound_dropped_before_the_model_is_ready_is_searched_when_it_is(
+        qtbot, make_window, tiny_model: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    family_library(tmp_path / "samples", tiny_model, per_family=2)
+    outside = write_sound(tmp_path / "elsewhere" / "pad_idea.wav", family_sound("pad", 70))
+    window = make_window(start=False)
+    assert window.model_ctl.state != READY
+    assert drop_on(window.search.field, outside)
+    assert "will be searched as soon as the model is ready" in window.title.text()
+    with qtbot.waitSignal(window.sound_search.results_shown, timeout=60000):
+        window.start()
+    assert names(window)[0].startswith("pad") and "Sounds like pad_idea" in window.title.text()
+
+
 def test_a_dropped_file_that_is_not_a_sound_is_a_plain_notice(
         qtbot, make_window, tiny_model: Path, tmp_path: Path) -> None:  # noqa: ANN001
     family_library(tmp_path / "samples", tiny_model, per_family=1)
