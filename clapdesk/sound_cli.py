@@ -32,7 +32,7 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     similar.set_defaults(handler=cmd_similar)
 
     p = sub.add_parser("record", parents=[common], help="record from an input device into a WAV")
-    p.add_argument("-o", "--output", required=True, metavar="OUT.wav")
+    p.add_argument("-o", "--output", metavar="OUT.wav", help="where to write the recording")
     p.add_argument("--seconds", type=float, default=5.0,
                    help=f"how long, at most {MAX_RECORD_SECONDS:g} (default 5)")
     p.add_argument("--input", default=None, metavar="DEVICE",
@@ -99,6 +99,8 @@ def cmd_record(args: argparse.Namespace) -> dict[str, Any]:
                 print("no input devices")
         return {"devices": [{"index": d.index, "name": d.name, "rate": d.default_rate}
                             for d in devices]}
+    if not args.output:
+        raise UsageError("-o OUT.wav is needed: where to write the recording")
     if not math.isfinite(args.seconds) or not 0 < args.seconds <= recording.MAX_RECORD_SECONDS:
         raise UsageError(f"--seconds must be more than 0 and at most "
                          f"{recording.MAX_RECORD_SECONDS:g}, not {args.seconds:g}")
