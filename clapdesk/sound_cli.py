@@ -46,6 +46,7 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_similar(args: argparse.Namespace) -> dict[str, Any]:
+    from clapdesk.core.embed.health import TextSearchOff
     from clapdesk.core.ingest.audio import DecodeError
     from clapdesk.core.search.sound_query import from_file, read_words, search_sound
 
@@ -64,9 +65,16 @@ def cmd_similar(args: argparse.Namespace) -> dict[str, Any]:
             sound = from_file(library, os.path.abspath(args.target))
         except DecodeError as exc:
             raise CliError(f"'{args.target}' cannot be read as a sound ({exc})") from None
-        response = search_sound(library, sound, args.k, filters, args.words, args.amount,
-                                args.aspect, where=args.where)
         steering = read_words(args.words)
+        try:
+            response = search_sound(library, sound, args.k, filters, args.words, args.amount,
+                                    args.aspect, where=args.where)
+        except TextSearchOff as exc:
+            print(f"clapdesk: note: the words are ignored, the sound alone is searched ({exc})",
+                  file=sys.stderr)
+            args.amount, steering = 0.0, read_words("")
+            response = search_sound(library, sound, args.k, filters, args.words, 0.0,
+                                    args.aspect, where=args.where)
         if not args.json:
             print(f"Sounds like {sound.name}" + _steered_text(steering, args.amount, args.aspect))
         result = _show(args, response, time.perf_counter() - started)

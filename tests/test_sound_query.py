@@ -358,3 +358,19 @@ def test_cli_similar_json_names_the_sound_and_refuses_bad_options(
     assert "--amount must be between 0 and 1" in capsys.readouterr().err
     assert main(["record", "-o", str(tmp_path / "x.wav"), "--seconds", "11"]) == 2
     assert "at most 10" in capsys.readouterr().err
+
+
+def test_words_beside_a_sound_on_an_untrained_text_tower_are_ignored_and_said_so(
+        tmp_path: Path, untrained_model: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for family in ("kick", "pad"):
+        for seed in range(2):
+            write_sound(tmp_path / "samples" / f"{family}_{seed}.wav", family_sound(family, seed))
+    index_folder(tmp_path / "samples", untrained_model)
+    query = write_sound(tmp_path / "outside" / "my kick.wav", family_sound("kick", 50))
+    code = main(["--json", "similar", str(query), "-k", "2", "--words", "darker, under 5 s"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "the words are ignored, the sound alone is searched" in captured.err
+    found = json.loads(captured.out)
+    assert found["sound"]["amount"] == 0.0 and len(found["results"]) == 2
+    assert found["query"]["duration_max"] == 5.0, "the constraints in the words still apply"

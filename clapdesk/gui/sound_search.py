@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from clapdesk.core.embed.health import TextSearchOff
 from clapdesk.core.ingest.audio import DecodeError
 from clapdesk.core.library import Library
 from clapdesk.core.search.ranking import Filters
@@ -66,9 +67,14 @@ def run_sound_search(library: Library, generation: int, newest: Callable[[], int
             assert source.samples is not None
             sound = from_samples(library, source.samples, source.rate, source.name)
             sound.name = source.name
-    response = search_sound(library, sound, k, filters, words, amount, aspect)
-    return SoundOutcome(generation, response, describe(source.name, words, amount, aspect),
-                        similar_to=source.name, sound=sound)
+    title = describe(source.name, words, amount, aspect)
+    try:
+        response = search_sound(library, sound, k, filters, words, amount, aspect)
+    except TextSearchOff:  # an untrained text tower cannot steer: the sound alone, said so
+        response = search_sound(library, sound, k, filters, words, 0.0, aspect)
+        title = (describe(source.name, words, 0.0, aspect)
+                 + " (words ignored: this model's text tower is untrained)")
+    return SoundOutcome(generation, response, title, similar_to=source.name, sound=sound)
 
 
 def describe(name: str, words: str, amount: float, aspect: str | None) -> str:

@@ -181,7 +181,7 @@ def search_sound(library: Library, sound: SoundQuery, k: int = 50, filters: Filt
         raise ValueError(f"unknown aspect {aspect!r}: one of {', '.join(aspects.ASPECTS)}")
     filters = filters or ranking.Filters()
     steering = read_words(words)
-    vector = steer(sound.vector, direction(library, steering), amount)
+    vector = steer(sound.vector, direction(library, steering) if amount > 0 else None, amount)
     parsed = _merged(parse_query(where), steering.constraints)
     tagged = ranking._user_tagged(library, parsed, vector)
     exclude = {sound.file_id} if sound.file_id is not None else set()
