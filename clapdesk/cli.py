@@ -119,8 +119,10 @@ def _add_extensions(sub: Any, common: argparse.ArgumentParser) -> None:
         return
     add_commands(sub, common)
     from clapdesk.map_cli import add_commands as add_map_commands  # `map`
+    from clapdesk.sound_cli import add_commands as add_sound_commands  # `similar`, `record`
 
     add_map_commands(sub, common)
+    add_sound_commands(sub, common)
 
 
 def gui_main() -> int:
@@ -319,29 +321,6 @@ def cmd_search(args: argparse.Namespace) -> dict[str, Any]:
         library.close()
 
 
-def cmd_similar(args: argparse.Namespace) -> dict[str, Any]:
-    from clapdesk.core.ingest.audio import DecodeError
-    from clapdesk.core.search.ranking import search_similar
-
-    if args.k < 1:
-        raise UsageError("-k must be at least 1")
-    if not os.path.isfile(args.target):
-        raise CliError(f"'{args.target}' is not a file")
-    filters = _filters(args)
-    library = open_library(args)
-    try:
-        _ready_to_search(library)
-        started = time.perf_counter()
-        try:
-            response = search_similar(library, os.path.abspath(args.target), k=args.k,
-                                      filters=filters, text=args.where)
-        except DecodeError as exc:
-            raise CliError(f"'{args.target}' cannot be read as a sound ({exc})") from None
-        return _show(args, response, time.perf_counter() - started)
-    finally:
-        library.close()
-
-
 def _ready_to_search(library: Any) -> None:
     """The model is found (its own plain error otherwise) and there is something to search."""
     from clapdesk.core.model_switch import plan_switch
@@ -481,7 +460,7 @@ def cmd_tag(args: argparse.Namespace) -> dict[str, Any]:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
-    "index": cmd_index, "search": cmd_search, "similar": cmd_similar,
+    "index": cmd_index, "search": cmd_search,
     "doctor": cmd_doctor, "failures": cmd_failures, "duplicates": cmd_duplicates,
     "tag": cmd_tag, "purge": cmd_purge,
 }

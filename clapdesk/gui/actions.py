@@ -53,6 +53,14 @@ COMMANDS: tuple[Command, ...] = (
     Command("volume_down", "Volume &down", "&Sound", "Ctrl+Down"),
     Command("similar", "Find &similar sounds", "&Sound", "Ctrl+M", "similar",
             "Sounds like the selected one"),
+    Command("similar_timbre", "Similar in t&imbre", "&Sound", "Ctrl+Alt+1", "similar",
+            "Like the selected sound, and as bright and as loud"),
+    Command("similar_pitch", "Similar in &pitch", "&Sound", "Ctrl+Alt+2", "similar",
+            "Like the selected sound, and in the same or a related key"),
+    Command("similar_rhythm", "Similar in &rhythm", "&Sound", "Ctrl+Alt+3", "similar",
+            "Like the selected sound, and at the same tempo (or half or double)"),
+    Command("record_query", "R&ecord a sound to search with", "&Sound", "Ctrl+Shift+R",
+            "record", "Record from the input chosen in Settings (up to 10 s) and search with it"),
     Command("favourite", "Add to / remove from fa&vourites", "&Sound", "Ctrl+D", "star"),
     Command("edit_tags", "Edit &tags…", "&Sound", "Ctrl+T", "tag",
             "Your own tags for the selected sounds; hide automatic tags that are wrong"),
@@ -62,6 +70,11 @@ COMMANDS: tuple[Command, ...] = (
     Command("shortcuts", "&Keyboard shortcuts", "&Help", "F1"),
     Command("about", "&About clapdesk", "&Help"),
 )
+
+
+# The rows' context menu, in this order.
+ROW_MENU = ("play_stop", "similar", "similar_timbre", "similar_pitch", "similar_rhythm",
+            "reveal", "copy_path", "favourite", "edit_tags")
 
 
 def build_actions(window: QMainWindow) -> dict[str, QAction]:

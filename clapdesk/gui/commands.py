@@ -19,10 +19,8 @@ from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageB
 
 from clapdesk.core.embed.hub import ModelError
 from clapdesk.core.finetune import versions
-from clapdesk.core.search.ranking import Filters
 from clapdesk.core.store.catalog import display_path
 from clapdesk.core.store.model_key import ModelKey
-from clapdesk.gui import jobs
 from clapdesk.gui.actions import shortcut_table
 from clapdesk.gui.model_control import READY, is_hub_id
 from clapdesk.gui.settings_dialog import SettingsDialog
@@ -188,16 +186,19 @@ class WindowCommands(_Base):
         self.transport.volume.setValue(self.transport.volume.value() - 5)
 
     def on_similar(self) -> None:
-        hit = self.current_hit()
-        if hit is None:
-            return
-        if self.model_ctl.state != READY:
-            self.statusBar().showMessage("Similar sounds need the model; it is not ready yet.", 6000)
-            return
-        self.generation += 1
-        self.runner.submit(jobs.run_similar, self.library, self.generation, lambda: self.generation,
-                           hit.file.path, self.settings.get("results"), Filters(), pool="model",
-                           name="similar", on_result=self._show_search, on_error=self._search_failed)
+        self.sound_search.similar_to_current()
+
+    def on_similar_timbre(self) -> None:
+        self.sound_search.similar_to_current("timbre")
+
+    def on_similar_pitch(self) -> None:
+        self.sound_search.similar_to_current("pitch")
+
+    def on_similar_rhythm(self) -> None:
+        self.sound_search.similar_to_current("rhythm")
+
+    def on_record_query(self) -> None:
+        self.sound_search.panel.toggle()
 
     def on_favourite(self) -> None:
         hits = self.selected_hits()

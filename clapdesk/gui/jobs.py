@@ -7,7 +7,6 @@ search that is no longer the newest when its turn comes is skipped without touch
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from clapdesk.core.search.browse import (  # noqa: F401 - the window's names for
     load_place,
 )
 from clapdesk.core.search.query import ParsedQuery
-from clapdesk.core.search.ranking import Filters, SearchResponse, search_similar, search_text
+from clapdesk.core.search.ranking import Filters, SearchResponse, search_text
 
 # Library.vector_index() opens the index lazily; two threads opening it at once would make two.
 INDEX_OPEN_LOCK = threading.Lock()
@@ -36,7 +35,7 @@ class SearchOutcome:
     generation: int
     response: SearchResponse | None  # None: skipped because a newer search came in
     title: str = ""
-    similar_to: str = ""  # the file name, for a sound-alike search
+    similar_to: str = ""  # the sound's name, for a sound-alike search (sound_search.py)
 
 
 def open_index(library: Library) -> None:
@@ -51,13 +50,3 @@ def run_search(library: Library, generation: int, newest: Callable[[], int], tex
         return SearchOutcome(generation, None)
     open_index(library)
     return SearchOutcome(generation, search_text(library, text, k, filters, parsed), text)
-
-
-def run_similar(library: Library, generation: int, newest: Callable[[], int], path: str, k: int,
-                filters: Filters, where: str = "") -> SearchOutcome:
-    if generation != newest():
-        return SearchOutcome(generation, None)
-    open_index(library)
-    name = os.path.basename(path)
-    return SearchOutcome(generation, search_similar(library, path, k, filters, where),
-                         f"Sounds like {name}", similar_to=name)

@@ -9,14 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import (
-    QEvent,
-    QItemSelectionModel,
-    QModelIndex,
-    QObject,
-    Qt,
-    QTimer,
-)
+from PySide6.QtCore import QEvent, QItemSelectionModel, QModelIndex, QObject, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QKeyEvent
 from PySide6.QtWidgets import (
     QApplication,
@@ -40,7 +33,7 @@ from clapdesk.core.search.ranking import Filters, Hit
 from clapdesk.core.store.catalog import display_path
 from clapdesk.core.store.user_tags import tags_for_display
 from clapdesk.gui import jobs, model_notices
-from clapdesk.gui.actions import build_actions
+from clapdesk.gui.actions import ROW_MENU, build_actions
 from clapdesk.gui.audition import AuditionController, TransportBar
 from clapdesk.gui.commands import WindowCommands
 from clapdesk.gui.indexing import IndexingController, IndexProgress, describe_report
@@ -60,6 +53,7 @@ from clapdesk.gui.results_model import (
 from clapdesk.gui.results_view import ResultsView
 from clapdesk.gui.search_bar import SearchBar
 from clapdesk.gui.settings import Settings
+from clapdesk.gui.sound_search import install_sound_search
 from clapdesk.gui.theme import app_icon
 from clapdesk.gui.wording import counted
 from clapdesk.gui.workers import TaskRunner
@@ -135,6 +129,7 @@ class MainWindow(WindowCommands, QMainWindow):
         self.live_timer.setInterval(LIVE_REFRESH_MS)
         self.live_timer.timeout.connect(self._live_refresh)
         self.map_panel = install_map(self)  # View › Map of the library, beside the table
+        self.sound_search = install_sound_search(self)  # drop, record, steer, aspects
         self._restore_layout()
 
     # -- building -----------------------------------------------------------------------------
@@ -442,7 +437,7 @@ class MainWindow(WindowCommands, QMainWindow):
         if self.current_hit() is None:
             return
         menu = QMenu(self)
-        for name in ("play_stop", "similar", "reveal", "copy_path", "favourite", "edit_tags"):
+        for name in ROW_MENU:
             menu.addAction(self.actions_by_name[name])
         menu.popup(self.view.viewport().mapToGlobal(at))  # type: ignore[arg-type]
 

@@ -41,6 +41,11 @@ SETTINGS: tuple[Setting, ...] = (
             ("float32", "int8", "bfloat16", "float16")),
     Setting("audio_output", "", "Audio output", "The output device for audition; empty is the "
             "system default."),
+    Setting("audio_input", "", "Audio input (Record)", "The input device Record captures from "
+            "(a microphone, a line-in, an audio interface); empty is the system default."),
+    Setting("record_threshold_db", -45, "Recording silence threshold (dBFS)",
+            "What is quieter than this at the start and end of a recording is trimmed; the "
+            "level meter shows it as a line.", (), -90, -6),
     Setting("auto_play", True, "Auto-play while browsing with the arrow keys"),
     Setting("auto_play_delay_ms", 120, "Auto-play delay (ms)",
             "Wait this long after the selection moves, so fast scrolling stays quiet.", (), 0, 1000),

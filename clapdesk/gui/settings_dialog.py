@@ -45,6 +45,13 @@ def output_devices() -> list[str]:
         return []
 
 
+def input_devices() -> list[str]:
+    """Names of the devices Record can capture from; empty when PortAudio is missing."""
+    from clapdesk.core.ingest.recording import input_devices as devices
+
+    return [d.name for d in devices()]
+
+
 @lru_cache(maxsize=1)
 def gpu_devices() -> tuple[str, ...]:
     """The GPU back-ends torch can use on this computer (torch is imported by the model anyway)."""
@@ -156,11 +163,12 @@ class SettingsDialog(QDialog):
             spin.setRange(int(setting.minimum), int(setting.maximum or 1_000_000))
             spin.setValue(int(value))
             return spin
-        if setting.choices or setting.key == "audio_output":
+        if setting.choices or setting.key in ("audio_output", "audio_input"):
             combo = QComboBox(self)
             choices = offered(setting, value)
-            if setting.key == "audio_output":
-                choices = ["", *output_devices()]
+            if setting.key in ("audio_output", "audio_input"):
+                devices = output_devices() if setting.key == "audio_output" else input_devices()
+                choices = ["", *devices]
                 combo.setEditable(True)
             combo.addItems([c or "System default" for c in choices])
             combo.setProperty("choices", choices)

@@ -5,6 +5,7 @@ plays through a configuration written here runs its script in a fresh Python pro
 `ALSA_CONFIG_PATH` set (see `run_script`).
 
     config, capture = write_capture_config(folder)   # default PCM = a file of raw s16 stereo
+    config = write_input_config(folder, wav)         # default PCM records what `wav` holds
     config = write_missing_device_config(folder)     # default PCM = a sound card that is not there
     result = run_script(code, alsa_env(config))       # the JSON object the script printed last
     frames = read_capture(capture)                    # float32 (frames, 2)
@@ -48,6 +49,34 @@ def write_capture_config(folder: Path) -> tuple[Path, Path]:
         "}\n"
     )
     return config, capture
+
+
+def write_input_config(folder: Path, wav: Path) -> tuple[Path, int]:
+    """`default` = a `file` PCM over `null` whose capture side reads `wav`: recording from it
+    gives the WAV's samples, mono float32 at its rate (returned), then silence.
+
+    The file goes in as raw float32 and the PCM is opened directly, without `plug`: with a plug
+    in between, alsa-lib 1.2's file plugin loses frames in the mmap path PortAudio uses (it
+    reads what it offers, and the plug commits less). Recorders must open it mono, float32, at
+    the returned rate, which is what clapdesk's recorder asks of any device.
+    """
+    import soundfile as sf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    data, rate = sf.read(wav, dtype="float32", always_2d=True)
+    raw = folder / "input.raw"
+    data.mean(axis=1).astype("<f4").tofile(raw)
+    config = folder / "asoundrc-input"
+    config.write_text(
+        "pcm.!default {\n"
+        "    type file\n"
+        "    slave.pcm \"null\"\n"
+        "    file \"/dev/null\"\n"
+        f"    infile \"{raw}\"\n"
+        "    format \"raw\"\n"
+        "}\n"
+    )
+    return config, int(rate)
 
 
 def write_missing_device_config(folder: Path) -> Path:

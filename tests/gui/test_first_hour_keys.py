@@ -170,7 +170,7 @@ def test_find_similar_shows_the_best_matches_and_names_what_it_looks_for(
     assert window.view.verticalScrollBar().value() == 0, "the best matches are off-screen"
     assert window.view.rowAt(0) == 0
     assert window.search.text() == "", "the old query is still in the field"
-    assert window.search.chip_labels() == [f"Sounds like {source.name}"]
+    assert window.search.chip_labels() == [f"Sounds like {Path(source.name).stem}"]
     # Removing that chip goes back to browsing.
     window.search.clear_similar()
     qtbot.waitUntil(lambda: not window.model.scored and window.model.rowCount() == 40,

@@ -307,7 +307,7 @@ def test_find_similar_and_copy_path_from_a_row(
     assert QApplication.clipboard().text() == source.path
     window.on_similar()
     qtbot.waitUntil(lambda: "Sounds like" in window.title.text(), timeout=10000)
-    assert source.name in window.title.text()
+    assert f"Sounds like {Path(source.name).stem}" in window.title.text()
     paths = [window.model.hit(r).file.path for r in range(window.model.rowCount())]
     assert len(paths) == 7 and source.path not in paths
     scores = [window.model.hit(r).score for r in range(window.model.rowCount())]

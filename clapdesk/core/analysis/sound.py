@@ -21,6 +21,8 @@ Where the file name states a tempo or key it wins: pack authors know their loops
   counted: close to LUFS for most material, a little low for hi-hats.
 - brightness: the spectral centroid at the full rate mapped from 150 Hz (0) to 8 kHz (1) on
   a log scale.
+- onset_rate: onsets per second of the whole band's onset envelope (the same onsets that
+  tell a loop from a one-shot), what "similar in rhythm" compares beside the tempo.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class Analysis:
     peak_db: float
     loudness_db: float
     brightness: float
+    onset_rate: float = 0.0
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -87,6 +90,8 @@ def analyse(
 
     bands, fps = _onset_bands(y, rate)
     kind = _kind(name, bands, fps, y, rate, duration)
+    onsets = _onset_times(bands.sum(axis=0), fps) if bands.size else np.zeros(0)
+    onset_rate = len(onsets) / analysed_seconds if analysed_seconds > 0 else 0.0
 
     bpm, bpm_source = None, None
     if kind == "loop":
@@ -106,7 +111,7 @@ def analyse(
     return Analysis(
         duration=round(duration, 4), kind=kind, bpm=bpm, bpm_source=bpm_source, key=key,
         key_source=key_source, peak_db=round(peak_db, 2), loudness_db=round(loudness_db, 2),
-        brightness=round(brightness, 4),
+        brightness=round(brightness, 4), onset_rate=round(onset_rate, 3),
     )
 
 

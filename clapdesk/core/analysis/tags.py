@@ -36,5 +36,5 @@ def analyse_file(decoded: DecodedAudio, path: str) -> dict[str, object]:
         "bpm": result.bpm, "bpm_source": result.bpm_source,
         "musical_key": result.key, "key_source": result.key_source, "kind": result.kind,
         "peak_db": result.peak_db, "loudness_db": result.loudness_db,
-        "brightness": result.brightness,
+        "brightness": result.brightness, "onset_rate": result.onset_rate,
     }

@@ -398,7 +398,7 @@ class Indexer:
                 "bpm_source": twin_record.bpm_source, "musical_key": twin_record.key,
                 "key_source": twin_record.key_source, "kind": twin_record.kind,
                 "peak_db": twin_record.peak_db, "loudness_db": twin_record.loudness_db,
-                "brightness": twin_record.brightness,
+                "brightness": twin_record.brightness, "onset_rate": twin_record.onset_rate,
             }
         with self.catalog.transaction():
             file_id = self._write_row(item)

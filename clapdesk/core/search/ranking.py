@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from clapdesk.core.ingest import audio
 from clapdesk.core.search.match import query_distribution, readable_match
 from clapdesk.core.search.query import ParsedQuery, parse_query
 from clapdesk.core.store.catalog import FileRecord, display_path, prefix_range
@@ -108,24 +107,14 @@ def search_text(library: Library, text: str, k: int = 50, filters: Filters | Non
 
 
 def search_similar(library: Library, path: str, k: int = 50, filters: Filters | None = None,
-                   text: str = "") -> SearchResponse:
-    """Sound-alikes of a file, in the library or not; `text` adds constraints ("at 120 BPM")."""
-    parsed = parse_query(text)
-    filters = filters or Filters()
-    record = library.catalog.file_by_path(path)
-    vector = None
-    if record is not None:
-        _, matrix = library.catalog.vectors(library.model_key, [record.id])
-        vector = matrix[0] if len(matrix) else None
-    if vector is None:
-        embedder = library.embedder()
-        decoded = audio.decode_for_index(path, embedder.sampling_rate)
-        vector = embedder.project_audio(embedder.pooled_features([decoded.windows]))[0]
-    exclude = {record.id} if record is not None else set()
-    tagged = _user_tagged(library, parsed, vector)
-    hits, exact = _rank(library, vector, k, parsed, filters, exclude, tagged)
-    _readable(library, vector, hits, tagged)
-    return SearchResponse(hits, parsed, exact)
+                   text: str = "", words: str = "", amount: float = 0.5,
+                   aspect: str | None = None) -> SearchResponse:
+    """Sound-alikes of a file, in the library or not; `text` adds constraints ("at 120 BPM"),
+    `words` steer by `amount` and `aspect` ranks by timbre, pitch or rhythm (sound_query.py)."""
+    from clapdesk.core.search.sound_query import from_file, search_sound
+
+    return search_sound(library, from_file(library, path), k, filters, words, amount, aspect,
+                        where=text)
 
 
 def _user_tagged(library: Library, parsed: ParsedQuery, vector: np.ndarray | None

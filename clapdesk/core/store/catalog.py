@@ -27,7 +27,7 @@ __all__ = ["SCHEMA_VERSION", "Catalog", "CatalogError", "FileRecord"]
 FILE_COLUMNS = (
     "id, path, root_id, size, mtime_ns, content_hash, duration, sample_rate, channels, format, "
     "subtype, error, indexed_at, bpm, bpm_source, musical_key, key_source, kind, peak_db, "
-    "loudness_db, brightness"
+    "loudness_db, brightness, onset_rate"
 )
 
 
@@ -77,6 +77,7 @@ class FileRecord:
     peak_db: float | None = None
     loudness_db: float | None = None
     brightness: float | None = None
+    onset_rate: float | None = None  # onsets per second (NULL until the file is indexed again)
 
     @classmethod
     def from_row(cls, row: Sequence[object]) -> FileRecord:

@@ -170,11 +170,18 @@ class Step:
     min_compatible: int  # the oldest schema that can use a catalog once this step has run
 
 
+def _onset_rate(db: sqlite3.Connection) -> None:
+    """4 -> 5: each file's onsets per second, for "similar in rhythm". Files indexed before it
+    keep NULL until they change or the library is re-indexed; the aspect then leaves it out."""
+    _run(db, ["ALTER TABLE files ADD COLUMN onset_rate REAL"])
+
+
 STEPS: list[Step] = [
     Step(_first_schema, 1),
     Step(_analysis_tags_favourites_history, 2),
     Step(_retries_and_missing_files, 3),
     Step(_sound_map, 4),
+    Step(_onset_rate, 5),  # another branch's step may come first: renumber at merge
 ]
 SCHEMA_VERSION = len(STEPS)
 MIN_COMPATIBLE_KEY = "min_compatible"
