@@ -131,6 +131,12 @@ class ClapEmbedder:
     def encoder_key(self) -> str:
         return self.identity.encoder_key
 
+    def use_audio_tower(self, precision: str, tower: Any) -> None:
+        """Run the audio tower in another precision from now on (the automatic choice, made
+        after the model loaded in float32): `tower` is a fast_tower built for it."""
+        self.precision = precision
+        self.fast_tower = tower
+
     def use_heads(self, audio_head: Any, text_head: Any, model_key: str) -> None:
         """Switch to a fine-tuned version's heads (the encoder and its features are unchanged)."""
         self.audio_head = audio_head.to(self.device).eval()
