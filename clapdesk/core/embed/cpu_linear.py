@@ -140,11 +140,14 @@ class Int8Linear(nn.Module):
         low, high = torch.aminmax(flat)
         # The range always holds 0, so that 0 (padding, a GELU's floor) is exact.
         low, high = min(low.item(), 0.0), max(high.item(), 0.0)
-        scale = max((high - low) / 255.0, 1e-12)
+        # 254.9 steps, not 255: x / scale + zero + 0.5 then stays inside [0, 255.5) for every x
+        # in the range, float rounding included, so the cast needs no clamp before it.
+        scale = max((high - low) / 254.9, 1e-12)
         zero = int(round(-low / scale))
-        # x / scale + zero, rounded half up (+0.5, then the cast truncates): one pass fewer
-        # than round(); the two differ only on exact halves.
-        quantised = torch.mul(flat, 1.0 / scale).add_(zero + 0.5).clamp_(0.0, 255.0).to(torch.uint8)
+        # x / scale + zero in one pass, rounded half up (+0.5, then the cast truncates): three
+        # passes over the input in all (range, scale, cast) where round and clamp made five.
+        offset = torch.tensor(zero + 0.5, dtype=torch.float32)
+        quantised = torch.add(offset, flat, alpha=1.0 / scale).to(torch.uint8)
         ops = torch.ops.onednn
         if add is not None:
             out = ops.qlinear_pointwise.binary(
