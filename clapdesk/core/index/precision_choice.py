@@ -191,8 +191,11 @@ def decide(embedder: Any, paths: Sequence[str], native: list[str] | None = None,
 
     native = native_precisions() if native is None else native
     reference = embedder.fast_tower
-    if embedder.device != "cpu" or embedder.precision != "float32" or reference is None:
+    if embedder.device != "cpu" or embedder.precision != "float32":
         return PrecisionChoice("float32", True, "the reduced precisions are chosen on a CPU only")
+    if reference is None:
+        return PrecisionChoice("float32", True, "this model's audio tower runs only as "
+                               "transformers ships it, in float32")
     if not native:
         return PrecisionChoice("float32", True, "this CPU runs neither bfloat16 nor int8 natively")
     files = []
