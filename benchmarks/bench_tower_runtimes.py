@@ -36,6 +36,10 @@ import torch  # noqa: E402
 ADOPT_IF_FASTER = 1.15
 
 
+def installed(*names: str) -> bool:
+    return all(importlib.util.find_spec(name) is not None for name in names)
+
+
 class _PooledTower(torch.nn.Module):
     """The stock tower as a graph from log-mel windows to pooled features (no fusion flag)."""
 
@@ -67,7 +71,7 @@ def _compare(got: np.ndarray, reference: torch.Tensor) -> dict[str, float]:
 
 def onnxruntime_figures(tower: torch.nn.Module, mel: torch.Tensor, reference: torch.Tensor,
                         rounds: int, scratch: Path) -> dict[str, Any]:
-    if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None:
+    if not installed("onnxruntime", "onnx"):
         return {"skipped": "onnxruntime and onnx are not installed (pip install -e .[runtimes])"}
     import onnxruntime as ort
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -102,7 +106,7 @@ def onnxruntime_figures(tower: torch.nn.Module, mel: torch.Tensor, reference: to
 
 def openvino_figures(tower: torch.nn.Module, mel: torch.Tensor, reference: torch.Tensor,
                      rounds: int) -> dict[str, Any]:
-    if importlib.util.find_spec("openvino") is None:
+    if not installed("openvino"):
         return {"skipped": "openvino is not installed (pip install -e .[runtimes])"}
     import openvino as ov
 

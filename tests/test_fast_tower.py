@@ -151,3 +151,23 @@ def test_the_real_larger_clap_audio_tower_matches_within_1e_5() -> None:
                 module.relative_position_bias_table.normal_(0, 2.0)
     difference, cosine = _compare(tower, "float32", _mel(1))
     assert difference < 1e-5, difference
+
+
+def test_the_runtime_comparison_skips_cleanly_without_its_packages(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import sys
+
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import bench_tower_runtimes as runtimes
+
+    assert runtimes.installed("torch") and not runtimes.installed("no_such_runtime_here")
+    monkeypatch.setattr(runtimes, "installed", lambda *names: False)
+    tower = _audio_tower()
+    mel = _mel(1)
+    reference = torch.zeros(1, 128)
+    result = runtimes.measure_runtimes(tower, mel, reference, 1, {"clapdesk_float32": 0.1})
+    assert "not installed" in result["onnxruntime"]["skipped"]
+    assert "not installed" in result["openvino"]["skipped"]
+    assert result["faster_than_clapdesk_by_threshold"] == []
