@@ -13,7 +13,10 @@ so a busy machine hurts every contender alike. Prints one JSON object:
 - peak RSS per contender (this process, and the decoder processes apart), top-10 overlap of int8 against float32, and a torch.compile trial
   (in a subprocess with a time limit, since compiling can take minutes).
 
-    nice python benchmarks/bench_index.py [--files 48] [--rounds 2] [--threads N] [--no-compile]
+    nice python benchmarks/bench_index.py [--quick] [--files 48] [--rounds 2] [--threads N] [--no-compile]
+
+It also reports what the automatic precision choice takes on these files, and that choice's
+speed against the baseline.
 """
 
 from __future__ import annotations
@@ -216,9 +219,11 @@ def run_compile_trial(model_folder: Path, batch: int, limit: float) -> dict:
 # -- the run ---------------------------------------------------------------------------------------
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--files", type=int, default=48)
+    parser.add_argument("--quick", action="store_true",
+                        help="24 files, one round, no torch.compile trial (a few minutes idle)")
+    parser.add_argument("--files", type=int, default=None, help="default 48 (24 with --quick)")
     parser.add_argument("--duplicates", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=None, help="default 2 (1 with --quick)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--no-int8", action="store_true")
     parser.add_argument("--no-bf16", action="store_true")
@@ -228,6 +233,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None)
     parser.add_argument("--compile-trial", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    args.files = args.files or (24 if args.quick else 48)
+    args.rounds = args.rounds or (1 if args.quick else 2)
+    args.no_compile = args.no_compile or args.quick
     import torch
 
     if args.threads:
@@ -344,6 +352,15 @@ def main() -> None:
     if "bfloat16" in contenders:
         result["bfloat16_vs_float32_top10_overlap"] = top10_overlap(
             model_folder, roots, contenders, unique, other="bfloat16")
+    # What the automatic choice takes on these files (precision_choice.py), and its speed.
+    from clapdesk.core.index.precision_choice import decide
+
+    choice = decide(f32, [str(p) for p in unique])
+    if choice is not None:
+        chosen = result.get(f"clapdesk_{choice.precision}", {})
+        result["automatic_choice"] = {"precision": choice.precision, "reason": choice.reason,
+                                      "figures": choice.figures,
+                                      "ratio_to_baseline": chosen.get("ratio_to_baseline")}
     if not args.no_compile:
         contenders.clear()
         result["torch_compile_trial"] = run_compile_trial(model_folder, batch, args.compile_limit)

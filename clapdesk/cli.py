@@ -46,10 +46,10 @@ def _global_options(suppress: bool) -> argparse.ArgumentParser:
                         "a local folder (default: the library's model, $CLAPDESK_MODEL, or "
                         "laion/larger_clap_general)")
     common.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=None)
-    common.add_argument("--precision", choices=["float32", "bfloat16", "int8", "float16"],
-                        default=None, help="float32 (the default): exact; int8: faster on any "
-                        "CPU; bfloat16: faster on CPUs with native bf16 (and GPUs); float16: "
-                        "for a GPU")
+    common.add_argument("--precision", choices=["auto", "float32", "bfloat16", "int8", "float16"],
+                        default=None, help="auto (the default): the first indexing picks bfloat16 "
+                        "or int8 where this CPU runs it natively and it keeps search results, "
+                        "else float32 (exact); float16: for a GPU")
     common.add_argument("--json", action="store_true", help="print one JSON object")
     common.add_argument("-v", "--verbose", action="store_true")
     if suppress:
@@ -203,7 +203,7 @@ def open_library(args: argparse.Namespace) -> Any:
     from clapdesk.core.library import Library
 
     library = Library(args.library, model=args.model, device=args.device,
-                      precision=args.precision or "float32")
+                      precision=args.precision or "auto")
     if getattr(args, "command", None) != "search":  # a refused search says it in its own line
         from clapdesk.core.embed.known_models import untrained_text_notice
 
@@ -247,6 +247,8 @@ def cmd_index(args: argparse.Namespace) -> dict[str, Any]:
             print(f"  still failing: {result_path(path)}: {error}")
         for root in report.offline_roots:
             print(f"  skipped (missing or empty, its files were kept): {result_path(root)}")
+        if report.precision:
+            print(f"  {report.precision.note()}")
     return result
 
 

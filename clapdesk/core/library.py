@@ -14,9 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from clapdesk.core import model_switch
-from clapdesk.core.embed.embedder import ClapEmbedder
+from clapdesk.core.embed.embedder import ClapEmbedder, pick_device
 from clapdesk.core.embed.hub import DEFAULT_MODEL, ModelIdentity, resolve_model
+from clapdesk.core.index import precision_choice
 from clapdesk.core.index.indexer import Indexer, IndexReport, Progress
+from clapdesk.core.index.precision_choice import PrecisionChoice
 from clapdesk.core.store.catalog import Catalog, CatalogError
 from clapdesk.core.store.connections import CatalogPerThread
 from clapdesk.core.store.model_key import ModelKey
@@ -59,7 +61,9 @@ class Library:
         # A library remembers its model. Naming another one searches with it only where its
         # vectors are all there; switching is a re-embedding run of its own (model_switch.py).
         self.device = device
+        # "auto": float32 until the first indexing has chosen (index/precision_choice.py).
         self.precision = precision
+        self.precision_choice: PrecisionChoice | None = None
         self.allow_download = allow_download
         self._identity: ModelIdentity | None = None
         self._embedder: ClapEmbedder | None = None
@@ -106,7 +110,8 @@ class Library:
         """The loaded model, loading it once (thread-safe); raises ModelError with a plain message."""
         with self._model_lock:
             if self._embedder is None:
-                embedder = ClapEmbedder(self.identity, device=self.device, precision=self.precision)
+                embedder = ClapEmbedder(self.identity, device=self.device,
+                                        precision=self._precision_to_load())
                 self._apply_version(embedder)
                 self._embedder = embedder
                 # The exact commit (or weights digest) the vectors come from, in full: their
@@ -122,6 +127,14 @@ class Library:
                     # own only once every sound has its vectors (model_switch.after_index).
                     self.catalog.set_meta("model", self.model_ref)
             return self._embedder
+
+    def _precision_to_load(self) -> str:
+        if self.precision != precision_choice.AUTO:
+            return self.precision
+        if pick_device(self.device) != "cpu":
+            return "float32"
+        self.precision_choice = precision_choice.stored(self.catalog, self.identity.encoder_key)
+        return self.precision_choice.precision if self.precision_choice else "float32"
 
     def _apply_version(self, embedder: ClapEmbedder) -> None:
         version = self.active_version
@@ -197,9 +210,12 @@ class Library:
                     # Load first: a version that fails falls back to the base model, and the
                     # index must be the base model's, not the broken version's.
                     self.embedder()
+                if self.precision == precision_choice.AUTO and pick_device(self.device) == "cpu":
+                    self.precision_choice = precision_choice.settle(self, catalog, folders)
                 indexer = Indexer(catalog, self.vector_index(), self.embedder, workers=workers)
                 report = indexer.run([os.path.abspath(f) for f in folders], progress, cancel,
                                      purge_missing=purge_missing)
+                report.precision = self.precision_choice
                 model_switch.after_index(self, catalog, report)
                 return report
             finally:

@@ -68,7 +68,10 @@ def describe_report(report: IndexReport) -> str:
     if report.offline_roots:
         parts.append(f"{counted(len(report.offline_roots), 'folder')} offline")
     verb = "Indexing cancelled" if report.cancelled else "Library updated"
-    return f"{verb}: " + ", ".join(parts)
+    line = f"{verb}: " + ", ".join(parts)
+    if report.precision is not None and report.precision.decided_now:
+        line += f". Model {report.precision.note()}"  # once: the run that made the choice
+    return line
 
 
 class IndexProgress(QWidget):

@@ -33,12 +33,13 @@ SETTINGS: tuple[Setting, ...] = (
             "A Hugging Face model id or a folder holding a CLAP model; empty keeps the "
             "library's model (laion/larger_clap_general by default)."),
     Setting("device", "auto", "Device", "Where the model runs.", ("auto", "cpu", "cuda", "mps")),
-    Setting("precision", "float32", "Model precision",
-            "float32: exact. int8: indexes about 1.4x faster on a CPU, with slightly less exact "
-            "sound vectors. bfloat16: as fast, closer to exact, on CPUs with native bfloat16 "
-            "(recent Intel Xeon, AMD Zen 4 and later). float16: for a GPU. Used from the next "
-            "start; vectors already indexed are kept.",
-            ("float32", "int8", "bfloat16", "float16")),
+    Setting("precision", "auto", "Model precision",
+            "auto: the first indexing compares bfloat16 and int8 with float32 on your own files "
+            "and uses the fastest that this CPU runs natively and that keeps search results "
+            "(the status bar says which, and why). float32: exact. int8 and bfloat16: faster, "
+            "slightly less exact sound vectors. float16: for a GPU. Used from the next start; "
+            "vectors already indexed are kept.",
+            ("auto", "float32", "int8", "bfloat16", "float16")),
     Setting("audio_output", "", "Audio output", "The output device for audition; empty is the "
             "system default."),
     Setting("audio_input", "", "Audio input (Record)", "The input device Record captures from "

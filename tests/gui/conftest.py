@@ -31,8 +31,11 @@ def make_window(qtbot, tiny_model: Path) -> Iterator[Callable[..., object]]:  # 
     windows: list[MainWindow] = []
 
     def build(model: str | None = None, start: bool = True) -> MainWindow:
-        library = Library(model=model or str(tiny_model), allow_download=False)
-        window = MainWindow(library, Settings())
+        # As the app opens it: with the precision the settings name ("auto" by default).
+        settings = Settings()
+        library = Library(model=model or str(tiny_model), allow_download=False,
+                          precision=settings.get("precision"))
+        window = MainWindow(library, settings)
         window.indexing.watching = False  # tests that watch folders turn it back on
         qtbot.addWidget(window)
         window.show()

@@ -183,7 +183,7 @@ def test_device_and_precision_offer_only_what_this_computer_has(qtbot) -> None: 
     assert ("mps" in devices) == torch.backends.mps.is_available()
     gpu = torch.cuda.is_available() or torch.backends.mps.is_available()
     assert ("float16" in precisions) == gpu
-    assert {"float32", "int8"} <= set(precisions)
+    assert {"auto", "float32", "int8"} <= set(precisions)
     flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     native = " avx512_bf16" in flags or " amx_bf16" in flags
     assert ("bfloat16" in precisions) == (gpu or native)

@@ -66,14 +66,15 @@ def test_the_precision_chosen_in_settings_is_the_one_the_library_loads_with(qtbo
     from clapdesk.gui.app import open_library
 
     settings = Settings()
-    assert open_library(str(tmp_path / "lib"), None, None, settings).precision == "float32"
+    # Left to clapdesk: the first indexing chooses (tests/test_precision_choice.py).
+    assert open_library(str(tmp_path / "lib"), None, None, settings).precision == "auto"
     dialog = SettingsDialog(settings, [])
     qtbot.addWidget(dialog)
     precision = dialog.editors["precision"]
     assert isinstance(precision, QComboBox)
-    # float32 and int8 everywhere; bfloat16 and float16 only where the hardware has them
-    # (tests/gui/test_first_hour_window.py checks that against this computer).
-    assert [precision.itemText(i) for i in range(precision.count())][:2] == ["float32", "int8"]
+    # auto, float32 and int8 everywhere; bfloat16 and float16 only where the hardware has
+    # them (tests/gui/test_first_hour_window.py checks that against this computer).
+    assert [precision.itemText(i) for i in range(precision.count())][:3] == ["auto", "float32", "int8"]
     precision.setCurrentIndex(precision.findText("int8"))
     dialog.save()
     library = open_library(str(tmp_path / "lib"), None, None, Settings())
@@ -114,3 +115,16 @@ def test_changing_model_or_precision_says_it_applies_from_the_next_start(
     window.on_settings()
     assert window.statusBar().currentMessage() == (
         "The new model and precision are used from the next start.")
+
+
+def test_the_status_line_of_the_run_that_chose_the_precision_says_which_and_why() -> None:
+    from clapdesk.core.index.indexer import IndexReport
+    from clapdesk.core.index.precision_choice import PrecisionChoice
+    from clapdesk.gui.indexing import describe_report
+
+    choice = PrecisionChoice("bfloat16", True, "2.4x faster than float32 on this CPU", True)
+    line = describe_report(IndexReport(indexed=3, precision=choice))
+    assert line == ("Library updated: 3 sounds indexed. Model precision: bfloat16 (chosen "
+                    "automatically: 2.4x faster than float32 on this CPU)")
+    choice.decided_now = False  # later runs keep the line short
+    assert describe_report(IndexReport(indexed=3, precision=choice)) == "Library updated: 3 sounds indexed"

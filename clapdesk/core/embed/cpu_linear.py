@@ -13,18 +13,15 @@ torch's own result on a check input, and the model keeps torch's layers if oneDN
 disagrees.
 
 The int8 mode quantises each weight row to 8 bits (one scale per output channel) and each input
-to 8 bits at run time (one scale per call). torch's stock dynamic layer keeps only 7 bits of
-the input, a guard against overflow in the 16-bit sums of CPUs without VNNI; CPUs with
-AVX512-VNNI add in 32 bits, so there the full 8 bits are used: half the input rounding error,
-at the same speed (top-10 overlap with float32 0.92 against 0.86, on the project's benchmark).
+to 8 bits at run time (one scale and zero point per call, from the input's own range), and runs
+the product on oneDNN's int8 kernels (`torch.ops.onednn.qlinear_pointwise`, torch's current int8
+path; AMX or VNNI where the CPU has them). It replaces torch's older quantised-tensor layers,
+which torch now deprecates, and uses all 8 bits of the input everywhere.
 """
 
 from __future__ import annotations
 
 import logging
-import sys
-import warnings
-from functools import lru_cache
 from typing import Any
 
 import torch
@@ -122,55 +119,64 @@ def use_onednn_linears(tower: nn.Module) -> int:
 
 
 class Int8Linear(nn.Module):
-    """`nn.Linear` with int8 weights (one scale per output row) and int8 inputs (per call)."""
+    """`nn.Linear` with int8 weights (one scale per output row) and uint8 inputs (per call)."""
 
-    def __init__(self, linear: nn.Linear, full_range: bool) -> None:
+    def __init__(self, linear: nn.Linear) -> None:
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
         weight = linear.weight.detach().float()
-        scales = (weight.abs().amax(dim=1) / 127.0).clamp(min=1e-12).double()
-        zeros = torch.zeros(len(scales), dtype=torch.long)
-        with warnings.catch_warnings():
-            # torch 2.13 announces that quantised tensors will move out of torch itself; the
-            # int8 kernels these layers use are unchanged, and `quantise_linears` reports a
-            # clear error if a future torch drops them.
-            warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
-            quantised = torch.quantize_per_channel(weight, scales, zeros, 0, torch.qint8)
-        bias = None if linear.bias is None else linear.bias.detach().float()
-        self._packed = torch.ops.quantized.linear_prepack(quantised, bias)
-        # False: 8-bit inputs (needs VNNI's 32-bit sums); True: 7-bit, safe on every CPU.
-        self.reduce_range = not full_range
+        scales = (weight.abs().amax(dim=1) / 127.0).clamp(min=1e-12)
+        quantised = torch.round(weight / scales[:, None]).clamp(-127, 127).to(torch.int8)
+        self._packed = torch.ops.onednn.qlinear_prepack(quantised, None)
+        self._scales = scales.contiguous()
+        self._zeros = torch.zeros(len(scales), dtype=torch.long)
+        self.bias = None if linear.bias is None else linear.bias.detach().float().contiguous()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.ops.quantized.linear_dynamic(x.float(), self._packed, self.reduce_range)
+    def forward(self, x: torch.Tensor, gelu: bool = False,
+                add: torch.Tensor | None = None) -> torch.Tensor:
+        """x @ W.T + b, then GELU or `+ add` fused into the same call if asked."""
+        shape = x.shape
+        flat = x.reshape(-1, self.in_features).float()
+        low, high = torch.aminmax(flat)
+        # The range always holds 0, so that 0 (padding, a GELU's floor) is exact.
+        low, high = min(low.item(), 0.0), max(high.item(), 0.0)
+        # 254.9 steps, not 255: x / scale + zero + 0.5 then stays inside [0, 255.5) for every x
+        # in the range, float rounding included, so the cast needs no clamp before it.
+        scale = max((high - low) / 254.9, 1e-12)
+        zero = int(round(-low / scale))
+        # x / scale + zero in one pass, rounded half up (+0.5, then the cast truncates): three
+        # passes over the input in all (range, scale, cast) where round and clamp made five.
+        offset = torch.tensor(zero + 0.5, dtype=torch.float32)
+        quantised = torch.add(offset, flat, alpha=1.0 / scale).to(torch.uint8)
+        ops = torch.ops.onednn
+        if add is not None:
+            out = ops.qlinear_pointwise.binary(
+                quantised, scale, zero, self._packed, self._scales, self._zeros,
+                add.reshape(-1, self.out_features).float(), self.bias, 1.0, 0, torch.float32,
+                1.0, 0, "add", 1.0, "none", [], "")
+        else:
+            out = ops.qlinear_pointwise(quantised, scale, zero, self._packed, self._scales,
+                                        self._zeros, self.bias, 1.0, 0, torch.float32,
+                                        "gelu" if gelu else "none", [], "none" if gelu else "")
+        return out.view(*shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
-        bits = 7 if self.reduce_range else 8
-        return f"in_features={self.in_features}, out_features={self.out_features}, input_bits={bits}"
+        return f"in_features={self.in_features}, out_features={self.out_features}"
 
 
-@lru_cache(maxsize=1)
-def int8_inputs_full_range() -> bool:
-    """True where int8 products add in 32 bits (AVX512-VNNI under torch's x86/fbgemm engine)."""
-    if torch.backends.quantized.engine not in ("x86", "fbgemm"):
-        return False
-    if not sys.platform.startswith("linux"):
-        return False  # no cheap way to ask the CPU elsewhere: stay with the safe 7 bits
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("flags"):
-                    return "avx512_vnni" in line.split()
-    except OSError:
-        pass
-    return False
+def int8_available() -> bool:
+    """True where torch has oneDNN's int8 linear kernels (x86 builds)."""
+    return (torch.backends.mkldnn.is_available()
+            and hasattr(torch.ops.onednn, "qlinear_pointwise")
+            and hasattr(torch.ops.onednn, "qlinear_prepack"))
 
 
 def quantise_linears(tower: nn.Module) -> int:
     """Swap every linear layer of the tower for an int8 one, in place; returns how many."""
-    full_range = int8_inputs_full_range()
+    if not int8_available():
+        raise RuntimeError("this torch build has no oneDNN int8 kernels")
     swaps = [(parent, name, child) for parent in tower.modules()
              for name, child in parent.named_children() if isinstance(child, nn.Linear)]
     for parent, name, child in swaps:
-        setattr(parent, name, Int8Linear(child, full_range))
+        setattr(parent, name, Int8Linear(child))
     return len(swaps)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,6 +31,9 @@ from clapdesk.core.ingest.scan import FoundFile, under, walk_audio
 from clapdesk.core.store import missing, retries
 from clapdesk.core.store.catalog import Catalog, display_path
 from clapdesk.core.store.vector_index import VectorIndex
+
+if TYPE_CHECKING:
+    from clapdesk.core.index.precision_choice import PrecisionChoice
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +83,7 @@ class IndexReport:
     offline_roots: list[str] = field(default_factory=list)
     cancelled: bool = False
     seconds: float = 0.0
+    precision: PrecisionChoice | None = None  # the automatic choice in force, if any
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -88,6 +93,7 @@ class IndexReport:
             "failed": [{"path": display_path(p), "error": e} for p, e in self.failed],
             "offline": [display_path(p) for p in self.offline_roots],
             "cancelled": self.cancelled, "seconds": round(self.seconds, 3),
+            **({"precision": self.precision.to_json()} if self.precision else {}),
         }
 
 
