@@ -118,9 +118,9 @@ def _add_extensions(sub: Any, common: argparse.ArgumentParser) -> None:
     except ImportError:
         return
     add_commands(sub, common)
-    from clapdesk.map_cli import add_commands as add_map_commands  # `map`
-
-    add_map_commands(sub, common)
+    from clapdesk import map_cli, tempo_cli  # `map`, `tempo`
+    for module in (map_cli, tempo_cli):
+        module.add_commands(sub, common)
 
 
 def gui_main() -> int:

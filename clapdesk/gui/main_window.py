@@ -146,7 +146,7 @@ class MainWindow(WindowCommands, QMainWindow):
         self.search.field.returnPressed.connect(self._record_query)
         self.search.field.installEventFilter(self)
         self.title = QLabel("", self)
-        self.model = ResultsModel(self)
+        self.model = ResultsModel(self, edit_cell=self.edit_tempo_cell)
         self.proxy = ResultsProxy(self)
         self.proxy.setSourceModel(self.model)
         self.proxy.setSortRole(SORT_ROLE)
@@ -442,7 +442,7 @@ class MainWindow(WindowCommands, QMainWindow):
         if self.current_hit() is None:
             return
         menu = QMenu(self)
-        for name in ("play_stop", "similar", "reveal", "copy_path", "favourite", "edit_tags"):
+        for name in ("play_stop", "similar", "reveal", "copy_path", "favourite", "edit_tags", "edit_tempo"):
             menu.addAction(self.actions_by_name[name])
         menu.popup(self.view.viewport().mapToGlobal(at))  # type: ignore[arg-type]
 

@@ -24,11 +24,21 @@ from clapdesk.core.store.queries import CatalogQueries
 __all__ = ["SCHEMA_VERSION", "Catalog", "CatalogError", "FileRecord"]
 
 
+# A file's tempo and key are the producer's own where they set them (store/user_tempo.py), the
+# analysis' (or the file name's) otherwise: every reader of FileRecord.bpm/.key gets the winner,
+# with source 'user', and the analysed values stay beside it.
 FILE_COLUMNS = (
-    "id, path, root_id, size, mtime_ns, content_hash, duration, sample_rate, channels, format, "
-    "subtype, error, indexed_at, bpm, bpm_source, musical_key, key_source, kind, peak_db, "
-    "loudness_db, brightness"
+    "files.id, path, root_id, size, mtime_ns, content_hash, duration, sample_rate, channels, "
+    "format, subtype, error, indexed_at, "
+    "COALESCE(u.user_bpm, bpm), CASE WHEN u.user_bpm IS NULL THEN bpm_source ELSE 'user' END, "
+    "COALESCE(u.user_key, musical_key), CASE WHEN u.user_key IS NULL THEN key_source ELSE 'user' END, "
+    "kind, peak_db, loudness_db, brightness, bpm, bpm_source, musical_key, key_source"
 )
+FILES = "files LEFT JOIN user_tempo_key u ON u.file_id = files.id"
+# The same winners as SQL expressions, for queries that filter on them.
+EFFECTIVE_BPM = "COALESCE((SELECT user_bpm FROM user_tempo_key WHERE file_id = files.id), bpm)"
+EFFECTIVE_KEY = ("COALESCE((SELECT user_key FROM user_tempo_key WHERE file_id = files.id), "
+                 "musical_key)")
 
 
 class CatalogError(Exception):
@@ -77,6 +87,11 @@ class FileRecord:
     peak_db: float | None = None
     loudness_db: float | None = None
     brightness: float | None = None
+    # What analysis (or the file name) found, before any correction of the producer's.
+    analysed_bpm: float | None = None
+    analysed_bpm_source: str | None = None
+    analysed_key: str | None = None
+    analysed_key_source: str | None = None
 
     @classmethod
     def from_row(cls, row: Sequence[object]) -> FileRecord:
@@ -87,6 +102,14 @@ class FileRecord:
     @property
     def name(self) -> str:
         return os.path.basename(self.path)
+
+    @property
+    def bpm_edited(self) -> bool:
+        return self.bpm_source == "user"
+
+    @property
+    def key_edited(self) -> bool:
+        return self.key_source == "user"
 
 
 class Catalog(CatalogQueries):
@@ -211,11 +234,11 @@ class Catalog(CatalogQueries):
         return {decode_path(p): (i, s, m, h, bool(f)) for p, i, s, m, h, f in rows}
 
     def get_file(self, file_id: int) -> FileRecord | None:
-        row = self.db.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE id = ?", (file_id,)).fetchone()
+        row = self.db.execute(f"SELECT {FILE_COLUMNS} FROM {FILES} WHERE id = ?", (file_id,)).fetchone()
         return FileRecord.from_row(row) if row else None
 
     def file_by_path(self, path: str | os.PathLike[str]) -> FileRecord | None:
-        row = self.db.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE path = ?",
+        row = self.db.execute(f"SELECT {FILE_COLUMNS} FROM {FILES} WHERE path = ?",
                               (encode_path(os.path.abspath(path)),)).fetchone()
         return FileRecord.from_row(row) if row else None
 
@@ -227,11 +250,11 @@ class Catalog(CatalogQueries):
             for chunk in _chunks(id_list, 900):
                 marks = ",".join("?" * len(chunk))
                 for row in self.db.execute(
-                        f"SELECT {FILE_COLUMNS} FROM files WHERE id IN ({marks})", chunk):
+                        f"SELECT {FILE_COLUMNS} FROM {FILES} WHERE id IN ({marks})", chunk):
                     record = FileRecord.from_row(row)
                     out[record.id] = record
             return [out[i] for i in id_list if i in out]
-        return [FileRecord.from_row(r) for r in self.db.execute(f"SELECT {FILE_COLUMNS} FROM files")]
+        return [FileRecord.from_row(r) for r in self.db.execute(f"SELECT {FILE_COLUMNS} FROM {FILES}")]
 
     def failures(self) -> list[tuple[str, str]]:
         rows = self.db.execute("SELECT path, error FROM files WHERE error IS NOT NULL ORDER BY path")

@@ -27,29 +27,29 @@ class CatalogQueries:
     def browse_files(self, folder: str | os.PathLike[str] | None = None, limit: int = 5000
                      ) -> list[FileRecord]:
         """Live files in path order, the whole library or one folder's, at most `limit`."""
-        from clapdesk.core.store.catalog import FILE_COLUMNS, FileRecord, prefix_range
+        from clapdesk.core.store.catalog import FILE_COLUMNS, FILES, FileRecord, prefix_range
 
         if folder is None:
             sql, params = "error IS NULL ORDER BY path LIMIT ?", [limit]
         else:
             sql, params = "error IS NULL AND path >= ? AND path < ? ORDER BY path LIMIT ?", [
                 *prefix_range(folder), limit]
-        rows = self.db.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE {sql}", params)
+        rows = self.db.execute(f"SELECT {FILE_COLUMNS} FROM {FILES} WHERE {sql}", params)
         return [FileRecord.from_row(r) for r in rows]
 
     def live_files(self) -> list[FileRecord]:
         """Every file that was indexed without an error."""
-        from clapdesk.core.store.catalog import FILE_COLUMNS, FileRecord
+        from clapdesk.core.store.catalog import FILE_COLUMNS, FILES, FileRecord
 
-        rows = self.db.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE error IS NULL")
+        rows = self.db.execute(f"SELECT {FILE_COLUMNS} FROM {FILES} WHERE error IS NULL")
         return [FileRecord.from_row(r) for r in rows]
 
     def live_files_path_like(self, fragment: str) -> list[FileRecord]:
         """Live files whose path contains `fragment` (SQL LIKE: ASCII letters in any case)."""
-        from clapdesk.core.store.catalog import FILE_COLUMNS, FileRecord
+        from clapdesk.core.store.catalog import FILE_COLUMNS, FILES, FileRecord
 
         rows = self.db.execute(
-            f"SELECT {FILE_COLUMNS} FROM files WHERE error IS NULL AND CAST(path AS TEXT) LIKE ?",
+            f"SELECT {FILE_COLUMNS} FROM {FILES} WHERE error IS NULL AND CAST(path AS TEXT) LIKE ?",
             (f"%{fragment}%",))
         return [FileRecord.from_row(r) for r in rows]
 
@@ -60,7 +60,7 @@ class CatalogQueries:
                           ) -> list[int]:
         """Live files that meet what SQL can check of a query. `bpm_between` also admits half
         and double time (the caller decides which counts); `needs_bpm` asks only for a tempo."""
-        from clapdesk.core.store.catalog import prefix_range
+        from clapdesk.core.store.catalog import EFFECTIVE_BPM, EFFECTIVE_KEY, prefix_range
 
         where, params = ["error IS NULL"], []
         if folder:
@@ -70,13 +70,15 @@ class CatalogQueries:
             where.append("kind = ?")
             params.append(kind)
         if key:
-            where.append("musical_key = ?")
+            where.append(f"{EFFECTIVE_KEY} = ?")
             params.append(key)
         if bpm_between is not None:
-            where.append("(bpm BETWEEN ? AND ? OR bpm * 2 BETWEEN ? AND ? OR bpm / 2 BETWEEN ? AND ?)")
+            bpm = EFFECTIVE_BPM
+            where.append(f"({bpm} BETWEEN ? AND ? OR {bpm} * 2 BETWEEN ? AND ? "
+                         f"OR {bpm} / 2 BETWEEN ? AND ?)")
             params += list(bpm_between) * 3
         elif needs_bpm:
-            where.append("bpm IS NOT NULL")
+            where.append(f"{EFFECTIVE_BPM} IS NOT NULL")
         if min_duration is not None:
             where.append("duration >= ?")
             params.append(min_duration)
