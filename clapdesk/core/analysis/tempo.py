@@ -59,7 +59,7 @@ def estimate_tempo(bands: np.ndarray, fps: float, duration: float, circular: boo
 
     `bands`: onset envelopes (low, mid, presence, high) at `fps` frames a second; `circular`
     when they cover the whole file, which then wraps around as a loop does."""
-    low, mid, presence, high = bands
+    low, mid = bands[0], bands[1]  # kicks, snares; presence and hats count in `everything`
     everything = bands.sum(axis=0)
     n = len(everything)
     if n < 16 or float(everything.max()) <= 1e-9:
