@@ -27,18 +27,17 @@ __all__ = ["SCHEMA_VERSION", "Catalog", "CatalogError", "FileRecord"]
 # A file's tempo and key are the producer's own where they set them (store/user_tempo.py), the
 # analysis' (or the file name's) otherwise: every reader of FileRecord.bpm/.key gets the winner,
 # with source 'user', and the analysed values stay beside it.
+# SELECT {FILE_COLUMNS} FROM {FILES}; filters on the winners use EFFECTIVE_BPM / EFFECTIVE_KEY.
+FILES = "files LEFT JOIN user_tempo_key u ON u.file_id = files.id"
+EFFECTIVE_BPM = "COALESCE(u.user_bpm, bpm)"
+EFFECTIVE_KEY = "COALESCE(u.user_key, musical_key)"
 FILE_COLUMNS = (
     "files.id, path, root_id, size, mtime_ns, content_hash, duration, sample_rate, channels, "
     "format, subtype, error, indexed_at, "
-    "COALESCE(u.user_bpm, bpm), CASE WHEN u.user_bpm IS NULL THEN bpm_source ELSE 'user' END, "
-    "COALESCE(u.user_key, musical_key), CASE WHEN u.user_key IS NULL THEN key_source ELSE 'user' END, "
+    f"{EFFECTIVE_BPM}, CASE WHEN u.user_bpm IS NULL THEN bpm_source ELSE 'user' END, "
+    f"{EFFECTIVE_KEY}, CASE WHEN u.user_key IS NULL THEN key_source ELSE 'user' END, "
     "kind, peak_db, loudness_db, brightness, bpm, bpm_source, musical_key, key_source"
 )
-FILES = "files LEFT JOIN user_tempo_key u ON u.file_id = files.id"
-# The same winners as SQL expressions, for queries that filter on them.
-EFFECTIVE_BPM = "COALESCE((SELECT user_bpm FROM user_tempo_key WHERE file_id = files.id), bpm)"
-EFFECTIVE_KEY = ("COALESCE((SELECT user_key FROM user_tempo_key WHERE file_id = files.id), "
-                 "musical_key)")
 
 
 class CatalogError(Exception):

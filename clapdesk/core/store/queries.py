@@ -62,30 +62,33 @@ class CatalogQueries:
         and double time (the caller decides which counts); `needs_bpm` asks only for a tempo."""
         from clapdesk.core.store.catalog import EFFECTIVE_BPM, EFFECTIVE_KEY, prefix_range
 
-        where, params = ["error IS NULL"], []
+        where: list[tuple[str, list[object]]] = [("error IS NULL", [])]
         if folder:
-            where.append("path >= ? AND path < ?")
-            params += list(prefix_range(folder))
+            where.append(("path >= ? AND path < ?", list(prefix_range(folder))))
         if kind:
-            where.append("kind = ?")
-            params.append(kind)
+            where.append(("kind = ?", [kind]))
         if key:
-            where.append(f"{EFFECTIVE_KEY} = ?")
-            params.append(key)
+            where.append(("{key} = ?", [key]))
         if bpm_between is not None:
-            bpm = EFFECTIVE_BPM
-            where.append(f"({bpm} BETWEEN ? AND ? OR {bpm} * 2 BETWEEN ? AND ? "
-                         f"OR {bpm} / 2 BETWEEN ? AND ?)")
-            params += list(bpm_between) * 3
+            where.append(("({bpm} BETWEEN ? AND ? OR {bpm} * 2 BETWEEN ? AND ? "
+                          "OR {bpm} / 2 BETWEEN ? AND ?)", list(bpm_between) * 3))
         elif needs_bpm:
-            where.append(f"{EFFECTIVE_BPM} IS NOT NULL")
+            where.append(("{bpm} IS NOT NULL", []))
         if min_duration is not None:
-            where.append("duration >= ?")
-            params.append(min_duration)
+            where.append(("duration >= ?", [min_duration]))
         if max_duration is not None:
-            where.append("duration <= ?")
-            params.append(max_duration)
-        rows = self.db.execute(f"SELECT id FROM files WHERE {' AND '.join(where)}", params)
+            where.append(("duration <= ?", [max_duration]))
+        # Files the producer corrected are tested on their own values, the rest on the analysed
+        # ones: two halves, so that the many uncorrected files are never joined row by row
+        # (that cost 80 % more at 100k files); CROSS JOIN makes SQLite walk the few corrections
+        # and look each file up, where it would otherwise scan every file for them.
+        plain = " AND ".join(sql.format(bpm="bpm", key="musical_key") for sql, _ in where)
+        mine = " AND ".join(sql.format(bpm=EFFECTIVE_BPM, key=EFFECTIVE_KEY) for sql, _ in where)
+        params = [p for _, values in where for p in values]
+        rows = self.db.execute(
+            f"SELECT id FROM files WHERE {plain} AND id NOT IN (SELECT file_id FROM user_tempo_key) "
+            f"UNION ALL SELECT files.id FROM user_tempo_key u CROSS JOIN files ON files.id = u.file_id "
+            f"WHERE {mine}", params + params)
         return [int(r[0]) for r in rows]
 
     # -- duplicates ----------------------------------------------------------------------------
