@@ -93,7 +93,9 @@ class TempoDialog(QDialog):
             row = QHBoxLayout()
             row.addWidget(field, 1)
             row.addWidget(reset)
-            form.addRow(label, row)
+            buddy = QLabel(label, self)
+            buddy.setBuddy(field)  # Alt+T / Alt+K go to the field
+            form.addRow(buddy, row)
             form.addRow("", now)
             form.addRow("", error)
         self.bpm_reset.setEnabled(any(r.bpm_edited for r in self.records))
