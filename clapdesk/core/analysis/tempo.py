@@ -81,8 +81,10 @@ def estimate_tempo(bands: np.ndarray, fps: float, duration: float, circular: boo
         return {"periodic": _salience(r_all, beat, longest) + 0.5 * _salience(r_drums, beat, longest),
                 "per_beat": per_beat, **_fold(snare, beat)}
 
+    measured = {c: features(c) for c in candidates}
+
     def score(c: Candidate) -> float:
-        f = features(c)
+        f = measured[c]
         # Half time: the snare on 3 and not on 1 (on_1_3 counts both), hats in sixteenths.
         half_time = max(0.0, 2 * f["on_3"] - f["on_1_3"]) if f["per_beat"] >= 3.0 else 0.0
         density = max(0.0, f["per_beat"] - 4.5) + max(0.0, 1.5 - f["per_beat"])
@@ -95,9 +97,9 @@ def estimate_tempo(bands: np.ndarray, fps: float, duration: float, circular: boo
         # A loop heard whole is read as whole bars whenever the audio supports one of those
         # tempos at least half as well as its best period: a pattern such as dembow's 3+3+2
         # has strong periods that are no beat at all.
-        periodic = {c: features(c)["periodic"] for c in candidates}
         bars = [c for c in candidates if c.whole_bars]
-        if bars and max(periodic[c] for c in bars) >= BAR_SUPPORT * max(periodic.values()):
+        strongest = max(measured[c]["periodic"] for c in candidates)
+        if bars and max(measured[c]["periodic"] for c in bars) >= BAR_SUPPORT * strongest:
             candidates = bars
     best = max(candidates, key=score)
     tempo = best.bpm
