@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QUrl
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageBox
+from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageBox, QToolTip
 
 from clapdesk.core.embed.hub import ModelError
 from clapdesk.core.finetune import versions
@@ -243,6 +243,10 @@ class WindowCommands(_Base):
         try:
             user_tempo.set_correction(self.library.catalog, [hit.file.id], **{field: text.strip() or None})
         except user_tempo.CorrectionError as exc:
+            # Said under the cell, where the producer is looking, and kept in the status bar.
+            at = self.proxy.mapFromSource(self.model.index(self.model.row_of(hit.file.path), column))
+            corner = self.view.viewport().mapToGlobal(self.view.visualRect(at).bottomLeft())
+            QToolTip.showText(corner, str(exc), self.view)
             self.statusBar().showMessage(str(exc), 15000)
             return False
         self.refresh_tempo([hit.file.id])
