@@ -120,3 +120,21 @@ def test_typing_into_the_key_cell_corrects_it_and_emptying_it_goes_back(
     type_into_cell("")
     assert cell(window, named, KEY) == "C minor"  # the file name's again
     assert not cell(window, named, KEY, Qt.ItemDataRole.FontRole)
+
+
+def test_a_key_for_several_rows_leaves_each_ones_tempo(
+        qtbot, make_window, tiny_model: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    groove, named = index_loops(tmp_path / "samples", tiny_model)
+    window = make_window()
+    qtbot.waitUntil(lambda: window.model.rowCount() == 2, timeout=10000)
+    tempos = {p: cell(window, p, BPM) for p in (groove, named)}
+    window.view.select_paths([str(groove), str(named)])
+    window.actions_by_name["edit_tempo"].trigger()
+    dialog = window.tempo_dialog
+    qtbot.waitExposed(dialog)
+    assert dialog.bpm.text() == "" and "as analysed" in dialog.bpm_now.text()
+    dialog.key.setCurrentText("Dm")
+    dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+    for path in (groove, named):
+        assert cell(window, path, KEY) == "D minor" + EDITED_MARK
+        assert cell(window, path, BPM) == tempos[path]  # each keeps its own tempo
