@@ -118,11 +118,9 @@ def _add_extensions(sub: Any, common: argparse.ArgumentParser) -> None:
     except ImportError:
         return
     add_commands(sub, common)
-    from clapdesk.map_cli import add_commands as add_map_commands  # `map`
-    from clapdesk.sound_cli import add_commands as add_sound_commands  # `similar`, `record`
-
-    add_map_commands(sub, common)
-    add_sound_commands(sub, common)
+    from clapdesk import map_cli, sound_cli, tempo_cli  # `map`; `similar`, `record`; `tempo`
+    for module in (map_cli, sound_cli, tempo_cli):
+        module.add_commands(sub, common)
 
 
 def gui_main() -> int:

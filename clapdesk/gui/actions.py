@@ -64,6 +64,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("favourite", "Add to / remove from fa&vourites", "&Sound", "Ctrl+D", "star"),
     Command("edit_tags", "Edit &tags…", "&Sound", "Ctrl+T", "tag",
             "Your own tags for the selected sounds; hide automatic tags that are wrong"),
+    Command("edit_tempo", "Edit tempo and &key…", "&Sound", "Ctrl+K", "tag",
+            "Correct the tempo and key of the selected sounds, or go back to the analysis"),
     Command("reveal", "&Reveal in file manager", "&Sound", "Ctrl+E", "reveal"),
     Command("copy_path", "&Copy path", "&Sound", "Ctrl+Shift+C", "copy"),
     Command("toggle_side", "Side &panel", "&View", "Ctrl+B", checkable=True),
@@ -74,7 +76,7 @@ COMMANDS: tuple[Command, ...] = (
 
 # The rows' context menu, in this order.
 ROW_MENU = ("play_stop", "similar", "similar_timbre", "similar_pitch", "similar_rhythm",
-            "reveal", "copy_path", "favourite", "edit_tags")
+            "reveal", "copy_path", "favourite", "edit_tags", "edit_tempo")
 
 
 def build_actions(window: QMainWindow) -> dict[str, QAction]:

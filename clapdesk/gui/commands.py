@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QUrl
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageBox
+from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageBox, QToolTip
 
 from clapdesk.core.embed.hub import ModelError
 from clapdesk.core.finetune import versions
+from clapdesk.core.search.ranking import Filters, Hit
 from clapdesk.core.store.catalog import display_path
 from clapdesk.core.store.model_key import ModelKey
 from clapdesk.gui.actions import shortcut_table
@@ -223,6 +224,43 @@ class WindowCommands(_Base):
         dialog.accepted.connect(lambda: self.refresh_tags(dialog.apply()))
         self.tag_dialog = dialog
         dialog.open()
+
+    def on_edit_tempo(self) -> None:
+        hits = self.selected_hits()
+        if not hits:
+            return
+        from clapdesk.gui.tempo_dialog import TempoDialog
+
+        dialog = TempoDialog(self.library.catalog, hits, self)
+        dialog.accepted.connect(lambda: self.refresh_tempo(dialog.apply()))
+        self.tempo_dialog = dialog
+        dialog.open()
+
+    def edit_tempo_cell(self, hit: Hit, column: int, text: str) -> bool:
+        """A tempo or key typed into the results table (empty: back to the analysis)."""
+        from clapdesk.core.store import user_tempo
+        from clapdesk.gui.results_model import BPM
+
+        field = "bpm" if column == BPM else "key"
+        try:
+            user_tempo.set_correction(self.library.catalog, [hit.file.id], **{field: text.strip() or None})
+        except user_tempo.CorrectionError as exc:
+            # Said under the cell, where the producer is looking, and kept in the status bar.
+            at = self.proxy.mapFromSource(self.model.index(self.model.row_of(hit.file.path), column))
+            corner = self.view.viewport().mapToGlobal(self.view.visualRect(at).bottomLeft())
+            QToolTip.showText(corner, str(exc), self.view)
+            self.statusBar().showMessage(str(exc), 15000)
+            return False
+        self.refresh_tempo([hit.file.id])
+        return True
+
+    def refresh_tempo(self, file_ids: list[int]) -> None:
+        """Tempo or key corrected: the rows show it at once, marked as the producer's."""
+        if not file_ids:
+            return
+        self.model.update_files(self.library.catalog.files(file_ids))
+        self.statusBar().showMessage(
+            f"Tempo and key saved for {counted(len(file_ids), 'sound')}", 4000)
 
     def on_reveal(self) -> None:
         hit = self.current_hit()

@@ -141,7 +141,7 @@ class MainWindow(WindowCommands, QMainWindow):
         self.search.field.returnPressed.connect(self._record_query)
         self.search.field.installEventFilter(self)
         self.title = QLabel("", self)
-        self.model = ResultsModel(self)
+        self.model = ResultsModel(self, edit_cell=self.edit_tempo_cell)
         self.proxy = ResultsProxy(self)
         self.proxy.setSourceModel(self.model)
         self.proxy.setSortRole(SORT_ROLE)

@@ -22,10 +22,10 @@ from PySide6.QtCore import (
     Qt,
     QUrl,
 )
-from PySide6.QtGui import QPixmap
+from PySide6.QtGui import QFont, QPixmap
 
 from clapdesk.core.search.ranking import Hit
-from clapdesk.core.store.catalog import display_path
+from clapdesk.core.store.catalog import FileRecord, display_path
 
 WAVE, NAME, MATCH, DURATION, BPM, KEY, KIND, TAGS, FOLDER = range(9)
 HEADERS = ("Wave", "Name", "Match", "Length", "BPM", "Key", "Type", "Tags", "Folder")
@@ -33,6 +33,8 @@ SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 OBJECT_ROLE = Qt.ItemDataRole.UserRole + 2
 SCORE_ROLE = Qt.ItemDataRole.UserRole + 3  # the match bar's length, 0..1
 URI_LIST = "text/uri-list"
+EDITED_MARK = " ✎"  # beside a tempo or key the producer set (in italics too)
+EDITABLE = (BPM, KEY)
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -55,8 +57,12 @@ def format_duration(seconds: float | None) -> str:
 
 
 class ResultsModel(QAbstractTableModel):
-    def __init__(self, parent: object | None = None) -> None:
+    def __init__(self, parent: object | None = None,
+                 edit_cell: Callable[[Hit, int, str], bool] | None = None) -> None:
         super().__init__(parent)  # type: ignore[arg-type]
+        # Typing into a BPM or Key cell hands (hit, column, text) to this; it writes the
+        # correction and says whether it took (the core is the window's to reach, not the model's).
+        self.edit_cell = edit_cell
         self._hits: list[Hit] = []
         self._scored = False
         self._best = 1.0
@@ -111,6 +117,14 @@ class ResultsModel(QAbstractTableModel):
                 at = self.index(row, TAGS)
                 self.dataChanged.emit(at, at)
 
+    def update_files(self, records: Sequence[FileRecord]) -> None:
+        """Files re-read after their tempo or key was corrected: those rows' cells repaint."""
+        by_id = {r.id: r for r in records}
+        for row, hit in enumerate(self._hits):
+            if hit.file.id in by_id:
+                hit.file = by_id[hit.file.id]
+                self.dataChanged.emit(self.index(row, BPM), self.index(row, KEY))
+
     @property
     def scored(self) -> bool:
         return self._scored
@@ -141,6 +155,13 @@ class ResultsModel(QAbstractTableModel):
             return hit
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(hit, column)
+        if role == Qt.ItemDataRole.EditRole and column in EDITABLE:
+            f = hit.file
+            return (f"{f.bpm:g}" if f.bpm is not None else "") if column == BPM else (f.key or "")
+        if role == Qt.ItemDataRole.FontRole and self._edited(hit, column):
+            font = QFont()
+            font.setItalic(True)
+            return font
         if role == SORT_ROLE:
             return self._sort_value(hit, column)
         if role == SCORE_ROLE and column == MATCH:
@@ -154,8 +175,8 @@ class ResultsModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             if column in (NAME, FOLDER):
                 return display_path(hit.file.path)
-            if column == BPM and hit.note:
-                return f"matches at {hit.note} time"
+            if column in EDITABLE:
+                return self._tempo_tip(hit, column)
             if column == TAGS and hit.tags:
                 return ", ".join(hit.tags)
         if role == Qt.ItemDataRole.DecorationRole and column == WAVE and self.thumbnail:
@@ -177,9 +198,10 @@ class ResultsModel(QAbstractTableModel):
         if column == BPM:
             if f.bpm is None:
                 return ""
-            return f"{f.bpm:.0f}" + (f" ({hit.note})" if hit.note else "")
+            mark = EDITED_MARK if f.bpm_edited else ""
+            return f"{f.bpm:.0f}" + (f" ({hit.note})" if hit.note else "") + mark
         if column == KEY:
-            return f.key or ""
+            return (f.key or "") + (EDITED_MARK if f.key and f.key_edited else "")
         if column == KIND:
             return {"loop": "Loop", "one-shot": "One-shot"}.get(f.kind or "", f.kind or "")
         if column == TAGS:
@@ -196,10 +218,40 @@ class ResultsModel(QAbstractTableModel):
             return float(f.duration if f.duration is not None else -1.0)
         if column == BPM:
             return float(f.bpm if f.bpm is not None else -1.0)
+        if column == KEY:
+            return (f.key or "").lower()  # not the edited mark
         if column == WAVE:
             return float(f.peak_db if f.peak_db is not None else -200.0)
         value = self._display(hit, column)
         return (value or "").lower()
+
+    @staticmethod
+    def _edited(hit: Hit, column: int) -> bool:
+        return (column == BPM and hit.file.bpm_edited) or (column == KEY and hit.file.key_edited)
+
+    @staticmethod
+    def _tempo_tip(hit: Hit, column: int) -> str:
+        f = hit.file
+        how = "F2 or Ctrl+K to correct it"
+        if column == BPM:
+            note = f"; matches at {hit.note} time" if hit.note else ""
+            if f.bpm_edited:
+                was = f"{f.analysed_bpm:g} BPM" if f.analysed_bpm is not None else "none"
+                return f"Your tempo (analysis: {was}){note}. {how}, or empty it to go back"
+            source = {"audio": "from the audio", "filename": "from the file name"}.get(
+                f.bpm_source or "", "")
+            return f"Tempo {source}{note}. {how}" if f.bpm is not None else f"No tempo found. {how}"
+        if f.key_edited:
+            return f"Your key (analysis: {f.analysed_key or 'none'}). {how}, or empty it to go back"
+        source = {"audio": "from the audio", "filename": "from the file name"}.get(f.key_source or "", "")
+        return f"Key {source}. {how}" if f.key else f"No key found. {how}"
+
+    def setData(self, index: Index, value: object, role: int = Qt.ItemDataRole.EditRole) -> bool:
+        """A BPM or Key cell typed into: the window writes the correction (empty clears it)."""
+        if (role != Qt.ItemDataRole.EditRole or not index.isValid() or index.column() not in EDITABLE
+                or self.edit_cell is None or not 0 <= index.row() < len(self._hits)):
+            return False
+        return bool(self.edit_cell(self._hits[index.row()], index.column(), str(value or "")))
 
     # -- sorting ------------------------------------------------------------------------------
     def _key(self, hit: Hit, column: int) -> tuple[int, object]:
@@ -230,7 +282,9 @@ class ResultsModel(QAbstractTableModel):
     def flags(self, index: Index) -> Qt.ItemFlag:
         base = super().flags(index)
         if index.isValid():
-            return base | Qt.ItemFlag.ItemIsDragEnabled
+            editable = Qt.ItemFlag.ItemIsEditable if (
+                index.column() in EDITABLE and self.edit_cell is not None) else Qt.ItemFlag.NoItemFlags
+            return base | Qt.ItemFlag.ItemIsDragEnabled | editable
         return base
 
     def mimeTypes(self) -> list[str]:

@@ -54,6 +54,8 @@ class ResultsView(QTableView):
             self.setColumnWidth(column, chars * em)
         self.setItemDelegateForColumn(MATCH, MatchBarDelegate(self))
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        # F2 types a tempo or key into its cell; a double-click stays "play from the start".
+        self.setEditTriggers(QAbstractItemView.EditTrigger.EditKeyPressed)
 
     def current_hit(self) -> Hit | None:
         index = self.currentIndex()

@@ -6,11 +6,10 @@ copy resampled to about 11 kHz, which is plenty for onsets and pitch and keeps a
 well under 100 ms.
 
 Where the file name states a tempo or key it wins: pack authors know their loops. Otherwise:
-- tempo (loops only): spectral-flux onset envelopes in three bands; the beat is the shortest
-  strong period of the kick+snare (low and mid band) envelope, which tells a loop at 160
-  (kick/snare on every beat) from one at 80 even when hi-hats run in eighths; the result is
-  folded into 70..180 BPM and snapped to the tempo at which the loop is a whole number of
-  bars when that is within 3 %.
+- tempo (loops only): spectral-flux onset envelopes in four bands (kick, snare, presence,
+  hats), read by analysis/tempo.py: the candidates are the tempos at which the loop is a
+  whole number of 4/4 bars, and the envelope's periodicity with the kick/snare pattern and
+  the hats' density decide between them (80 or 160, 120 or 180); 70..180 BPM.
 - key: a pitch-class profile from sustained spectral peaks (a median over time removes drum
   hits; the bass register counts double), correlated with Krumhansl-Kessler major/minor
   profiles. Keys within 0.1 of the best (relative major/minor share their notes) are told
@@ -33,13 +32,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import fft, signal
 
-from clapdesk.core.analysis import names
+from clapdesk.core.analysis import names, tempo
 
 ANALYSIS_RATE = 11025
 SILENCE_DB = -120.0
 LOOP_MIN_SECONDS = 0.75
-TEMPO_LOW, TEMPO_HIGH = 70.0, 180.0
-SNAP_TOLERANCE = 0.03
 KEY_TIE_MARGIN = 0.1
 OPENING_WEIGHT = 0.5
 
@@ -99,7 +96,7 @@ def analyse(
         if named is not None:
             bpm, bpm_source = named, "filename"
         elif peak_db > -90:
-            estimated = _estimate_tempo(bands, fps, duration, circular=whole_file)
+            estimated = tempo.estimate_tempo(bands, fps, duration, whole_file, _onset_count(bands, fps))
             if estimated is not None:
                 bpm, bpm_source = round(estimated, 2), "audio"
 
@@ -219,22 +216,23 @@ def _integrated_loudness(y: np.ndarray, rate: int) -> float:
 
 
 def _onset_bands(y: np.ndarray, rate: int) -> tuple[np.ndarray, float]:
-    """Spectral flux of log magnitudes in low (<150 Hz), mid (150-3000 Hz) and high bands:
-    shape (3, frames), each band scaled to a comparable height."""
+    """Spectral flux of log magnitudes in low (<150 Hz: kicks), mid (150-1500 Hz: snares),
+    presence (1.5-3 kHz) and high (hats) bands: shape (4, frames), each band scaled to a
+    comparable height."""
     hop = 2 ** max(5, round(math.log2(rate / 86)))  # ~86 frames a second, a power-of-two FFT
     size = 4 * hop
     fps = rate / hop
     if len(y) < 2:
-        return np.zeros((3, 1)), fps
+        return np.zeros((4, 1)), fps
     spectrum = np.abs(fft.rfft(_frames(y, size, hop) * np.hanning(size).astype(np.float32), axis=1))
     top = float(spectrum.max())
     if top <= 1e-9:
-        return np.zeros((3, len(spectrum))), fps
+        return np.zeros((4, len(spectrum))), fps
     logmag = np.log1p(spectrum * np.float32(1000.0 / top))
     # Silence before the file: a sound that starts at once has an onset at 0.
     flux = np.maximum(0.0, np.diff(logmag, axis=0, prepend=np.zeros_like(logmag[:1])))
     freqs = np.fft.rfftfreq(size, 1.0 / rate)
-    edges = [(20.0, 150.0), (150.0, 3000.0), (3000.0, rate / 2 + 1)]
+    edges = [(20.0, 150.0), (150.0, 1500.0), (1500.0, 3000.0), (3000.0, rate / 2 + 1)]
     to_bands = np.stack([(freqs >= lo) & (freqs < hi) for lo, hi in edges], axis=1).astype(flux.dtype)
     bands = (flux @ to_bands).T
     # Scale each band by its own strong peaks, but never blow up a nearly empty band.
@@ -253,6 +251,20 @@ def _onset_times(envelope: np.ndarray, fps: float) -> np.ndarray:
     return peaks / fps
 
 
+def _onset_count(bands: np.ndarray, fps: float) -> int:
+    """Distinct onsets of the drums and of the hats (which the sum hides under the kicks)."""
+    hats, _ = signal.find_peaks(bands[3], height=0.12, prominence=0.08, distance=max(1, int(0.045 * fps)))
+    return len(_merged(_onset_times(bands[0] + bands[1], fps), hats / fps))
+
+
+def _merged(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Onset times of both lists, a hit heard in both (within 40 ms) once."""
+    times = np.sort(np.concatenate([a, b]))
+    if len(times) == 0:
+        return times
+    return times[np.concatenate(([True], np.diff(times) > 0.04))]
+
+
 def _kind(name: str, bands: np.ndarray, fps: float, y: np.ndarray, rate: int, duration: float) -> str:
     """Loop or one-shot: the name decides when it says so; otherwise a sound of at least
     ~1.2 s with several onsets spread over its length, or one that keeps its level to the
@@ -262,85 +274,14 @@ def _kind(name: str, bands: np.ndarray, fps: float, y: np.ndarray, rate: int, du
     named = names.kind_from_name(name)
     if named:
         return named
-    onsets = _onset_times(bands.sum(axis=0), fps)
+    # Kicks, snares and hats apart: in a short drum loop the sum shows little but its loudest hits.
+    onsets = _merged(_onset_times(bands[0], fps),
+                     _merged(_onset_times(bands[1] + bands[2], fps), _onset_times(bands[3], fps)))
     spread = (onsets[-1] - onsets[0]) / duration if len(onsets) > 1 else 0.0
     stated_tempo = names.bpm_from_name(name) is not None
     if len(onsets) >= (2 if stated_tempo else 3) and spread >= 0.4 and duration >= 1.2:
         return "loop"
     return "one-shot"
-
-
-def _autocorrelation(envelope: np.ndarray, circular: bool) -> np.ndarray:
-    e = envelope - envelope.mean()
-    n = len(e)
-    size = n if circular else 2 * n
-    spectrum = np.fft.rfft(e, size)
-    r = np.fft.irfft(spectrum * np.conj(spectrum), size)[:n]
-    if not circular:
-        r = r / np.maximum(n - np.arange(n), n // 4)  # unbiased, but not wild at long lags
-    return r / r[0] if r[0] > 1e-12 else np.zeros(n)
-
-
-def _peak_lag(r: np.ndarray, lag: int) -> float:
-    """Parabolic interpolation of a peak at integer `lag`."""
-    if 0 < lag < len(r) - 1:
-        a, b, c = r[lag - 1], r[lag], r[lag + 1]
-        denominator = a - 2 * b + c
-        if denominator < 0:
-            return lag + 0.5 * (a - c) / denominator
-    return float(lag)
-
-
-def _estimate_tempo(bands: np.ndarray, fps: float, duration: float, circular: bool) -> float | None:
-    low, mid, high = bands
-    beat_envelope = low + mid
-    if float(beat_envelope.sum()) < 0.2 * float(bands.sum()):
-        beat_envelope = bands.sum(axis=0)  # hats or a shaker alone: use everything
-    n = len(beat_envelope)
-    if n < 16 or float(beat_envelope.max()) <= 1e-9:
-        return None
-    r = _autocorrelation(beat_envelope, circular)
-    # First look for a beat-level period (45..240 BPM); a loop whose only onsets are chord
-    # changes has none, and then its bar (or two) is the period, folded up to a tempo below.
-    shortest = max(2, int(60 * fps / 240))
-    valid = None
-    for longest in (int(60 * fps / 45) + 1, int(60 * fps * 8 / 60)):
-        longest = min(longest, (n // 2 if circular else n - 2))
-        if longest <= shortest + 2:
-            break
-        window = r[shortest : longest + 1]
-        peaks, _ = signal.find_peaks(window)
-        if len(peaks) == 0:
-            continue
-        strengths = window[peaks]
-        best = float(strengths.max())
-        if best >= 0.3:
-            # The beat is the shortest period whose recurrence is nearly as strong as the best
-            # one: kick and snare alternate on beats, so their envelope repeats at one beat
-            # as well as at two, while hats alone (eighths) live in the high band.
-            valid = peaks[strengths >= 0.6 * best]
-            break
-    if valid is None:
-        return None
-    lag = _peak_lag(r, int(valid[0]) + shortest)
-    tempo = 60.0 * fps / lag
-    # Fold into the usual range, with a margin so that 69.8 stays 69.8 rather than 139.6.
-    while tempo > TEMPO_HIGH * 1.04:
-        tempo /= 2
-    while tempo < TEMPO_LOW * 0.96:
-        tempo *= 2
-    return _snap_to_bars(tempo, duration) if circular else tempo
-
-
-def _snap_to_bars(tempo: float, duration: float) -> float:
-    """The tempo at which the loop is a whole number of 4/4 bars (or a half bar), if near."""
-    best, best_error = tempo, SNAP_TOLERANCE
-    for beats in (2, 4, 6, 8, 12, 16, 24, 32, 48, 64):
-        candidate = 60.0 * beats / duration
-        error = abs(candidate / tempo - 1)
-        if error < best_error:
-            best, best_error = candidate, error
-    return best
 
 
 # --- key ----------------------------------------------------------------------------------

@@ -400,9 +400,9 @@ class Indexer:
             item.analysis = {
                 "duration": twin_record.duration, "sample_rate": twin_record.sample_rate,
                 "channels": twin_record.channels, "format": twin_record.format,
-                "subtype": twin_record.subtype, "bpm": twin_record.bpm,
-                "bpm_source": twin_record.bpm_source, "musical_key": twin_record.key,
-                "key_source": twin_record.key_source, "kind": twin_record.kind,
+                "subtype": twin_record.subtype, "bpm": twin_record.analysed_bpm,
+                "bpm_source": twin_record.analysed_bpm_source, "musical_key": twin_record.analysed_key,
+                "key_source": twin_record.analysed_key_source, "kind": twin_record.kind,
                 "peak_db": twin_record.peak_db, "loudness_db": twin_record.loudness_db,
                 "brightness": twin_record.brightness, "onset_rate": twin_record.onset_rate,
             }

@@ -71,7 +71,8 @@ class Hit:
             "match": None if self.match is None else round(self.match, 1),
             "cosine": None if self.cosine is None else round(self.cosine, 4),
             "duration": None if f.duration is None else round(f.duration, 3),
-            "bpm": None if f.bpm is None else round(f.bpm, 1), "key": f.key, "kind": f.kind,
+            "bpm": None if f.bpm is None else round(f.bpm, 1), "bpm_source": f.bpm_source,
+            "key": f.key, "key_source": f.key_source, "kind": f.kind,
             "tempo_match": self.note, "format": f.format, "sample_rate": f.sample_rate,
             "channels": f.channels, "tags": self.tags,
         }

@@ -24,10 +24,20 @@ from clapdesk.core.store.queries import CatalogQueries
 __all__ = ["SCHEMA_VERSION", "Catalog", "CatalogError", "FileRecord"]
 
 
+# A file's tempo and key are the producer's own where they set them (store/user_tempo.py), the
+# analysis' (or the file name's) otherwise: every reader of FileRecord.bpm/.key gets the winner,
+# with source 'user', and the analysed values stay beside it.
+# SELECT {FILE_COLUMNS} FROM {FILES}; filters on the winners use EFFECTIVE_BPM / EFFECTIVE_KEY.
+FILES = "files LEFT JOIN user_tempo_key u ON u.file_id = files.id"
+EFFECTIVE_BPM = "COALESCE(u.user_bpm, bpm)"
+EFFECTIVE_KEY = "COALESCE(u.user_key, musical_key)"
 FILE_COLUMNS = (
-    "id, path, root_id, size, mtime_ns, content_hash, duration, sample_rate, channels, format, "
-    "subtype, error, indexed_at, bpm, bpm_source, musical_key, key_source, kind, peak_db, "
-    "loudness_db, brightness, onset_rate"
+    "files.id, path, root_id, size, mtime_ns, content_hash, duration, sample_rate, channels, "
+    "format, subtype, error, indexed_at, "
+    f"{EFFECTIVE_BPM}, CASE WHEN u.user_bpm IS NULL THEN bpm_source ELSE 'user' END, "
+    f"{EFFECTIVE_KEY}, CASE WHEN u.user_key IS NULL THEN key_source ELSE 'user' END, "
+    "kind, peak_db, loudness_db, brightness, onset_rate, "
+    "bpm, bpm_source, musical_key, key_source"
 )
 
 
@@ -78,6 +88,11 @@ class FileRecord:
     loudness_db: float | None = None
     brightness: float | None = None
     onset_rate: float | None = None  # onsets per second (NULL until the file is indexed again)
+    # What analysis (or the file name) found, before any correction of the producer's.
+    analysed_bpm: float | None = None
+    analysed_bpm_source: str | None = None
+    analysed_key: str | None = None
+    analysed_key_source: str | None = None
 
     @classmethod
     def from_row(cls, row: Sequence[object]) -> FileRecord:
@@ -88,6 +103,14 @@ class FileRecord:
     @property
     def name(self) -> str:
         return os.path.basename(self.path)
+
+    @property
+    def bpm_edited(self) -> bool:
+        return self.bpm_source == "user"
+
+    @property
+    def key_edited(self) -> bool:
+        return self.key_source == "user"
 
 
 class Catalog(CatalogQueries):
@@ -212,11 +235,11 @@ class Catalog(CatalogQueries):
         return {decode_path(p): (i, s, m, h, bool(f)) for p, i, s, m, h, f in rows}
 
     def get_file(self, file_id: int) -> FileRecord | None:
-        row = self.db.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE id = ?", (file_id,)).fetchone()
+        row = self.db.execute(f"SELECT {FILE_COLUMNS} FROM {FILES} WHERE id = ?", (file_id,)).fetchone()
         return FileRecord.from_row(row) if row else None
 
     def file_by_path(self, path: str | os.PathLike[str]) -> FileRecord | None:
-        row = self.db.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE path = ?",
+        row = self.db.execute(f"SELECT {FILE_COLUMNS} FROM {FILES} WHERE path = ?",
                               (encode_path(os.path.abspath(path)),)).fetchone()
         return FileRecord.from_row(row) if row else None
 
@@ -228,11 +251,11 @@ class Catalog(CatalogQueries):
             for chunk in _chunks(id_list, 900):
                 marks = ",".join("?" * len(chunk))
                 for row in self.db.execute(
-                        f"SELECT {FILE_COLUMNS} FROM files WHERE id IN ({marks})", chunk):
+                        f"SELECT {FILE_COLUMNS} FROM {FILES} WHERE id IN ({marks})", chunk):
                     record = FileRecord.from_row(row)
                     out[record.id] = record
             return [out[i] for i in id_list if i in out]
-        return [FileRecord.from_row(r) for r in self.db.execute(f"SELECT {FILE_COLUMNS} FROM files")]
+        return [FileRecord.from_row(r) for r in self.db.execute(f"SELECT {FILE_COLUMNS} FROM {FILES}")]
 
     def failures(self) -> list[tuple[str, str]]:
         rows = self.db.execute("SELECT path, error FROM files WHERE error IS NOT NULL ORDER BY path")

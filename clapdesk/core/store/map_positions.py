@@ -88,8 +88,9 @@ def load_layout(catalog: Catalog, model_key: str) -> StoredLayout | None:
 
 def load_points(catalog: Catalog, model_key: str) -> MapRows:
     rows = catalog.db.execute(
-        "SELECT m.file_id, m.x, m.y, m.placed, f.path, f.kind, f.musical_key FROM map_points m "
-        "JOIN files f ON f.id = m.file_id WHERE m.model_key = ? AND f.error IS NULL "
+        "SELECT m.file_id, m.x, m.y, m.placed, f.path, f.kind, COALESCE(u.user_key, f.musical_key) "
+        "FROM map_points m JOIN files f ON f.id = m.file_id "
+        "LEFT JOIN user_tempo_key u ON u.file_id = f.id WHERE m.model_key = ? AND f.error IS NULL "
         "ORDER BY m.file_id", (model_key,)).fetchall()
     n = len(rows)
     return MapRows(

@@ -164,6 +164,28 @@ def _sound_map(db: sqlite3.Connection) -> None:
     ])
 
 
+def _user_tempo_and_key(db: sqlite3.Connection) -> None:
+    """The producer's own tempo and key for a file (store/user_tempo.py). A table of their own,
+    as user tags are a source of their own: indexing writes only `files`, so a rescan or a
+    re-analysis never touches them. A vanished file's correction waits in missing_files with
+    its tags, for when it comes back. An older clapdesk would show the analysed values and, when
+    a corrected file vanished, drop its correction: so it is refused the catalog, as for every
+    step before.
+    """
+    _run(db, [
+        """
+        CREATE TABLE user_tempo_key(
+            file_id INTEGER PRIMARY KEY REFERENCES files(id) ON DELETE CASCADE,
+            user_bpm REAL,                 -- NULL: the analysed (or named) tempo stands
+            user_key TEXT,                 -- canonical ("F# minor"); NULL: the analysed key stands
+            edited_at REAL NOT NULL,
+            CHECK (user_bpm IS NOT NULL OR user_key IS NOT NULL)
+        )
+        """,
+        "ALTER TABLE missing_files ADD COLUMN tempo_key TEXT",  # JSON [bpm, key, edited_at]
+    ])
+
+
 @dataclass(frozen=True)
 class Step:
     apply: Callable[[sqlite3.Connection], None]
@@ -181,7 +203,8 @@ STEPS: list[Step] = [
     Step(_analysis_tags_favourites_history, 2),
     Step(_retries_and_missing_files, 3),
     Step(_sound_map, 4),
-    Step(_onset_rate, 5),  # another branch's step may come first: renumber at merge
+    Step(_onset_rate, 5),
+    Step(_user_tempo_and_key, 6),
 ]
 SCHEMA_VERSION = len(STEPS)
 MIN_COMPATIBLE_KEY = "min_compatible"

@@ -1,7 +1,8 @@
 """Files that vanished: hidden from everything, but what the user gave them is kept.
 
 A vanished file's row goes (with its vectors, so search and the index never see it), and its
-own tags, the tags it had hidden and its favourite mark move to `missing_files`. When a file
+own tags, the tags it had hidden, its favourite mark and the tempo and key its producer set
+move to `missing_files`. When a file
 comes back at the same path, or with the same content at a new path, it is indexed as new and
 gets them back. They are purged on request or after a long absence.
 """
@@ -12,6 +13,7 @@ import json
 import time
 from collections.abc import Sequence
 
+from clapdesk.core.store import user_tempo
 from clapdesk.core.store.catalog import Catalog, decode_path, encode_path
 
 PURGE_AFTER_DAYS = 90.0
@@ -33,10 +35,12 @@ def forget(catalog: Catalog, file_ids: Sequence[int], now: float | None = None) 
                 "SELECT tag, source, score, hidden FROM tags WHERE file_id = ? "
                 "AND (source = 'user' OR hidden = 1) ORDER BY rowid", (file_id,))]
             star = db.execute("SELECT added_at FROM favourites WHERE file_id = ?", (file_id,)).fetchone()
-            if kept or star:  # a file nobody tagged or starred leaves nothing worth keeping
+            tempo_key = user_tempo.keep_for_missing(catalog, file_id)
+            if kept or star or tempo_key:  # a file nobody tagged, starred or corrected leaves nothing
                 db.execute("INSERT INTO missing_files(path, content_hash, missing_since, tags, "
-                           "favourite_at) VALUES (?, ?, ?, ?, ?)",
-                           (row[0], row[1], now, json.dumps(kept), star[0] if star else None))
+                           "favourite_at, tempo_key) VALUES (?, ?, ?, ?, ?, ?)",
+                           (row[0], row[1], now, json.dumps(kept), star[0] if star else None,
+                            json.dumps(tempo_key) if tempo_key else None))
             db.execute("DELETE FROM files WHERE id = ?", (file_id,))
     return len(file_ids)
 
@@ -57,14 +61,16 @@ def restore(catalog: Catalog, file_id: int, path: str, content_hash: str | None)
     The same path wins over the same content elsewhere; of several, the latest to vanish.
     """
     db = catalog.db
-    row = db.execute("SELECT id, tags, favourite_at FROM missing_files WHERE path = ? "
+    columns = "id, tags, favourite_at, tempo_key"
+    row = db.execute(f"SELECT {columns} FROM missing_files WHERE path = ? "
                      "ORDER BY missing_since DESC LIMIT 1", (encode_path(path),)).fetchone()
     if row is None and content_hash:
-        row = db.execute("SELECT id, tags, favourite_at FROM missing_files WHERE content_hash = ? "
+        row = db.execute(f"SELECT {columns} FROM missing_files WHERE content_hash = ? "
                          "ORDER BY missing_since DESC LIMIT 1", (content_hash,)).fetchone()
     if row is None:
         return False
-    entry, tags, favourite_at = row
+    entry, tags, favourite_at, tempo_key = row
+    user_tempo.restore_from_missing(catalog, file_id, json.loads(tempo_key) if tempo_key else None)
     db.executemany("INSERT OR REPLACE INTO tags(file_id, tag, source, score, hidden) "
                    "VALUES (?, ?, ?, ?, ?)",
                    [(file_id, tag, source, float(score), int(hidden))
