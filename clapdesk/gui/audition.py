@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QToolButton, QWidget
 
 from clapdesk.core.store.catalog import display_path
 from clapdesk.gui.player import Player
+from clapdesk.gui.project_controls import ProjectControls
 from clapdesk.gui.theme import icon
 
 PREDECODE_ROWS = 4
@@ -48,6 +49,8 @@ class TransportBar(QWidget):
         layout.addSpacing(12)
         layout.addWidget(self.now, 1)
         layout.addWidget(self.time)
+        self.project = ProjectControls(self)  # tempo, key, locks, Link (project_controls.py)
+        layout.addWidget(self.project)
 
     def show_playing(self, path: str | None) -> None:
         self.play.setIcon(icon("stop" if path else "play"))
@@ -76,6 +79,7 @@ class AuditionController(QObject):
         self.timer.setInterval(delay_ms)
         self.timer.timeout.connect(self._play_pending)
         self.pending: str | None = None
+        self.source: Any = None  # a StretchAudition: plays at the project's tempo and key
         player.started.connect(self._started)
         player.stopped.connect(lambda: transport.show_playing(None))
         player.position.connect(transport.show_position)
@@ -85,6 +89,9 @@ class AuditionController(QObject):
             player.position.connect(waveform.set_position)
             player.stopped.connect(waveform.clear_position)
             waveform.seek_requested.connect(player.seek)
+
+    def _play(self, path: str) -> None:
+        (self.source or self.player).play(path)
 
     def show_wave(self, path: str | None) -> None:
         """Draw the waveform of what was chosen; called after play() so sound comes first."""
@@ -112,7 +119,7 @@ class AuditionController(QObject):
         if was_current and self.player.is_playing and self.player.current_path == path:
             self.player.stop()
         else:
-            self.player.play(path)
+            self._play(path)
         self.show_wave(path)
 
     def toggle(self, path: str | None) -> None:
@@ -120,17 +127,19 @@ class AuditionController(QObject):
         if path is None or (self.player.is_playing and self.player.current_path == path):
             self.player.stop()
         else:
-            self.player.play(path)
+            self._play(path)
             self.show_wave(path)
 
     def stop(self) -> None:
         self.timer.stop()
         self.pending = None
+        if self.source is not None:
+            self.source.stop()
         self.player.stop()
 
     def _play_pending(self) -> None:
         if self.pending:
-            self.player.play(self.pending)
+            self._play(self.pending)
             self.show_wave(self.pending)
             self.pending = None
 

@@ -25,7 +25,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QPixmap
 
 from clapdesk.core.search.ranking import Hit
-from clapdesk.core.store.catalog import display_path
+from clapdesk.core.store.catalog import FileRecord, display_path
 
 WAVE, NAME, MATCH, DURATION, BPM, KEY, KIND, TAGS, FOLDER = range(9)
 HEADERS = ("Wave", "Name", "Match", "Length", "BPM", "Key", "Type", "Tags", "Folder")
@@ -62,6 +62,7 @@ class ResultsModel(QAbstractTableModel):
         self._best = 1.0
         self._worst = 0.0
         self.thumbnail: Callable[[str], QPixmap | None] | None = None  # set by the window
+        self.drag_paths: Callable[[list[FileRecord]], list[str]] | None = None  # project_audition
         self._sort_column = -1
         self._sort_order = Qt.SortOrder.AscendingOrder
 
@@ -242,6 +243,8 @@ class ResultsModel(QAbstractTableModel):
     def mimeData(self, indexes: Sequence[QModelIndex]) -> QMimeData:
         rows = sorted({i.row() for i in indexes if i.isValid() and i.model() is self})
         paths = [self._hits[r].file.path for r in rows if 0 <= r < len(self._hits)]
+        if self.drag_paths is not None:  # with a lock on: the rendered files (what is heard)
+            paths = self.drag_paths([self._hits[r].file for r in rows if 0 <= r < len(self._hits)])
         data = QMimeData()
         data.setUrls([file_url(p) for p in paths])
         data.setText("\n".join(display_path(p) for p in paths))

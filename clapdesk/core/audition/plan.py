@@ -145,3 +145,26 @@ def rendered_name(stem: str, plan: RenderPlan) -> str:
 def key_choices() -> list[str]:
     """The keys in the order a key box lists them: C major, C minor, C# major, ..."""
     return [canonical_key(pc, minor) for pc in range(len(PITCH_CLASSES)) for minor in (False, True)]
+
+
+class TapTempo:
+    """Tempo from taps: the last few intervals, a pause of 2 s starting afresh."""
+
+    def __init__(self, keep: int = 8, reset_after: float = 2.0) -> None:
+        self.keep, self.reset_after = keep, reset_after
+        self.times: list[float] = []
+
+    def tap(self, at: float) -> float | None:
+        """Record a tap at `at` seconds; the tempo once there are two taps, else None."""
+        if self.times and at - self.times[-1] > self.reset_after:
+            self.times = []
+        self.times = (self.times + [at])[-self.keep:]
+        if len(self.times) < 2:
+            return None
+        # The slope of tap time against tap number: steadier than the mean of the intervals
+        # when one tap is late and the next early.
+        n = len(self.times)
+        mean_i, mean_t = (n - 1) / 2, sum(self.times) / n
+        slope = sum((i - mean_i) * (t - mean_t) for i, t in enumerate(self.times)) \
+            / sum((i - mean_i) ** 2 for i in range(n))
+        return round(min(TEMPO_MAX, max(TEMPO_MIN, 60.0 / slope)), 2) if slope > 0 else None

@@ -3,7 +3,7 @@
     cache = RenderCache()                       # memory (LRU, bytes-bounded) + cache_dir()/rendered
     renderer = Renderer(cache)                  # stretching runs in two helper processes
     key = render_key(path, plan)                # per file, its size and mtime, and the plan
-    renderer.head(key, data, rate, plan, 1.5)   # Future: the first 1.5 s, to start playing
+    renderer.section(data, rate, plan, a, b)   # Future: output frames [a, b), to start playing
     renderer.full(key, data, rate, plan)        # Future: all of it, cached when done
     render_file(path, plan) -> (data, rate)     # decode + stretch here (the CLI), cached
     export_rendered(path, plan, data, rate, folder) -> Path   # the drag-out WAV
@@ -28,7 +28,7 @@ import numpy as np
 import soundfile as sf
 
 from clapdesk.core.audition.plan import RenderPlan, rendered_name
-from clapdesk.core.audition.stretch import ENGINE_VERSION, stretch, stretch_head
+from clapdesk.core.audition.stretch import ENGINE_VERSION, stretch, stretch_section
 from clapdesk.core.ingest.audio import native_path, read_for_playback
 from clapdesk.core.store.paths import cache_dir
 
@@ -114,8 +114,9 @@ class RenderCache:
             old.unlink(missing_ok=True)
 
 
-def _render_head(data: np.ndarray, rate: int, plan: RenderPlan, seconds: float) -> np.ndarray:
-    return stretch_head(data, rate, plan, seconds)
+def _render_section(data: np.ndarray, rate: int, plan: RenderPlan, start: int,
+                    end: int) -> np.ndarray:
+    return stretch_section(data, rate, plan, start, end)
 
 
 def _render_full(data: np.ndarray, rate: int, plan: RenderPlan) -> np.ndarray:
@@ -150,9 +151,20 @@ class Renderer:
         for name in ("head", "full"):
             self._pool(name).submit(_ready)
 
-    def head(self, data: np.ndarray, rate: int, plan: RenderPlan,
-             seconds: float) -> Future[np.ndarray]:
-        return self._pool("head").submit(_render_head, data, rate, plan, seconds)
+    def section(self, data: np.ndarray, rate: int, plan: RenderPlan, start: int,
+                end: int) -> Future[np.ndarray]:
+        """Output frames [start, end): the head that starts playing, then the pieces after it
+        until the full render is there. Only the input they need is sent over."""
+        from clapdesk.core.audition.stretch import HEAD_CONTEXT_SECONDS
+
+        context = int(HEAD_CONTEXT_SECONDS * rate) + 1
+        first = max(0, int(start * plan.speed) - context)
+        last = min(len(data), int(end * plan.speed) + context)
+        if first > 0:  # keep the output alignment: render from `first` as if it were 0
+            start -= round(first / plan.speed)
+            end -= round(first / plan.speed)
+        return self._pool("head").submit(_render_section, data[first:last], rate, plan,
+                                         start, end)
 
     def full(self, key: str, data: np.ndarray, rate: int, plan: RenderPlan) -> Future[np.ndarray]:
         future = self._pool("full").submit(_render_full, data, rate, plan)

@@ -25,7 +25,7 @@ ENGINE = "signalsmith-stretch"
 ENGINE_VERSION = 1  # bump when the rendering changes, so cached renders are redone
 # Input read past the end of a head render: the stretcher's window (about 120 ms at 44.1 kHz)
 # needs what comes after a moment to render it as the full render does.
-HEAD_CONTEXT_SECONDS = 0.25
+HEAD_CONTEXT_SECONDS = 0.3
 SPLICE_FADE_SECONDS = 0.02
 # The library's default block (120 ms) misses low notes by up to 17 cents when shifting; a
 # 280 ms block keeps shifted roots from 90 Hz up within 5 cents (bench_stretch.py) for 1.7x the
@@ -58,11 +58,32 @@ def stretch(data: np.ndarray, rate: int, plan: RenderPlan) -> np.ndarray:
 
 def stretch_head(data: np.ndarray, rate: int, plan: RenderPlan, seconds: float) -> np.ndarray:
     """The first `seconds` of `stretch(data, ...)`, rendered from only the input they need."""
-    frames_out = int(seconds * rate)
-    frames_in = int(frames_out * plan.speed + HEAD_CONTEXT_SECONDS * rate)
-    if frames_in >= len(data):
-        return stretch(data, rate, plan)
-    return np.ascontiguousarray(stretch(data[:frames_in], rate, plan)[:frames_out])
+    return stretch_section(data, rate, plan, 0, int(seconds * rate))
+
+
+def rendered_frames(data: np.ndarray, plan: RenderPlan) -> int:
+    return len(data) if plan.is_identity else max(1, round(len(data) / plan.speed))
+
+
+def stretch_section(data: np.ndarray, rate: int, plan: RenderPlan, start: int,
+                    end: int) -> np.ndarray:
+    """Output frames [start, end) of `stretch(data, ...)`, rendered from the input around them
+    (a stretcher's first and last window differ, so context on both sides is rendered and cut
+    off). The pieces of a render being played while the rest is still to come."""
+    total = rendered_frames(data, plan)
+    end = min(end, total)
+    context = int(HEAD_CONTEXT_SECONDS * rate)
+    first = max(0, int(start * plan.speed) - context)
+    last = min(len(data), int(end * plan.speed) + context)
+    if first == 0 and last == len(data):
+        return np.ascontiguousarray(stretch(data, rate, plan)[start:end])
+    out = stretch(data[first:last], rate, plan)
+    offset = start - round(first / plan.speed)  # out[0] is output frame first / speed
+    piece = out[offset:offset + (end - start)]
+    if len(piece) < end - start:
+        piece = np.concatenate([piece, np.zeros((end - start - len(piece), data.shape[1]),
+                                                np.float32)])
+    return np.ascontiguousarray(piece)
 
 
 def splice(head: np.ndarray, full: np.ndarray, at: int, rate: int) -> np.ndarray:

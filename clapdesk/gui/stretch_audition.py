@@ -1,0 +1,234 @@
+"""Audition at the project's tempo and key: what the locks ask for, rendered and played.
+
+    audition = StretchAudition(player, facts, runner)   # facts(path) -> FileRecord | None
+    audition.tempo, audition.key = 120.0, "A minor"
+    audition.tempo_lock, audition.key_lock = True, False
+    audition.start_time = None          # or a callable -> perf_counter second (Link's next bar)
+    audition.play(path)                 # the original when no lock applies, else the render
+    audition.plan_for_path(path) -> RenderPlan      # (off the GUI thread: reads the catalog)
+    audition.rendered_for(path) -> (data, rate, plan) | None   # what is heard, when rendered
+    Signals: rendered(str path, object data, int rate)  # the full render: for the waveform
+
+A render not yet cached starts playing from its first half second (a head rendered alone, tens
+of milliseconds) while the pieces after it render in one helper process and the whole file in
+another; each piece joins the playing buffer with a 20 ms crossfade, and when the full render
+arrives it takes over a little ahead of the playhead. Cached renders (memory, then disk) play
+at once. The lane waits on the helper processes, never the GUI thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Qt, Signal
+
+from clapdesk.core.audition.plan import RenderPlan, plan_for
+from clapdesk.core.audition.render import Renderer, render_key
+from clapdesk.core.audition.stretch import SPLICE_FADE_SECONDS, rendered_frames
+from clapdesk.core.store.catalog import FileRecord
+from clapdesk.gui.player import Player
+from clapdesk.gui.workers import TaskRunner
+
+RENDER_LANE = "stretch"
+HEAD_SECONDS = 0.5
+POLL_SECONDS = 0.01  # how often a waiting render checks whether the producer moved on
+TAKEOVER_SECONDS = 0.1  # the full render takes over this far ahead of the playhead
+
+
+class _Render:
+    """One render being played: its buffer and how much of it is there."""
+
+    def __init__(self, path: str, plan: RenderPlan, rate: int, buffer: np.ndarray) -> None:
+        self.path, self.plan, self.rate, self.buffer = path, plan, rate, buffer
+        self.ready = 0
+        self.complete = False
+
+
+class StretchAudition(QObject):
+    rendered = Signal(str, object, int)
+    _event = Signal(int, str, object)  # request, what, payload: from the lane to the GUI thread
+
+    def __init__(self, player: Player, facts: Callable[[str], FileRecord | None],
+                 runner: TaskRunner, renderer: Renderer | None = None,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.player, self.facts = player, facts
+        self.renderer = renderer if renderer is not None else Renderer()
+        self._lane = runner.lane(RENDER_LANE)
+        self._runner = runner
+        self.tempo: float = 120.0
+        self.key: str | None = None
+        self.tempo_lock = False
+        self.key_lock = False
+        self.start_time: Callable[[], float | None] | None = None
+        self._request = 0
+        self._current: _Render | None = None
+        self._event.connect(self._on_event, Qt.ConnectionType.QueuedConnection)
+        self._warm = False
+
+    @property
+    def locked(self) -> bool:
+        return self.tempo_lock or self.key_lock
+
+    def warm(self) -> None:
+        """Start the render helpers before the first stretched click needs them."""
+        if not self._warm:
+            self._warm = True
+            self.renderer.warm()
+
+    def plan_for_path(self, path: str) -> RenderPlan:
+        record = self.facts(path)
+        if record is None:
+            return RenderPlan()
+        return plan_for(record.kind, record.bpm, record.key, self.tempo, self.key,
+                        self.tempo_lock, self.key_lock)
+
+    def play(self, path: str, start: float = 0.0) -> None:
+        self._request += 1
+        self._current = None
+        if not self.locked and self.start_time is None:
+            self.player.play(path, start)
+            return
+        self.warm()
+        request = self._request
+        self._lane.submit(self._prepare, request, path, start)
+
+    def stop(self) -> None:
+        self._request += 1
+        self._current = None
+
+    def rendered_for(self, path: str) -> tuple[np.ndarray, int, RenderPlan] | None:
+        """The full render heard for `path` (for drag-out), when it is complete."""
+        current = self._current
+        if current is not None and current.path == path and current.complete:
+            return current.buffer, current.rate, current.plan
+        return None
+
+    # ------------------------------------------------------------------ the lane
+    def _stale(self, request: int) -> bool:
+        return request != self._request
+
+    def _prepare(self, request: int, path: str, start: float) -> None:
+        try:
+            plan = self.plan_for_path(path)
+            if plan.is_identity:
+                if self.start_time is None:
+                    self._event.emit(request, "plain", (path, start))
+                else:  # on the beat: the decoded file as a buffer
+                    data, rate = self.player.load(path)
+                    self._event.emit(request, "whole", (path, plan, data, rate, False))
+                return
+            key = render_key(path, plan)
+            cached = self.renderer.cache.get(key)
+            if cached is not None:
+                self._event.emit(request, "whole", (path, plan, cached[0], cached[1], True))
+                return
+            data, rate = self.player.load(path)
+            if self._stale(request):
+                return
+            self._render_progressively(request, path, plan, key, data, rate)
+        except Exception as exc:  # noqa: BLE001 - told in the status bar, never a traceback
+            self._event.emit(request, "error", (path, exc))
+
+    def _render_progressively(self, request: int, path: str, plan: RenderPlan, key: str,
+                              data: np.ndarray, rate: int) -> None:
+        full = self.renderer.full(key, data, rate, plan)
+        total = rendered_frames(data, plan)
+        fade = int(SPLICE_FADE_SECONDS * rate)
+        start, size = 0, int(HEAD_SECONDS * rate)
+        while start < total:
+            end = min(total, start + size)
+            piece = self.renderer.section(data, rate, plan, start, min(total, end + fade))
+            if not self._wait_any(request, [piece, full]):
+                return
+            if full.done() and (start > 0 or full.exception() is None):
+                break  # the whole file is there: no more pieces
+            self._event.emit(request, "piece", (path, plan, rate, total, start, end,
+                                                piece.result()))
+            start, size = end, size * 2
+        if self._wait_any(request, [full]):
+            self._event.emit(request, "full", (path, plan, full.result(), rate))
+
+    def _wait_any(self, request: int, futures: list[Future[Any]]) -> bool:
+        """Wait until one is done; False when the producer asked for something else."""
+        while not self._stale(request):
+            done, _ = wait(futures, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+            if done:
+                return True
+        return False
+
+    # ------------------------------------------------------------------ the GUI thread
+    def _start_at(self) -> float | None:
+        return self.start_time() if self.start_time is not None else None
+
+    def _on_event(self, request: int, what: str, payload: Any) -> None:
+        if self._stale(request):
+            return
+        if what == "plain":
+            path, start = payload
+            self.player.play(path, start)
+        elif what == "whole":
+            path, plan, data, rate, is_render = payload
+            self._current = render = _Render(path, plan, rate, data)
+            render.ready, render.complete = len(data), True
+            self.player.play_buffer(path, data, rate, None, self._start_at())
+            if is_render:
+                self.rendered.emit(path, data, rate)
+        elif what == "piece":
+            self._take_piece(*payload)
+        elif what == "full":
+            self._take_full(*payload)
+        elif what == "error":
+            path, exc = payload
+            self.player.error.emit(f"Cannot stretch {path.rsplit('/', 1)[-1]}: {exc}")
+
+    def _take_piece(self, path: str, plan: RenderPlan, rate: int, total: int, start: int,
+                    end: int, piece: np.ndarray) -> None:
+        render = self._current
+        if start == 0 or render is None:
+            buffer = np.zeros((total, piece.shape[1]), np.float32)
+            buffer[:len(piece)] = piece
+            self._current = render = _Render(path, plan, rate, buffer)
+            render.ready = end
+            if not self.player.play_buffer(path, buffer, rate, end, self._start_at()):
+                render.ready = -1  # the output needs another rate: play the full render
+            return
+        fade = min(int(SPLICE_FADE_SECONDS * rate), len(piece), total - start)
+        buffer = render.buffer
+        t = np.linspace(0.0, np.pi / 2, fade, dtype=np.float32)[:, None]
+        buffer[start:start + fade] = buffer[start:start + fade] * np.cos(t) + piece[:fade] * np.sin(t)
+        buffer[start + fade:start + len(piece)] = piece[fade:]
+        render.ready = end
+        self.player.set_ready(buffer, end)
+
+    def _take_full(self, path: str, plan: RenderPlan, full: np.ndarray, rate: int) -> None:
+        render = self._current
+        if render is None or render.ready < 0:
+            self._current = render = _Render(path, plan, rate, full)
+            render.ready, render.complete = len(full), True
+            self.player.play_buffer(path, full, rate, None, self._start_at())
+        else:
+            buffer = render.buffer
+            at = self.player.playing_frame(buffer)
+            switch = render.ready if at is None else min(render.ready,
+                                                         at + int(TAKEOVER_SECONDS * rate))
+            fade = min(int(SPLICE_FADE_SECONDS * rate), render.ready - switch)
+            if fade > 0:
+                t = np.linspace(0.0, np.pi / 2, fade, dtype=np.float32)[:, None]
+                buffer[switch:switch + fade] = (buffer[switch:switch + fade] * np.cos(t)
+                                                + full[switch:switch + fade] * np.sin(t))
+            buffer[switch + max(fade, 0):] = full[switch + max(fade, 0):]
+            render.ready, render.complete = len(buffer), True
+            self.player.set_ready(buffer, None)
+            # What is kept for drag-out and replays is the clean render, not the spliced one.
+            render.buffer = full
+        self.rendered.emit(path, full, rate)
+
+    def close(self) -> None:
+        self._request += 1
+        self._runner.close_lane(RENDER_LANE)
+        self.renderer.close()
+
