@@ -121,6 +121,9 @@ def _add_extensions(sub: Any, common: argparse.ArgumentParser) -> None:
     from clapdesk.map_cli import add_commands as add_map_commands  # `map`
 
     add_map_commands(sub, common)
+    from clapdesk.render_cli import add_commands as add_render_commands  # `render`
+
+    add_render_commands(sub, common)
 
 
 def gui_main() -> int:

@@ -11,8 +11,8 @@
 
 A render not yet cached starts playing from its first half second (a head rendered alone, tens
 of milliseconds) while the pieces after it render in one helper process and the whole file in
-another; each piece joins the playing buffer with a 20 ms crossfade, and when the full render
-arrives it takes over a little ahead of the playhead. Cached renders (memory, then disk) play
+another. Pieces are frames of the whole render itself (see stretch_section), so they join
+without a seam, and when the full render arrives its remaining frames simply follow. Cached renders (memory, then disk) play
 at once. The lane waits on the helper processes, never the GUI thread.
 """
 
@@ -27,7 +27,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 
 from clapdesk.core.audition.plan import RenderPlan, plan_for
 from clapdesk.core.audition.render import Renderer, render_key
-from clapdesk.core.audition.stretch import SPLICE_FADE_SECONDS, rendered_frames
+from clapdesk.core.audition.stretch import SPLICE_FADE_SECONDS, crossfade_into, rendered_frames
 from clapdesk.core.store.catalog import FileRecord
 from clapdesk.gui.player import Player
 from clapdesk.gui.workers import TaskRunner
@@ -35,7 +35,6 @@ from clapdesk.gui.workers import TaskRunner
 RENDER_LANE = "stretch"
 HEAD_SECONDS = 0.5
 POLL_SECONDS = 0.01  # how often a waiting render checks whether the producer moved on
-TAKEOVER_SECONDS = 0.1  # the full render takes over this far ahead of the playhead
 
 
 class _Render:
@@ -196,13 +195,9 @@ class StretchAudition(QObject):
             if not self.player.play_buffer(path, buffer, rate, end, self._start_at()):
                 render.ready = -1  # the output needs another rate: play the full render
             return
-        fade = min(int(SPLICE_FADE_SECONDS * rate), len(piece), total - start)
-        buffer = render.buffer
-        t = np.linspace(0.0, np.pi / 2, fade, dtype=np.float32)[:, None]
-        buffer[start:start + fade] = buffer[start:start + fade] * np.cos(t) + piece[:fade] * np.sin(t)
-        buffer[start + fade:start + len(piece)] = piece[fade:]
+        crossfade_into(render.buffer, piece, start, int(SPLICE_FADE_SECONDS * rate))
         render.ready = end
-        self.player.set_ready(buffer, end)
+        self.player.set_ready(render.buffer, end)
 
     def _take_full(self, path: str, plan: RenderPlan, full: np.ndarray, rate: int) -> None:
         render = self._current
@@ -211,20 +206,11 @@ class StretchAudition(QObject):
             render.ready, render.complete = len(full), True
             self.player.play_buffer(path, full, rate, None, self._start_at())
         else:
-            buffer = render.buffer
-            at = self.player.playing_frame(buffer)
-            switch = render.ready if at is None else min(render.ready,
-                                                         at + int(TAKEOVER_SECONDS * rate))
-            fade = min(int(SPLICE_FADE_SECONDS * rate), render.ready - switch)
-            if fade > 0:
-                t = np.linspace(0.0, np.pi / 2, fade, dtype=np.float32)[:, None]
-                buffer[switch:switch + fade] = (buffer[switch:switch + fade] * np.cos(t)
-                                                + full[switch:switch + fade] * np.sin(t))
-            buffer[switch + max(fade, 0):] = full[switch + max(fade, 0):]
-            render.ready, render.complete = len(buffer), True
-            self.player.set_ready(buffer, None)
-            # What is kept for drag-out and replays is the clean render, not the spliced one.
-            render.buffer = full
+            # The pieces are the full render's own frames (stretch_section), so the rest of it
+            # simply follows what has played: no second splice.
+            render.buffer[render.ready:] = full[render.ready:]
+            self.player.set_ready(render.buffer, None)
+            render.buffer, render.ready, render.complete = full, len(full), True
         self.rendered.emit(path, full, rate)
 
     def close(self) -> None:

@@ -28,7 +28,12 @@ import numpy as np
 import soundfile as sf
 
 from clapdesk.core.audition.plan import RenderPlan, rendered_name
-from clapdesk.core.audition.stretch import ENGINE_VERSION, stretch, stretch_section
+from clapdesk.core.audition.stretch import (
+    ENGINE_VERSION,
+    prefix_frames,
+    stretch,
+    stretch_section,
+)
 from clapdesk.core.ingest.audio import native_path, read_for_playback
 from clapdesk.core.store.paths import cache_dir
 
@@ -154,17 +159,9 @@ class Renderer:
     def section(self, data: np.ndarray, rate: int, plan: RenderPlan, start: int,
                 end: int) -> Future[np.ndarray]:
         """Output frames [start, end): the head that starts playing, then the pieces after it
-        until the full render is there. Only the input they need is sent over."""
-        from clapdesk.core.audition.stretch import HEAD_CONTEXT_SECONDS
-
-        context = int(HEAD_CONTEXT_SECONDS * rate) + 1
-        first = max(0, int(start * plan.speed) - context)
-        last = min(len(data), int(end * plan.speed) + context)
-        if first > 0:  # keep the output alignment: render from `first` as if it were 0
-            start -= round(first / plan.speed)
-            end -= round(first / plan.speed)
-        return self._pool("head").submit(_render_section, data[first:last], rate, plan,
-                                         start, end)
+        until the full render is there. Only the input they read is sent over."""
+        last = prefix_frames(rate, plan, end)
+        return self._pool("head").submit(_render_section, data[:last], rate, plan, start, end)
 
     def full(self, key: str, data: np.ndarray, rate: int, plan: RenderPlan) -> Future[np.ndarray]:
         future = self._pool("full").submit(_render_full, data, rate, plan)
@@ -206,13 +203,14 @@ def render_file(path: str, plan: RenderPlan, cache: RenderCache | None = None) -
 
 def export_rendered(path: str, plan: RenderPlan, data: np.ndarray, rate: int,
                     folder: Path) -> Path:
-    """Write the render as a 24-bit WAV named with its tempo and key in `folder` (kept: a DAW
-    project links to it). The same render dragged twice is one file; a different sound with
+    """Write the render as a 32-bit float WAV (a stretch can peak above full scale, which an
+    integer WAV would clip; every DAW reads float) named with its tempo and key in `folder`
+    (kept: a DAW project links to it). The same render dragged twice is one file; a different sound with
     the same name gets " (2)", " (3)"... rather than overwriting what a project may use."""
     folder.mkdir(parents=True, exist_ok=True)
     name = rendered_name(Path(path).stem, plan)
     partial = folder / f".{name}.partial"
-    sf.write(os.fspath(partial), data, rate, subtype="PCM_24", format="WAV")
+    sf.write(os.fspath(partial), data, rate, subtype="FLOAT", format="WAV")
     stem, number = name[:-4], 1
     while True:
         target = folder / (name if number == 1 else f"{stem} ({number}).wav")

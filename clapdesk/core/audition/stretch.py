@@ -23,9 +23,9 @@ from clapdesk.core.audition.plan import RenderPlan
 
 ENGINE = "signalsmith-stretch"
 ENGINE_VERSION = 1  # bump when the rendering changes, so cached renders are redone
-# Input read past the end of a head render: the stretcher's window (about 120 ms at 44.1 kHz)
-# needs what comes after a moment to render it as the full render does.
-HEAD_CONTEXT_SECONDS = 0.3
+# Output rendered past the end of a piece and thrown away: the last block and a half of a render
+# (the flush at its end) differ from the whole render; what comes before is identical.
+PREFIX_CONTEXT_SECONDS = 0.4
 SPLICE_FADE_SECONDS = 0.02
 # The library's default block (120 ms) misses low notes by up to 17 cents when shifting; a
 # 280 ms block keeps shifted roots from 90 Hz up within 5 cents (bench_stretch.py) for 1.7x the
@@ -67,33 +67,36 @@ def rendered_frames(data: np.ndarray, plan: RenderPlan) -> int:
 
 def stretch_section(data: np.ndarray, rate: int, plan: RenderPlan, start: int,
                     end: int) -> np.ndarray:
-    """Output frames [start, end) of `stretch(data, ...)`, rendered from the input around them
-    (a stretcher's first and last window differ, so context on both sides is rendered and cut
-    off). The pieces of a render being played while the rest is still to come."""
+    """Output frames [start, end) of `stretch(data, ...)`: the pieces of a render played while
+    the rest is still to come.
+
+    Each piece is cut from a render of the input from its very start up to a little past the
+    piece's end: the stretcher is then in exactly the state the whole render reaches there, so
+    pieces and the whole render are the same signal, phase for phase, and joining them is
+    seamless. (A piece rendered from the middle of the input starts from fresh phases: joined
+    to its neighbour it can cancel a sustained note for a moment.)"""
     total = rendered_frames(data, plan)
     end = min(end, total)
-    context = int(HEAD_CONTEXT_SECONDS * rate)
-    first = max(0, int(start * plan.speed) - context)
-    last = min(len(data), int(end * plan.speed) + context)
-    if first == 0 and last == len(data):
-        return np.ascontiguousarray(stretch(data, rate, plan)[start:end])
-    out = stretch(data[first:last], rate, plan)
-    offset = start - round(first / plan.speed)  # out[0] is output frame first / speed
-    piece = out[offset:offset + (end - start)]
-    if len(piece) < end - start:
-        piece = np.concatenate([piece, np.zeros((end - start - len(piece), data.shape[1]),
-                                                np.float32)])
-    return np.ascontiguousarray(piece)
+    last = min(len(data), int((end + PREFIX_CONTEXT_SECONDS * rate) * plan.speed))
+    out = stretch(data[:last], rate, plan)[start:end]
+    if len(out) < end - start:
+        out = np.concatenate([out, np.zeros((end - start - len(out), data.shape[1]),
+                                            np.float32)])
+    return np.ascontiguousarray(out)
 
 
-def splice(head: np.ndarray, full: np.ndarray, at: int, rate: int) -> np.ndarray:
-    """`full`, but `head` up to frame `at` and a short equal-power crossfade after it: what a
-    voice playing `head` switches to without a click."""
-    fade = min(int(SPLICE_FADE_SECONDS * rate), max(0, len(head) - at), max(0, len(full) - at))
-    at = max(0, min(at, len(head), len(full)))
-    out = full.copy()
-    out[:at] = head[:at]
-    if fade > 0:
+def prefix_frames(rate: int, plan: RenderPlan, end: int) -> int:
+    """How much input `stretch_section(..., end)` reads."""
+    return int((end + PREFIX_CONTEXT_SECONDS * rate) * plan.speed)
+
+
+def crossfade_into(buffer: np.ndarray, piece: np.ndarray, at: int, fade: int) -> None:
+    """Write `piece` into `buffer` from frame `at`, its first `fade` frames crossfaded with
+    what is there (equal power). Pieces of one render are the same signal where they overlap,
+    so this only guards against a stretcher's last-bit rounding."""
+    piece = piece[:len(buffer) - at]
+    fade = max(0, min(fade, len(piece)))
+    if fade:
         t = np.linspace(0.0, np.pi / 2, fade, dtype=np.float32)[:, None]
-        out[at:at + fade] = head[at:at + fade] * np.cos(t) + full[at:at + fade] * np.sin(t)
-    return out
+        buffer[at:at + fade] = buffer[at:at + fade] * np.cos(t) + piece[:fade] * np.sin(t)
+    buffer[at + fade:at + len(piece)] = piece[fade:]
