@@ -22,6 +22,8 @@ API (call from the GUI thread):
                                    # (set_ready(data, n) as more arrives); `start_at`: the
                                    # perf_counter() second its first frame should be heard
     player.playing_frame(data) -> int | None  # where the voice playing `data` is, else None
+    player.first_sound_at, player.start_padding  # when the latest sound reached the DAC; the
+                                   # silence written before it to start on its moment
 
 Signals: started(str path), stopped(), position(float seconds, ~30 Hz while playing),
 error(str message). Without an output device the player says so once through `error` and
@@ -93,6 +95,7 @@ class _Voice:
     # A start on the beat: the perf_counter() second the first frame should reach the DAC.
     start_at: float | None = None
     pad: int = 0  # silent frames still to write before the first frame
+    pad_frames_total: int = 0
     sounded_at: float | None = None  # when the first frame reached the DAC (as PortAudio says)
 
 
@@ -218,6 +221,12 @@ class Player(QObject):
     def playing_frame(self, data: np.ndarray) -> int | None:
         voice = self._voice
         return voice.pos if voice is not None and voice.data is data else None
+
+    @property
+    def start_padding(self) -> float | None:
+        """Seconds of silence written before the latest sound, to start it on its moment."""
+        voice = self._voice
+        return voice.pad_frames_total / voice.rate if voice is not None else None
 
     @property
     def first_sound_at(self) -> float | None:
@@ -463,10 +472,13 @@ class Player(QObject):
             self._last_latency = voice.first_callback_at - voice.requested_at
             # This block reaches the DAC after the stream's latency: a start on the beat pads
             # the silence up to its moment, to the frame.
-            dac_delay = max(0.0, time_info.outputBufferDacTime - time_info.currentTime) \
-                if time_info.currentTime else float(self._stream.latency or 0.0)
+            # (Some ALSA plugins report no delay: the stream's latency is then the estimate.)
+            dac_delay = time_info.outputBufferDacTime - time_info.currentTime
+            if not time_info.currentTime or dac_delay <= 0:
+                dac_delay = float(self._stream.latency or 0.0)
             if voice.start_at is not None:
                 voice.pad = max(0, round((voice.start_at - now - dac_delay) * voice.rate))
+                voice.pad_frames_total = voice.pad
             voice.sounded_at = now + dac_delay + voice.pad / voice.rate
         if voice.pad:
             written = min(voice.pad, frames)
