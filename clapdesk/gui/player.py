@@ -21,6 +21,7 @@ API (call from the GUI thread):
                                    # plays audio at hand (a render); `ready` frames of it so far
                                    # (set_ready(data, n) as more arrives); `start_at`: the
                                    # perf_counter() second its first frame should be heard
+    player.hold(path)              # a render of `path` is coming: silence, and wait for it
     player.playing_frame(data) -> int | None  # where the voice playing `data` is, else None
     player.first_sound_at, player.start_padding  # when the latest sound reached the DAC; the
                                    # silence written before it to start on its moment
@@ -195,10 +196,11 @@ class Player(QObject):
         self._timer.start()
 
     def play_buffer(self, path: str, data: np.ndarray, rate: int, ready: int | None = None,
-                    start_at: float | None = None) -> bool:
+                    start_at: float | None = None, requested_at: float | None = None) -> bool:
         """Play `data` as `path` (a render). False when the output cannot take `rate` as is:
-        a buffer still filling cannot be resampled, so the caller waits for all of it."""
-        requested_at = time.perf_counter()
+        a buffer still filling cannot be resampled, so the caller waits for all of it.
+        `requested_at`: when the producer asked (last_start_latency counts from there)."""
+        requested_at = requested_at if requested_at is not None else time.perf_counter()
         self._request += 1
         self._current_path, self._last_latency, self._pending_path = path, None, None
         if self._unavailable is not None or self._closed:
@@ -211,6 +213,15 @@ class Player(QObject):
         self._begin(self._request, path, (data, rate), 0.0, requested_at, ready, start_at)
         self._timer.start()
         return True
+
+    def hold(self, path: str) -> None:
+        """`path` is on its way (being rendered): what plays falls silent, as for a cold decode,
+        and is_playing/current_path say `path` until play_buffer or stop."""
+        self._request += 1
+        self._current_path, self._pending_path, self._last_latency = path, path, None
+        with self._voice_lock:
+            self._voice = None
+        self._timer.start()
 
     def set_ready(self, data: np.ndarray, frames: int | None) -> None:
         """More of the buffer playing as `data` is rendered (None: all of it)."""

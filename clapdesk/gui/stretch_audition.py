@@ -9,7 +9,7 @@
     audition.rendered_for(path) -> (data, rate, plan) | None   # what is heard, when rendered
     Signals: rendered(str path, object data, int rate)  # the full render: for the waveform
 
-A render not yet cached starts playing from its first half second (a head rendered alone, tens
+A render not yet cached starts playing from its first quarter second (a head rendered alone, tens
 of milliseconds) while the pieces after it render in one helper process and the whole file in
 another. Pieces are frames of the whole render itself (see stretch_section), so they join
 without a seam, and when the full render arrives its remaining frames simply follow. Cached renders (memory, then disk) play
@@ -18,6 +18,7 @@ at once. The lane waits on the helper processes, never the GUI thread.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
@@ -33,7 +34,7 @@ from clapdesk.gui.player import Player
 from clapdesk.gui.workers import TaskRunner
 
 RENDER_LANE = "stretch"
-HEAD_SECONDS = 0.5
+HEAD_SECONDS = 0.25  # ~55 ms of CPU (bench_stretch.py); the next piece comes well within it
 POLL_SECONDS = 0.01  # how often a waiting render checks whether the producer moved on
 
 
@@ -67,6 +68,7 @@ class StretchAudition(QObject):
         self._current: _Render | None = None
         self._event.connect(self._on_event, Qt.ConnectionType.QueuedConnection)
         self._warm = False
+        self._requested_at: float | None = None
 
     @property
     def locked(self) -> bool:
@@ -88,10 +90,12 @@ class StretchAudition(QObject):
     def play(self, path: str, start: float = 0.0) -> None:
         self._request += 1
         self._current = None
+        self._requested_at = time.perf_counter()
         if not self.locked and self.start_time is None:
             self.player.play(path, start)
             return
         self.warm()
+        self.player.hold(path)
         request = self._request
         self._lane.submit(self._prepare, request, path, start)
 
@@ -134,13 +138,15 @@ class StretchAudition(QObject):
 
     def _render_progressively(self, request: int, path: str, plan: RenderPlan, key: str,
                               data: np.ndarray, rate: int) -> None:
-        full = self.renderer.full(key, data, rate, plan)
         total = rendered_frames(data, plan)
         fade = int(SPLICE_FADE_SECONDS * rate)
         start, size = 0, int(HEAD_SECONDS * rate)
+        full: Future[np.ndarray] | None = None
         while start < total:
             end = min(total, start + size)
             piece = self.renderer.section(data, rate, plan, start, min(total, end + fade))
+            if full is None:  # after the head: its few kB go out before the whole file's MB
+                full = self.renderer.full(key, data, rate, plan)
             if not self._wait_any(request, [piece, full]):
                 return
             if full.done() and (start > 0 or full.exception() is None):
@@ -148,7 +154,7 @@ class StretchAudition(QObject):
             self._event.emit(request, "piece", (path, plan, rate, total, start, end,
                                                 piece.result()))
             start, size = end, size * 2
-        if self._wait_any(request, [full]):
+        if full is not None and self._wait_any(request, [full]):
             self._event.emit(request, "full", (path, plan, full.result(), rate))
 
     def _wait_any(self, request: int, futures: list[Future[Any]]) -> bool:
@@ -173,7 +179,8 @@ class StretchAudition(QObject):
             path, plan, data, rate, is_render = payload
             self._current = render = _Render(path, plan, rate, data)
             render.ready, render.complete = len(data), True
-            self.player.play_buffer(path, data, rate, None, self._start_at())
+            self.player.play_buffer(path, data, rate, None, self._start_at(),
+                                   self._requested_at)
             if is_render:
                 self.rendered.emit(path, data, rate)
         elif what == "piece":
@@ -192,7 +199,8 @@ class StretchAudition(QObject):
             buffer[:len(piece)] = piece
             self._current = render = _Render(path, plan, rate, buffer)
             render.ready = end
-            if not self.player.play_buffer(path, buffer, rate, end, self._start_at()):
+            if not self.player.play_buffer(path, buffer, rate, end, self._start_at(),
+                                          self._requested_at):
                 render.ready = -1  # the output needs another rate: play the full render
             return
         crossfade_into(render.buffer, piece, start, int(SPLICE_FADE_SECONDS * rate))
@@ -204,7 +212,8 @@ class StretchAudition(QObject):
         if render is None or render.ready < 0:
             self._current = render = _Render(path, plan, rate, full)
             render.ready, render.complete = len(full), True
-            self.player.play_buffer(path, full, rate, None, self._start_at())
+            self.player.play_buffer(path, full, rate, None, self._start_at(),
+                                   self._requested_at)
         else:
             # The pieces are the full render's own frames (stretch_section), so the rest of it
             # simply follows what has played: no second splice.
