@@ -11,7 +11,15 @@ import os
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QToolButton, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QSlider,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from clapdesk.core.store.catalog import display_path
 from clapdesk.gui.player import Player
@@ -22,7 +30,7 @@ PREDECODE_ROWS = 4
 
 
 class TransportBar(QWidget):
-    """Play/stop, loop, volume and what is playing."""
+    """Play/stop, loop, volume and what is playing; below, the project's tempo and key."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -41,20 +49,29 @@ class TransportBar(QWidget):
         self.volume.setToolTip("Volume (Ctrl+Up / Ctrl+Down)")
         self.now = QLabel("Nothing playing", self)
         self.now.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # A long name gives way (the tooltip keeps it whole), so the bar fits a small window.
+        self.now.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.now.setMinimumWidth(60)
         self.time = QLabel("", self)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(4, 2, 4, 2)
+        rows = QVBoxLayout(self)
+        rows.setContentsMargins(4, 2, 4, 2)
+        rows.setSpacing(2)
+        layout = QHBoxLayout()
         for widget in (self.play, self.loop, self.volume_icon, self.volume):
             layout.addWidget(widget)
         layout.addSpacing(12)
         layout.addWidget(self.now, 1)
         layout.addWidget(self.time)
-        self.project = ProjectControls(self)  # tempo, key, locks, Link (project_controls.py)
-        layout.addWidget(self.project)
+        rows.addLayout(layout)
+        # Second row: the project's tempo, key, locks and Link (project_controls.py); a row of
+        # its own so the audition panel still fits beside the side panel in a small window.
+        self.project = ProjectControls(self)
+        rows.addWidget(self.project)
 
     def show_playing(self, path: str | None) -> None:
         self.play.setIcon(icon("stop" if path else "play"))
         self.now.setText(display_path(os.path.basename(path)) if path else "Nothing playing")
+        self.now.setToolTip(display_path(path) if path else "")
         if not path:
             self.time.setText("")
 

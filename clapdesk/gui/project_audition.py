@@ -11,11 +11,11 @@ rows out drops the rendered WAVs, written to the export folder (Settings > Regio
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer
-from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QApplication
 
 from clapdesk.core.audition.link import LinkSession, LinkUnavailable
@@ -28,7 +28,6 @@ from clapdesk.gui.stretch_audition import StretchAudition
 
 LINK_POLL_MS = 20  # tempo, peers and transport of the session: 50 times a second is plenty
 REPLAY_DELAY_MS = 150  # a tempo being typed or tapped re-renders once it settles
-TAP_SHORTCUT = "Ctrl+Shift+B"
 
 
 class ProjectAudition(QObject):
@@ -66,9 +65,7 @@ class ProjectAudition(QObject):
                                   window.runner, parent=window)
         project = cls(stretch, window.transport.project, window.audition, window.settings,
                       window.waveform, window)
-        window.model.drag_paths = project.drag_paths
-        shortcut = QShortcut(QKeySequence(TAP_SHORTCUT), window)
-        shortcut.activated.connect(project.tap)
+        window.model.drag_paths = project.drag_paths  # (Tap tempo is a window command)
         QApplication.instance().aboutToQuit.connect(project.close)  # helpers and Link end too
         return project
 
@@ -125,7 +122,8 @@ class ProjectAudition(QObject):
         self._replay()  # a toggle is heard at once: on renders, off returns to the original
 
     def tap(self) -> None:
-        self.controls.tap.animateClick()  # the button is clicked, so the tap is seen
+        """The shortcut's tap: timed now (a button's animated click would come 100 ms late)."""
+        self.controls.tap_at(time.perf_counter())
 
     def _replay(self) -> None:
         """The sound playing now, again with the new tempo, key or lock, from the start."""

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QToolButton, QWidget
 
+from clapdesk.core.analysis.names import format_key_short
 from clapdesk.core.audition.plan import TEMPO_MAX, TEMPO_MIN, TapTempo, key_choices
 
 NO_KEY = "No key"
@@ -33,8 +34,12 @@ class ProjectControls(QWidget):
         self.tap.setToolTip("Tap the tempo (Ctrl+Shift+B)")
         self.key = QComboBox(self)
         self.key.addItem(NO_KEY, None)
-        for name in key_choices():
-            self.key.addItem(name, name)
+        for name in key_choices():  # shown as a producer writes it ("F#m"), the full name on hover
+            self.key.addItem(format_key_short(name), name)
+            self.key.setItemData(self.key.count() - 1, name, Qt.ItemDataRole.ToolTipRole)
+        # Sized by a fixed number of characters, not by measuring every item on each layout.
+        self.key.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.key.setMinimumContentsLength(6)
         self.key.setToolTip("The project's key: sounds are shifted to it with Key lock on")
         self.tempo_lock = self._toggle("Tempo lock", "Play loops stretched to the project "
                                        "tempo; off plays every file as it is")
@@ -49,6 +54,7 @@ class ProjectControls(QWidget):
         for widget in (self.tempo, self.tap, self.key, self.tempo_lock, self.key_lock,
                        self.link, self.peers):
             layout.addWidget(widget)
+        layout.addStretch(1)
         self.tempo.valueChanged.connect(self.tempo_changed.emit)
         self.key.currentIndexChanged.connect(lambda _: self.key_changed.emit(self.key_value()))
         self.tap.clicked.connect(lambda: self.tap_at(time.perf_counter()))
