@@ -92,11 +92,12 @@ def prefix_frames(rate: int, plan: RenderPlan, end: int) -> int:
 
 def crossfade_into(buffer: np.ndarray, piece: np.ndarray, at: int, fade: int) -> None:
     """Write `piece` into `buffer` from frame `at`, its first `fade` frames crossfaded with
-    what is there (equal power). Pieces of one render are the same signal where they overlap,
-    so this only guards against a stretcher's last-bit rounding."""
+    what is there. Pieces of one render are the same signal where they overlap, so the fade is
+    linear (an equal-power fade would lift a coherent signal by up to 3 dB); it only smooths
+    the stretcher's sample-level differences at transients."""
     piece = piece[:len(buffer) - at]
     fade = max(0, min(fade, len(piece)))
     if fade:
-        t = np.linspace(0.0, np.pi / 2, fade, dtype=np.float32)[:, None]
-        buffer[at:at + fade] = buffer[at:at + fade] * np.cos(t) + piece[:fade] * np.sin(t)
+        t = np.linspace(0.0, 1.0, fade, dtype=np.float32)[:, None]
+        buffer[at:at + fade] = buffer[at:at + fade] * (1 - t) + piece[:fade] * t
     buffer[at + fade:at + len(piece)] = piece[fade:]
