@@ -44,13 +44,13 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
-from clapdesk.core.ingest.audio import DecodeError, read_for_playback, resample
+from clapdesk.core.ingest.audio import DecodeError, read_for_playback
+from clapdesk.gui import portaudio
 from clapdesk.gui.audio_cache import CACHE_BYTES, AudioCache
 from clapdesk.gui.workers import TaskRunner
 
@@ -61,23 +61,6 @@ PREDECODE_AHEAD = 4
 # A little above PortAudio's "low" so a busy GUI thread holding the GIL does not cause clicks.
 OUTPUT_LATENCY = 0.03
 
-_sd_lock = threading.Lock()
-_sd_module: ModuleType | None = None
-_sd_failure: str | None = None
-
-
-def _sounddevice() -> ModuleType | None:
-    """Import sounddevice once (it initialises PortAudio); None when PortAudio is missing."""
-    global _sd_module, _sd_failure
-    with _sd_lock:
-        if _sd_module is None and _sd_failure is None:
-            try:
-                import sounddevice
-
-                _sd_module = sounddevice
-            except OSError as exc:  # the PortAudio library itself is not installed
-                _sd_failure = f"the PortAudio library could not be loaded ({exc})"
-        return _sd_module
 
 
 @dataclass
@@ -150,7 +133,7 @@ class Player(QObject):
         self._timer.timeout.connect(self._tick)
         self._cold_ready.connect(self._decoded_for_play, Qt.ConnectionType.QueuedConnection)
         # Initialising PortAudio can take tens of milliseconds: do it before the first click.
-        self._ahead.submit(_sounddevice)
+        self._ahead.submit(portaudio.load)
 
     # ----------------------------------------------------------------- public API
     @property
@@ -385,7 +368,7 @@ class Player(QObject):
                 self._pending_path = None
                 return
             if stream.samplerate != rate:  # the device refused the file's rate
-                data = _resample_block(data, rate, int(stream.samplerate))
+                data = portaudio.resample_block(data, rate, int(stream.samplerate))
                 rate = int(stream.samplerate)
             voice = _Voice(path, data, rate, requested_at,
                            pos=int(np.clip(start * rate, 0, len(data))), ready=ready,
@@ -409,9 +392,9 @@ class Player(QObject):
         self.started.emit(path)
 
     def _stream_for(self, rate: int) -> Any:
-        sd = _sounddevice()
+        sd = portaudio.load()
         if sd is None:
-            self._report_unavailable(_sd_failure or "PortAudio is missing")
+            self._report_unavailable(portaudio.failure() or "PortAudio is missing")
             return None
         info = self._output_device_info()
         if info is None:
@@ -437,9 +420,9 @@ class Player(QObject):
         return None
 
     def _output_device_info(self) -> dict[str, Any] | None:
-        sd = _sounddevice()
+        sd = portaudio.load()
         if sd is None:
-            self._report_unavailable(_sd_failure or "PortAudio is missing")
+            self._report_unavailable(portaudio.failure() or "PortAudio is missing")
             return None
         try:
             info = sd.query_devices(self._device, kind="output")
@@ -476,7 +459,7 @@ class Player(QObject):
             if voice is None or voice.finished:
                 out.fill(0)
                 self._stream_ending = True
-                raise _sounddevice().CallbackStop  # type: ignore[union-attr]
+                raise portaudio.load().CallbackStop  # type: ignore[union-attr]
         written = 0
         if voice.first_callback_at is None:
             voice.first_callback_at = now = time.perf_counter()
@@ -537,8 +520,3 @@ class Player(QObject):
             self._timer.stop()
             self.stopped.emit()
 
-
-def _resample_block(data: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
-    channels = [resample(np.ascontiguousarray(data[:, c]), from_rate, to_rate)
-                for c in range(data.shape[1])]
-    return np.ascontiguousarray(np.stack(channels, axis=1), dtype=np.float32)
