@@ -118,8 +118,9 @@ def _add_extensions(sub: Any, common: argparse.ArgumentParser) -> None:
     except ImportError:
         return
     add_commands(sub, common)
-    from clapdesk import map_cli, sound_cli, tempo_cli  # `map`; `similar`, `record`; `tempo`
-    for module in (map_cli, sound_cli, tempo_cli):
+    from clapdesk import map_cli, render_cli, sound_cli, tempo_cli
+    # `map`; `render`; `similar`, `record`; `tempo`
+    for module in (map_cli, render_cli, sound_cli, tempo_cli):
         module.add_commands(sub, common)
 
 

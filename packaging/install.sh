@@ -51,6 +51,9 @@ apt_packages=(
 )
 # The real-window test: a virtual X server, and xdotool to type into the window as a user would.
 [ "$with_tests" = 1 ] && apt_packages+=(xvfb xauth xdotool)
+# The Ableton Link test: `ip` brings up loopback (with multicast) in the network namespace it
+# makes, so no Link packet leaves the machine; `unshare` is in util-linux.
+[ "$with_tests" = 1 ] && apt_packages+=(iproute2 util-linux)
 python=${PYTHON:-python3}
 # Debian's python3 makes virtual environments only with python3-venv.
 [ -x .venv/bin/python ] || "$python" -c "import ensurepip" 2>/dev/null || apt_packages+=(python3-venv)

@@ -51,6 +51,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("loop", "&Loop", "&Sound", "Ctrl+R", "loop", "Loop audition", checkable=True),
     Command("volume_up", "Volume &up", "&Sound", "Ctrl+Up", "volume"),
     Command("volume_down", "Volume &down", "&Sound", "Ctrl+Down"),
+    Command("tap_tempo", "Ta&p tempo", "&Sound", "Ctrl+Shift+B", "", "Tap the project tempo"),
     Command("similar", "Find &similar sounds", "&Sound", "Ctrl+M", "similar",
             "Sounds like the selected one"),
     Command("similar_timbre", "Similar in t&imbre", "&Sound", "Ctrl+Alt+1", "similar",

@@ -11,17 +11,26 @@ import os
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QToolButton, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QSlider,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from clapdesk.core.store.catalog import display_path
 from clapdesk.gui.player import Player
+from clapdesk.gui.project_controls import ProjectControls
 from clapdesk.gui.theme import icon
 
 PREDECODE_ROWS = 4
 
 
 class TransportBar(QWidget):
-    """Play/stop, loop, volume and what is playing."""
+    """Play/stop, loop, volume and what is playing; below, the project's tempo and key."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -40,18 +49,29 @@ class TransportBar(QWidget):
         self.volume.setToolTip("Volume (Ctrl+Up / Ctrl+Down)")
         self.now = QLabel("Nothing playing", self)
         self.now.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # A long name gives way (the tooltip keeps it whole), so the bar fits a small window.
+        self.now.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.now.setMinimumWidth(60)
         self.time = QLabel("", self)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(4, 2, 4, 2)
+        rows = QVBoxLayout(self)
+        rows.setContentsMargins(4, 2, 4, 2)
+        rows.setSpacing(2)
+        layout = QHBoxLayout()
         for widget in (self.play, self.loop, self.volume_icon, self.volume):
             layout.addWidget(widget)
         layout.addSpacing(12)
         layout.addWidget(self.now, 1)
         layout.addWidget(self.time)
+        rows.addLayout(layout)
+        # Second row: the project's tempo, key, locks and Link (project_controls.py); a row of
+        # its own so the audition panel still fits beside the side panel in a small window.
+        self.project = ProjectControls(self)
+        rows.addWidget(self.project)
 
     def show_playing(self, path: str | None) -> None:
         self.play.setIcon(icon("stop" if path else "play"))
         self.now.setText(display_path(os.path.basename(path)) if path else "Nothing playing")
+        self.now.setToolTip(display_path(path) if path else "")
         if not path:
             self.time.setText("")
 
@@ -76,6 +96,7 @@ class AuditionController(QObject):
         self.timer.setInterval(delay_ms)
         self.timer.timeout.connect(self._play_pending)
         self.pending: str | None = None
+        self.source: Any = None  # a StretchAudition: plays at the project's tempo and key
         player.started.connect(self._started)
         player.stopped.connect(lambda: transport.show_playing(None))
         player.position.connect(transport.show_position)
@@ -85,6 +106,9 @@ class AuditionController(QObject):
             player.position.connect(waveform.set_position)
             player.stopped.connect(waveform.clear_position)
             waveform.seek_requested.connect(player.seek)
+
+    def _play(self, path: str) -> None:
+        (self.source or self.player).play(path)
 
     def show_wave(self, path: str | None) -> None:
         """Draw the waveform of what was chosen; called after play() so sound comes first."""
@@ -112,7 +136,7 @@ class AuditionController(QObject):
         if was_current and self.player.is_playing and self.player.current_path == path:
             self.player.stop()
         else:
-            self.player.play(path)
+            self._play(path)
         self.show_wave(path)
 
     def toggle(self, path: str | None) -> None:
@@ -120,17 +144,19 @@ class AuditionController(QObject):
         if path is None or (self.player.is_playing and self.player.current_path == path):
             self.player.stop()
         else:
-            self.player.play(path)
+            self._play(path)
             self.show_wave(path)
 
     def stop(self) -> None:
         self.timer.stop()
         self.pending = None
+        if self.source is not None:
+            self.source.stop()
         self.player.stop()
 
     def _play_pending(self) -> None:
         if self.pending:
-            self.player.play(self.pending)
+            self._play(self.pending)
             self.show_wave(self.pending)
             self.pending = None
 

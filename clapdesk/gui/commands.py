@@ -173,6 +173,9 @@ class WindowCommands(_Base):
         hit = self.current_hit()
         self.audition.toggle(hit.file.path if hit else None)
 
+    def on_tap_tempo(self) -> None:
+        self.project.tap()
+
     def on_stop(self) -> None:
         self.audition.stop()
 

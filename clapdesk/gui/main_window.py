@@ -41,6 +41,7 @@ from clapdesk.gui.map_view import install_map
 from clapdesk.gui.model_control import READY, UNAVAILABLE, DownloadDialog, ModelController
 from clapdesk.gui.panels import QUERY, FailuresPanel, SidePanel
 from clapdesk.gui.player import Player
+from clapdesk.gui.project_audition import ProjectAudition
 from clapdesk.gui.results_model import (
     MATCH,
     NAME,
@@ -105,6 +106,7 @@ class MainWindow(WindowCommands, QMainWindow):
             self.player, self.transport, self, self.settings.get("auto_play_delay_ms"),
             self.settings.get("auto_play"), self.waveform)
         self.audition.auditioned.connect(self._auditioned)
+        self.project = ProjectAudition.for_window(self)  # tempo, key, Link (project_audition.py)
         self.player.error.connect(lambda message: self.statusBar().showMessage(message, 8000))
         self.actions_by_name = build_actions(self)
         self.transport.play.clicked.connect(self.on_play_stop)

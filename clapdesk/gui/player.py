@@ -17,6 +17,14 @@ API (call from the GUI thread):
     player.last_start_latency      # seconds from the latest play() to the first callback that
                                    # carried its audio; None until that callback has run
     player.close()                 # on exit: stops, closes the stream, ends the decode threads
+    player.play_buffer(path, data, rate, ready=None, start_at=None) -> bool
+                                   # plays audio at hand (a render); `ready` frames of it so far
+                                   # (set_ready(data, n) as more arrives); `start_at`: the
+                                   # perf_counter() second its first frame should be heard
+    player.hold(path)              # a render of `path` is coming: silence, and wait for it
+    player.playing_frame(data) -> int | None  # where the voice playing `data` is, else None
+    player.first_sound_at, player.start_padding  # when the latest sound reached the DAC; the
+                                   # silence written before it to start on its moment
 
 Signals: started(str path), stopped(), position(float seconds, ~30 Hz while playing),
 error(str message). Without an output device the player says so once through `error` and
@@ -33,78 +41,26 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterable
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
-from clapdesk.core.ingest.audio import DecodeError, read_for_playback, resample
+from clapdesk.core.ingest.audio import DecodeError, read_for_playback
+from clapdesk.gui import portaudio
+from clapdesk.gui.audio_cache import CACHE_BYTES, AudioCache
 from clapdesk.gui.workers import TaskRunner
 
 POSITION_INTERVAL_MS = 33  # ~30 Hz playhead updates
-CACHE_BYTES = 256 * 1024 * 1024
 # Predecoding is a guess about what plays next; a huge file is not worth the memory on a guess.
 PREDECODE_MAX_FILE_BYTES = 64 * 1024 * 1024
 PREDECODE_AHEAD = 4
 # A little above PortAudio's "low" so a busy GUI thread holding the GIL does not cause clicks.
 OUTPUT_LATENCY = 0.03
 
-_sd_lock = threading.Lock()
-_sd_module: ModuleType | None = None
-_sd_failure: str | None = None
-
-
-def _sounddevice() -> ModuleType | None:
-    """Import sounddevice once (it initialises PortAudio); None when PortAudio is missing."""
-    global _sd_module, _sd_failure
-    with _sd_lock:
-        if _sd_module is None and _sd_failure is None:
-            try:
-                import sounddevice
-
-                _sd_module = sounddevice
-            except OSError as exc:  # the PortAudio library itself is not installed
-                _sd_failure = f"the PortAudio library could not be loaded ({exc})"
-        return _sd_module
-
-
-class AudioCache:
-    """Decoded files, least recently used dropped first, bounded in bytes. Thread-safe."""
-
-    def __init__(self, max_bytes: int = CACHE_BYTES) -> None:
-        self.max_bytes = max_bytes
-        self._items: OrderedDict[str, tuple[np.ndarray, int]] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-
-    def get(self, path: str) -> tuple[np.ndarray, int] | None:
-        with self._lock:
-            item = self._items.get(path)
-            if item is not None:
-                self._items.move_to_end(path)
-            return item
-
-    def put(self, path: str, data: np.ndarray, rate: int) -> None:
-        if data.nbytes > self.max_bytes // 2:
-            return  # one long recording must not evict everything else
-        with self._lock:
-            old = self._items.pop(path, None)
-            if old is not None:
-                self._bytes -= old[0].nbytes
-            self._items[path] = (data, rate)
-            self._bytes += data.nbytes
-            while self._bytes > self.max_bytes and len(self._items) > 1:
-                _, (dropped, _) = self._items.popitem(last=False)
-                self._bytes -= dropped.nbytes
-
-    def __contains__(self, path: str) -> bool:
-        with self._lock:
-            return path in self._items
 
 
 @dataclass
@@ -118,6 +74,13 @@ class _Voice:
     pos: int = 0
     finished: bool = False
     first_callback_at: float | None = field(default=None)
+    # A buffer still being rendered plays up to `ready` and waits there (silence, not the end).
+    ready: int | None = None
+    # A start on the beat: the perf_counter() second the first frame should reach the DAC.
+    start_at: float | None = None
+    pad: int = 0  # silent frames still to write before the first frame
+    pad_frames_total: int = 0
+    sounded_at: float | None = None  # when the first frame reached the DAC (as PortAudio says)
 
 
 PLAY_LANE, AHEAD_LANE = "play", "ahead"
@@ -170,7 +133,7 @@ class Player(QObject):
         self._timer.timeout.connect(self._tick)
         self._cold_ready.connect(self._decoded_for_play, Qt.ConnectionType.QueuedConnection)
         # Initialising PortAudio can take tens of milliseconds: do it before the first click.
-        self._ahead.submit(_sounddevice)
+        self._ahead.submit(portaudio.load)
 
     # ----------------------------------------------------------------- public API
     @property
@@ -214,6 +177,56 @@ class Player(QObject):
             future.add_done_callback(
                 lambda f: self._cold_ready.emit(request, path, f, start, requested_at))
         self._timer.start()
+
+    def play_buffer(self, path: str, data: np.ndarray, rate: int, ready: int | None = None,
+                    start_at: float | None = None, requested_at: float | None = None) -> bool:
+        """Play `data` as `path` (a render). False when the output cannot take `rate` as is:
+        a buffer still filling cannot be resampled, so the caller waits for all of it.
+        `requested_at`: when the producer asked (last_start_latency counts from there)."""
+        requested_at = requested_at if requested_at is not None else time.perf_counter()
+        self._request += 1
+        self._current_path, self._last_latency, self._pending_path = path, None, None
+        if self._unavailable is not None or self._closed:
+            return True
+        if ready is not None:
+            with self._stream_lock:
+                stream = self._stream_for(rate)
+                if stream is not None and int(stream.samplerate) != rate:
+                    return False
+        self._begin(self._request, path, (data, rate), 0.0, requested_at, ready, start_at)
+        self._timer.start()
+        return True
+
+    def hold(self, path: str) -> None:
+        """`path` is on its way (being rendered): what plays falls silent, as for a cold decode,
+        and is_playing/current_path say `path` until play_buffer or stop."""
+        self._request += 1
+        self._current_path, self._pending_path, self._last_latency = path, path, None
+        with self._voice_lock:
+            self._voice = None
+        self._timer.start()
+
+    def set_ready(self, data: np.ndarray, frames: int | None) -> None:
+        """More of the buffer playing as `data` is rendered (None: all of it)."""
+        voice = self._voice
+        if voice is not None and voice.data is data:
+            voice.ready = frames
+
+    def playing_frame(self, data: np.ndarray) -> int | None:
+        voice = self._voice
+        return voice.pos if voice is not None and voice.data is data else None
+
+    @property
+    def start_padding(self) -> float | None:
+        """Seconds of silence written before the latest sound, to start it on its moment."""
+        voice = self._voice
+        return voice.pad_frames_total / voice.rate if voice is not None else None
+
+    @property
+    def first_sound_at(self) -> float | None:
+        """perf_counter() second the latest sound's first frame reached the DAC."""
+        voice = self._voice
+        return voice.sounded_at if voice is not None else None
 
     def stop(self) -> None:
         self._request += 1
@@ -344,7 +357,8 @@ class Player(QObject):
 
     # ----------------------------------------------------------------- the stream
     def _begin(self, request: int, path: str, audio: tuple[np.ndarray, int], start: float,
-               requested_at: float) -> None:
+               requested_at: float, ready: int | None = None,
+               start_at: float | None = None) -> None:
         data, rate = audio
         with self._stream_lock:
             if request != self._request:
@@ -354,10 +368,11 @@ class Player(QObject):
                 self._pending_path = None
                 return
             if stream.samplerate != rate:  # the device refused the file's rate
-                data = _resample_block(data, rate, int(stream.samplerate))
+                data = portaudio.resample_block(data, rate, int(stream.samplerate))
                 rate = int(stream.samplerate)
             voice = _Voice(path, data, rate, requested_at,
-                           pos=int(np.clip(start * rate, 0, len(data))))
+                           pos=int(np.clip(start * rate, 0, len(data))), ready=ready,
+                           start_at=start_at)
             with self._voice_lock:
                 if request != self._request:
                     return  # stop() or another play() won the race
@@ -377,9 +392,9 @@ class Player(QObject):
         self.started.emit(path)
 
     def _stream_for(self, rate: int) -> Any:
-        sd = _sounddevice()
+        sd = portaudio.load()
         if sd is None:
-            self._report_unavailable(_sd_failure or "PortAudio is missing")
+            self._report_unavailable(portaudio.failure() or "PortAudio is missing")
             return None
         info = self._output_device_info()
         if info is None:
@@ -405,9 +420,9 @@ class Player(QObject):
         return None
 
     def _output_device_info(self) -> dict[str, Any] | None:
-        sd = _sounddevice()
+        sd = portaudio.load()
         if sd is None:
-            self._report_unavailable(_sd_failure or "PortAudio is missing")
+            self._report_unavailable(portaudio.failure() or "PortAudio is missing")
             return None
         try:
             info = sd.query_devices(self._device, kind="output")
@@ -444,14 +459,32 @@ class Player(QObject):
             if voice is None or voice.finished:
                 out.fill(0)
                 self._stream_ending = True
-                raise _sounddevice().CallbackStop  # type: ignore[union-attr]
+                raise portaudio.load().CallbackStop  # type: ignore[union-attr]
+        written = 0
         if voice.first_callback_at is None:
-            voice.first_callback_at = time.perf_counter()
+            voice.first_callback_at = now = time.perf_counter()
             self._last_latency = voice.first_callback_at - voice.requested_at
-        data, written, loop = voice.data, 0, self._loop
+            # This block reaches the DAC after the stream's latency: a start on the beat pads
+            # the silence up to its moment, to the frame.
+            # (Some ALSA plugins report no delay: the stream's latency is then the estimate.)
+            dac_delay = time_info.outputBufferDacTime - time_info.currentTime
+            if not time_info.currentTime or dac_delay <= 0:
+                dac_delay = float(self._stream.latency or 0.0)
+            if voice.start_at is not None:
+                voice.pad = max(0, round((voice.start_at - now - dac_delay) * voice.rate))
+                voice.pad_frames_total = voice.pad
+            voice.sounded_at = now + dac_delay + voice.pad / voice.rate
+        if voice.pad:
+            written = min(voice.pad, frames)
+            out[:written].fill(0)
+            voice.pad -= written
+        data, loop, ready = voice.data, self._loop, voice.ready
+        end = len(data) if ready is None else min(ready, len(data))
         while written < frames:
-            count = min(frames - written, len(data) - voice.pos)
+            count = min(frames - written, end - voice.pos)
             if count <= 0:
+                if ready is not None and end < len(data):
+                    break  # the rest is still rendering: wait for it in silence
                 if loop and len(data):
                     voice.pos = 0
                     continue
@@ -465,7 +498,8 @@ class Player(QObject):
             written += count
         if written < frames:
             out[written:].fill(0)
-            voice.finished = True  # the next callback ends the stream after this block plays
+            if ready is None or end >= len(data):
+                voice.finished = True  # the next callback ends the stream after this block plays
         volume = self._volume
         if volume != 1.0:
             out *= volume
@@ -486,8 +520,3 @@ class Player(QObject):
             self._timer.stop()
             self.stopped.emit()
 
-
-def _resample_block(data: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
-    channels = [resample(np.ascontiguousarray(data[:, c]), from_rate, to_rate)
-                for c in range(data.shape[1])]
-    return np.ascontiguousarray(np.stack(channels, axis=1), dtype=np.float32)

@@ -68,6 +68,7 @@ class ResultsModel(QAbstractTableModel):
         self._best = 1.0
         self._worst = 0.0
         self.thumbnail: Callable[[str], QPixmap | None] | None = None  # set by the window
+        self.drag_paths: Callable[[list[FileRecord]], list[str]] | None = None  # project_audition
         self._sort_column = -1
         self._sort_order = Qt.SortOrder.AscendingOrder
 
@@ -296,6 +297,8 @@ class ResultsModel(QAbstractTableModel):
     def mimeData(self, indexes: Sequence[QModelIndex]) -> QMimeData:
         rows = sorted({i.row() for i in indexes if i.isValid() and i.model() is self})
         paths = [self._hits[r].file.path for r in rows if 0 <= r < len(self._hits)]
+        if self.drag_paths is not None:  # with a lock on: the rendered files (what is heard)
+            paths = self.drag_paths([self._hits[r].file for r in rows if 0 <= r < len(self._hits)])
         data = QMimeData()
         data.setUrls([file_url(p) for p in paths])
         data.setText("\n".join(display_path(p) for p in paths))

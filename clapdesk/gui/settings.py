@@ -56,6 +56,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("export_folder", "", "Region exports",
             "Where regions dragged out of the waveform are written; they stay there, since a "
             "DAW project links to them. Empty: the clapdesk folder in your Music folder."),
+    Setting("link_start", "bar", "With Link on, previews start on the next",
+            "A bar (four beats) or a beat of the Link session, so they land in time with the "
+            "DAW.", ("bar", "beat")),
     Setting("watch_folders", True, "Pick up new and changed files while clapdesk is open"),
 )
 BY_KEY = {s.key: s for s in SETTINGS}
