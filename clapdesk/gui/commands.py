@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageB
 
 from clapdesk.core.embed.hub import ModelError
 from clapdesk.core.finetune import versions
-from clapdesk.core.search.ranking import Filters, Hit
+from clapdesk.core.search.ranking import Hit
 from clapdesk.core.store.catalog import display_path
 from clapdesk.core.store.model_key import ModelKey
 from clapdesk.gui.actions import shortcut_table
