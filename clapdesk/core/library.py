@@ -17,6 +17,7 @@ from clapdesk.core import model_switch
 from clapdesk.core.embed.embedder import ClapEmbedder
 from clapdesk.core.embed.hub import DEFAULT_MODEL, ModelIdentity, resolve_model
 from clapdesk.core.index.indexer import Indexer, IndexReport, Progress
+from clapdesk.core.index.model_loader import model_rate
 from clapdesk.core.store.catalog import Catalog, CatalogError
 from clapdesk.core.store.connections import CatalogPerThread
 from clapdesk.core.store.model_key import ModelKey
@@ -65,6 +66,8 @@ class Library:
         self._embedder: ClapEmbedder | None = None
         self._index: VectorIndex | None = None
         self._model_lock = threading.Lock()
+        self._model_loading = False  # a thread is loading the model now (see model_loading)
+        self._indexing = False  # an indexing run is going on (it loads the model when it needs it)
         self.writer_lock = WriterLock(self.paths.lock, self.paths.root)
         self.load_warning: str | None = None  # set when a fine-tuned version fell back
 
@@ -102,12 +105,23 @@ class Library:
     def model_loaded(self) -> bool:
         return self._embedder is not None
 
+    @property
+    def model_loading(self) -> bool:
+        """True while another thread loads the model (an indexing run's first seconds): a
+        search then answers by names, tags, tempo and key at once instead of waiting."""
+        return (self._model_loading or self._indexing) and self._embedder is None
+
     def embedder(self) -> ClapEmbedder:
         """The loaded model, loading it once (thread-safe); raises ModelError with a plain message."""
         with self._model_lock:
             if self._embedder is None:
-                embedder = ClapEmbedder(self.identity, device=self.device, precision=self.precision)
-                self._apply_version(embedder)
+                self._model_loading = True
+                try:
+                    embedder = ClapEmbedder(self.identity, device=self.device,
+                                            precision=self.precision)
+                    self._apply_version(embedder)
+                finally:
+                    self._model_loading = False
                 self._embedder = embedder
                 # The exact commit (or weights digest) the vectors come from, in full: their
                 # key holds only its first 16 characters.
@@ -187,6 +201,7 @@ class Library:
         `purge_missing` forgets the tags and favourites of vanished files (kept otherwise
         until they come back, or for store.missing.PURGE_AFTER_DAYS)."""
         self.acquire_writer()
+        self._indexing = True
         try:
             # The indexer gets its own connection: it commits from its own thread while the
             # GUI keeps reading through ours (WAL lets both proceed).
@@ -197,7 +212,8 @@ class Library:
                     # Load first: a version that fails falls back to the base model, and the
                     # index must be the base model's, not the broken version's.
                     self.embedder()
-                indexer = Indexer(catalog, self.vector_index(), self.embedder, workers=workers)
+                indexer = Indexer(catalog, self.vector_index(), self.embedder, workers=workers,
+                                  model_rate=lambda: model_rate(self.identity.folder))
                 report = indexer.run([os.path.abspath(f) for f in folders], progress, cancel,
                                      purge_missing=purge_missing)
                 model_switch.after_index(self, catalog, report)
@@ -205,6 +221,7 @@ class Library:
             finally:
                 catalog.close()
         finally:
+            self._indexing = False
             self.release_writer()
 
     def rescan(self, progress: Callable[[Progress], None] | None = None,

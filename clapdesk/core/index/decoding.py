@@ -131,6 +131,9 @@ class DecodeResult:
     # Log records made in the worker, (level, message), re-emitted by the indexer: a decoder
     # process has no log handlers of its own.
     notes: list[tuple[int, str]] = field(default_factory=list)
+    # When the decoder finished (monotonic seconds, one clock for every process on Linux and
+    # macOS): the indexer's timeline shows decoding overlapping the model's load.
+    finished_at: float = 0.0
 
 
 def decode_file(request: DecodeRequest) -> DecodeResult:
@@ -140,6 +143,7 @@ def decode_file(request: DecodeRequest) -> DecodeResult:
     if said:
         result.notes.append((logging.DEBUG, f"decoding libraries said, on "
                                             f"{request.path!r}:\n{said.rstrip()}"))
+    result.finished_at = time.monotonic()
     return result
 
 
