@@ -14,8 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from clapdesk.core import model_switch
-from clapdesk.core.embed.embedder import ClapEmbedder
+from clapdesk.core.embed.embedder import ClapEmbedder, pick_device
 from clapdesk.core.embed.hub import DEFAULT_MODEL, ModelIdentity, resolve_model
+from clapdesk.core.index.device_plan import precision_for
 from clapdesk.core.index.indexer import Indexer, IndexReport, Progress
 from clapdesk.core.index.model_loader import model_rate
 from clapdesk.core.store.catalog import Catalog, CatalogError
@@ -50,7 +51,7 @@ class LibraryReadOnly(CatalogError):
 
 class Library:
     def __init__(self, root: str | Path | None = None, model: str | None = None,
-                 device: str | None = None, precision: str = "float32",
+                 device: str | None = None, precision: str | None = "float32",
                  allow_download: bool = True) -> None:
         self.paths = LibraryPaths(root)
         self.paths.root.mkdir(parents=True, exist_ok=True)
@@ -117,8 +118,10 @@ class Library:
             if self._embedder is None:
                 self._model_loading = True
                 try:
-                    embedder = ClapEmbedder(self.identity, device=self.device,
-                                            precision=self.precision)
+                    device = pick_device(self.device)
+                    # "auto" (or nothing asked): half precision on a GPU (device_plan).
+                    embedder = ClapEmbedder(self.identity, device=device,
+                                            precision=precision_for(device, self.precision))
                     self._apply_version(embedder)
                 finally:
                     self._model_loading = False

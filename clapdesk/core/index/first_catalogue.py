@@ -80,6 +80,7 @@ class FirstCatalogue:
     def __init__(self, catalog: Catalog, jobs: Sequence[NewFile],
                  root_path: Callable[[int], str]) -> None:
         self.catalog = catalog
+        self.jobs = jobs
         self.todo = [job for job in jobs if job.file_id is None and job.placeholder is None
                      and not job.settled]
         self.root_path = root_path
@@ -112,6 +113,15 @@ class FirstCatalogue:
                 if isinstance(header.get("duration"), float):
                     self.durations[id(job)] = header["duration"]  # type: ignore[assignment]
         return not self.finished
+
+    def undo(self) -> int:
+        """Take back the rows of files not settled: the model never loaded (a broken or missing
+        model), and a library whose model cannot load should be left as it was."""
+        rows = [job.placeholder for job in self.jobs
+                if job.placeholder is not None and not job.settled]
+        if rows:
+            self.catalog.delete_files([r for r in rows if r is not None])
+        return len(rows)
 
     def run_all(self) -> None:
         while self.step():

@@ -72,13 +72,16 @@ class Indexer:
     def __init__(self, catalog: Catalog, index: VectorIndex, embedder: Callable[[], ClapEmbedder],
                  workers: int | None = None, decoders: DecodePool | None = None,
                  model_rate: Callable[[], int] | None = None,
-                 batch_windows: int = BATCH_WINDOWS) -> None:
+                 batch_windows: int | None = None) -> None:
         self.catalog = catalog
         self.index = index
         self.get_embedder = embedder
         # The model's sampling rate without loading it: decoding starts while it loads.
         self.model_rate = model_rate
-        self.batch_windows = max(1, batch_windows)
+        # None: from the device once the model is on it (device_plan: 4 on a CPU, more on a GPU).
+        self._fixed_batch = batch_windows
+        self.batch_windows = max(1, batch_windows or BATCH_WINDOWS)
+        self._own_pool = decoders is None and workers is None
         self.decoders = decoders or decoding.shared_pool(workers)
         self.workers = self.decoders.workers
         self._vocabulary: np.ndarray | None = None
@@ -234,7 +237,8 @@ class Indexer:
         clock = decoding.DecodeClock(self.decoders)
         try:
             while True:
-                while (len(pending) < AHEAD_FILES and _ready_windows(pending) < self._ready_limit()
+                while (len(pending) < max(AHEAD_FILES, self._ready_limit())
+                       and _ready_windows(pending) < self._ready_limit()
                        and not cancel.is_set()):
                     job = next(queue, None)
                     if job is None:
@@ -259,6 +263,7 @@ class Indexer:
                         rate = embedder.sampling_rate
                         pending = deque((job, self._resubmit(f, job, rate, vanished_hashes))
                                         for job, f in pending)
+                    clock = decoding.DecodeClock(self.decoders)  # the pool may be a new one
                     timer.start(time.monotonic())
                     embedded_from = time.monotonic()
                 elif not first.finished:
@@ -312,6 +317,10 @@ class Indexer:
                 if time.monotonic() - last_save > INDEX_SAVE_SECONDS:
                     self.index.save()
                     last_save = time.monotonic()
+        except BaseException:
+            if embedder is None:  # the model failed to load: no trace of this run is left
+                first.undo()
+            raise
         finally:
             for _job, future in pending:
                 future.cancel()
@@ -320,6 +329,15 @@ class Indexer:
 
     def _model_ready(self, loader: BackgroundLoad[ClapEmbedder], report: IndexReport) -> ClapEmbedder:
         embedder = loader.result()  # a model that failed to load raises its ModelError here
+        if self._fixed_batch is None and embedder.device != "cpu":
+            from clapdesk.core.index.device_plan import plan_for
+
+            chosen = plan_for(embedder)  # a GPU: larger batches, every core decoding
+            self.batch_windows = chosen.batch_windows
+            self.timeline.mark("device plan", chosen.why)
+            if self._own_pool and chosen.decoders > self.decoders.workers:
+                # Files in flight finish in the old pool; the next ones go to the larger one.
+                self.decoders = decoding.shared_pool(chosen.decoders)
         report.reprojected = self._reproject(embedder)
         return embedder
 
