@@ -33,6 +33,21 @@ def not_heard_among(catalog: Catalog, model_key: str, file_ids: Sequence[int]) -
     return out
 
 
+def without_any_vector(catalog: Catalog, file_ids: Sequence[int]) -> set[int]:
+    """Which of these files have no vector of any model: browsing, which has no model at hand,
+    marks these as not heard yet."""
+    out: set[int] = set()
+    ids = [int(i) for i in file_ids]
+    for at in range(0, len(ids), CHUNK):
+        chunk = ids[at: at + CHUNK]
+        marks = ",".join("?" * len(chunk))
+        rows = catalog.db.execute(
+            f"SELECT f.id FROM files f WHERE f.id IN ({marks}) AND NOT EXISTS "
+            "(SELECT 1 FROM vectors v WHERE v.file_id = f.id)", chunk)
+        out.update(int(r[0]) for r in rows)
+    return out
+
+
 def not_heard_ids(catalog: Catalog, model_key: str) -> list[int]:
     rows = catalog.db.execute(f"SELECT f.id FROM files f WHERE {_NOT_HEARD} ORDER BY f.id",
                               (model_key,))
