@@ -145,7 +145,20 @@ def run(model: Path, folder: Path, library_dir: Path, complete: bool, limit: flo
     thread.join()
     end = marks.get("indexing_ended", time.monotonic())
     library.close()
+    line = library.timeline
+    if line is not None:  # the indexer's own moments: did decoding overlap the model's load?
+        ready = line.first("model ready")
+        for event in ("scanned", "catalogued", "model loading", "model ready"):
+            moment = line.first(event)
+            if moment is not None:
+                marks[f"timeline: {event}"] = moment
+        decoded = line.times("decoded")
+        if decoded:
+            marks["timeline: first decoded"] = min(decoded)
+        marks_decoded = sum(1 for t in decoded if ready is not None and t < ready)
     out = {key: round(value - began, 2) for key, value in sorted(marks.items())}
+    if line is not None:
+        out["files_decoded_before_the_model_was_ready"] = marks_decoded
     out.update(searches=searches,
                median_search_ms=round(1000 * float(np.median(search_seconds)), 1)
                if search_seconds else None,

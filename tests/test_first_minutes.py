@@ -242,6 +242,47 @@ def _replay(rows: list[tuple[str, float, int]], per_window: float, per_file: flo
     return history, start, now
 
 
+def _replay_decode_bound(estimator: TimeLeft, files: int = 1500, seed: int = 2
+                         ) -> tuple[list[tuple[float, float | None]], float, float]:
+    """A small model on a busy machine: decoding (0.2 s a file, jittered) is the slow phase.
+    The decoders start while the model loads (15 s) and run 32 files ahead, so the first 32
+    files reach the model decoded and go through at once; after that, the decoders' pace rules."""
+    rng = np.random.default_rng(seed)
+    ready, ahead, model_cost = 15.0, 32, 0.002
+    decoded, consumed = [0.0] * files, [0.0] * files
+    for i in range(files):
+        allowed = consumed[i - ahead] if i >= ahead else 0.0  # the read-ahead is full until then
+        start = max(decoded[i - 1] if i else 0.0, allowed)
+        decoded[i] = start + 0.2 * float(rng.uniform(0.6, 1.4))
+        consumed[i] = max(decoded[i], ready, consumed[i - 1] if i else 0.0) + model_cost
+    for i in range(files):
+        estimator.expect(i, 1.0, 44_100, f"{i}.wav")
+    events = sorted([(t, 0, i) for i, t in enumerate(decoded)]
+                    + [(t, 1, i) for i, t in enumerate(consumed)] + [(ready, -1, -1)])
+    history: list[tuple[float, float | None]] = []
+    for at, kind, index in events:
+        if kind == -1:
+            estimator.start(at)
+        elif kind == 0:
+            estimator.file_decoded(at)
+        else:
+            estimator.model_call(1, model_cost, at)
+            estimator.file_done(index, 1, at, 1.0)
+            history.append((at, estimator.eta()))
+    return history, 0.0, consumed[-1]
+
+
+def test_time_left_when_decoding_is_the_slow_phase() -> None:
+    history, start, end = _replay_decode_bound(TimeLeft())
+    errors = estimate_errors(history, end, start, after=60.0)
+    assert end - start > 240 and errors["points"] > 1000
+    assert errors["max_error"] is not None and errors["max_error"] <= 0.20, errors
+    # Right after the model is ready the 32 files decoded ahead go through at once: counting
+    # only the model's side would then promise a fraction of the time really left.
+    early = [(t, eta) for t, eta in history if eta is not None][:5]
+    assert all(eta >= 0.8 * (end - t) for t, eta in early), early
+
+
 class _FilesPerSecond:
     """The estimate clapdesk used before: files per second over the last 64 files."""
 

@@ -18,7 +18,7 @@ from clapdesk.core.embed.embedder import ClapEmbedder, pick_device
 from clapdesk.core.embed.hub import DEFAULT_MODEL, ModelIdentity, resolve_model
 from clapdesk.core.index.device_plan import precision_for
 from clapdesk.core.index.indexer import Indexer, IndexReport, Progress
-from clapdesk.core.index.model_loader import model_rate
+from clapdesk.core.index.model_loader import Timeline, model_rate
 from clapdesk.core.store.catalog import Catalog, CatalogError
 from clapdesk.core.store.connections import CatalogPerThread
 from clapdesk.core.store.model_key import ModelKey
@@ -67,10 +67,12 @@ class Library:
         self._embedder: ClapEmbedder | None = None
         self._index: VectorIndex | None = None
         self._model_lock = threading.Lock()
+        self._identity_lock = threading.Lock()
         self._model_loading = False  # a thread is loading the model now (see model_loading)
         self._indexing = False  # an indexing run is going on (it loads the model when it needs it)
         self.writer_lock = WriterLock(self.paths.lock, self.paths.root)
         self.load_warning: str | None = None  # set when a fine-tuned version fell back
+        self.timeline: Timeline | None = None  # the last indexing run's (index/model_loader.py)
 
     @property
     def catalog(self) -> Catalog:
@@ -83,8 +85,17 @@ class Library:
     def identity(self) -> ModelIdentity:
         """Resolving is cheap (no torch): the hub cache or the folder is looked up."""
         if self._identity is None:
-            self._identity = resolve_model(self.model_ref, allow_download=self.allow_download)
+            with self._identity_lock:  # once: a plain folder's weights are hashed (seconds)
+                if self._identity is None:
+                    self._identity = resolve_model(self.model_ref,
+                                                   allow_download=self.allow_download)
         return self._identity
+
+    @property
+    def model_key_if_known(self) -> ModelKey | None:
+        """The model key when the model is resolved already, else None (never waits: a search
+        during a first run's first seconds must not wait for the weights to be hashed)."""
+        return self.model_key if self._identity is not None else None
 
     @property
     def active_version(self) -> str | None:
@@ -217,6 +228,7 @@ class Library:
                     self.embedder()
                 indexer = Indexer(catalog, self.vector_index(), self.embedder, workers=workers,
                                   model_rate=lambda: model_rate(self.identity.folder))
+                self.timeline = indexer.timeline  # the run's moments, for diagnostics
                 report = indexer.run([os.path.abspath(f) for f in folders], progress, cancel,
                                      purge_missing=purge_missing)
                 model_switch.after_index(self, catalog, report)

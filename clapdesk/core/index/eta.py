@@ -16,6 +16,12 @@ costs, each measured where it happens:
   or where no header said it, from its size at the bytes per window seen in files of the same
   format decoded so far (before any, at a common bitrate for the format).
 
+The decoders are a phase of their own: they start while the model loads, so the first files
+reach the model already decoded and go through fast, which would promise far too little time if
+decoding is the slower part (a small model, a busy machine, long compressed files). So the
+estimate is also never less than the files still to decode at the decoders' own recent pace
+(DECODE_MARKS completions): whichever phase is slower decides.
+
 Both rates are means weighted towards the last minutes (half-life HALF_LIFE_SECONDS of work), so
 a machine that gets busy, or a cooler CPU that slows, moves the estimate within a few minutes.
 Nothing is said while the model loads or before WARM_UP_WINDOWS windows have been embedded
@@ -26,7 +32,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections import defaultdict
+import threading
+from collections import defaultdict, deque
 from dataclasses import dataclass
 
 from clapdesk.core.ingest.audio import MAX_WINDOWS, WINDOW_SECONDS
@@ -39,6 +46,7 @@ HALF_LIFE_SECONDS = 120.0
 BYTES_PER_WINDOW_GUESS = {".mp3": 320_000, ".m4a": 320_000, ".aac": 320_000, ".ogg": 240_000,
                           ".oga": 240_000, ".opus": 160_000, ".flac": 1_060_000}
 PCM_BYTES_PER_WINDOW = 1_764_000
+DECODE_MARKS = 64  # decoder completions the decoders' pace is measured over
 WARM_UP_WINDOWS = 8  # windows embedded before a time left is shown (the first call is slow)
 FIRST_CALLS_SKIPPED = 1  # model calls left out of the rate: kernels are built during them
 
@@ -70,6 +78,7 @@ class TimeLeft:
         self._expected: dict[object, tuple[int | None, int, str]] = {}  # key -> windows, size, ext
         self.windows_left_known = 0
         self.files_left = 0
+        self.files_planned = 0
         self._unknown: dict[object, tuple[int, str]] = {}
         self._bytes_per_window: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
         self._model_seconds = _Decayed()
@@ -80,6 +89,9 @@ class TimeLeft:
         self._windows_done = 0
         self._last: float | None = None  # the last moment accounted for
         self._model_since_last = 0.0
+        self._decode_lock = threading.Lock()  # decoders report from the pool's own thread
+        self._decoded_marks: deque[float] = deque(maxlen=DECODE_MARKS)
+        self._decoded = 0
 
     # -- what is planned ----------------------------------------------------------------------
     def expect(self, key: object, duration: float | None, size: int, path: str) -> None:
@@ -88,10 +100,26 @@ class TimeLeft:
         ext = os.path.splitext(path)[1].lower()
         self._expected[key] = (windows, size, ext)
         self.files_left += 1
+        self.files_planned += 1
         if windows is None:
             self._unknown[key] = (size, ext)
         else:
             self.windows_left_known += windows
+
+    def file_decoded(self, now: float) -> None:
+        """A decoder finished a file (called from any thread)."""
+        with self._decode_lock:
+            self._decoded += 1
+            self._decoded_marks.append(now)
+
+    def decode_bound(self) -> float | None:
+        """Seconds the decoders need for the files not decoded yet, at their recent pace."""
+        with self._decode_lock:
+            marks, decoded = list(self._decoded_marks), self._decoded
+        if len(marks) < 8 or marks[-1] <= marks[0]:
+            return None
+        pace = (len(marks) - 1) / (marks[-1] - marks[0])  # files per second
+        return max(0, self.files_planned - decoded) / pace
 
     def start(self, now: float) -> None:
         """The model is ready: from here on time is accounted to the model or to the rest."""
@@ -172,7 +200,9 @@ class TimeLeft:
         per_window = self.seconds_per_window()
         if self._last is None or per_window is None or self._windows_done < WARM_UP_WINDOWS:
             return None
-        return per_window * self.windows_left() + self.seconds_per_file() * self.files_left
+        model_bound = per_window * self.windows_left() + self.seconds_per_file() * self.files_left
+        decode_bound = self.decode_bound()
+        return model_bound if decode_bound is None else max(model_bound, decode_bound)
 
 
 def estimate_errors(history: list[tuple[float, float | None]], end: float, start: float,

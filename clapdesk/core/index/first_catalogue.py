@@ -24,6 +24,7 @@ import soundfile as sf
 
 from clapdesk.core.analysis import names
 from clapdesk.core.analysis.tags import name_tags
+from clapdesk.core.ingest.audio import open_regular
 from clapdesk.core.ingest.scan import FoundFile
 from clapdesk.core.store.catalog import Catalog
 
@@ -53,14 +54,19 @@ def header_fields(path: str) -> dict[str, object]:
     if os.path.splitext(path)[1].lower() not in HEADER_LENGTH_FORMATS:
         return {}
     try:
-        info = sf.info(path)
+        # Opened as the decoders open files: without blocking, and only a regular file (a pipe
+        # or a device swapped in after the scan would wait or read for ever).
+        fd, _stat = open_regular(path)
+        with sf.SoundFile(fd, closefd=True) as handle:
+            rate, frames, channels = handle.samplerate, handle.frames, handle.channels
+            fmt, subtype = handle.format, handle.subtype
     except Exception as exc:  # a broken header fails properly when the file is decoded
         log.debug("header of %s not read: %s", path, exc)
         return {}
-    if info.samplerate <= 0 or info.frames < 0:
+    if rate <= 0 or frames < 0:
         return {}
-    return {"duration": info.frames / info.samplerate, "sample_rate": int(info.samplerate),
-            "channels": int(info.channels), "format": info.format, "subtype": info.subtype}
+    return {"duration": frames / rate, "sample_rate": int(rate), "channels": int(channels),
+            "format": fmt, "subtype": subtype}
 
 
 def name_fields(path: str) -> dict[str, object]:

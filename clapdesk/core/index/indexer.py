@@ -357,7 +357,10 @@ class Indexer:
         return self._submit(job, rate, skip)
 
     def _submit(self, job: _Job, rate: int, skip: frozenset[str]) -> Future[DecodeResult]:
-        return self.decoders.submit(decoding.decode_file, request(job, rate, skip))
+        future = self.decoders.submit(decoding.decode_file, request(job, rate, skip))
+        # The decoders' own pace is one phase of the time left (eta.TimeLeft.decode_bound).
+        future.add_done_callback(lambda _f: self.time_left.file_decoded(time.monotonic()))
+        return future
 
     def _settle(self, item: _Decoded, vanished: dict[str, int | None], embedder: ClapEmbedder,
                 report: IndexReport, batch: list[_Decoded]) -> bool:

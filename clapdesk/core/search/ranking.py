@@ -19,7 +19,7 @@ from clapdesk.core.search import unheard
 from clapdesk.core.search.match import query_distribution, readable_match
 from clapdesk.core.search.query import ParsedQuery, parse_query
 from clapdesk.core.store.catalog import FileRecord, display_path, prefix_range
-from clapdesk.core.store.not_heard import count_not_heard, not_heard_among
+from clapdesk.core.store.not_heard import count_not_heard, not_heard_among, without_any_vector
 from clapdesk.core.store.user_tags import (
     files_with_user_tags,
     query_tag_candidates,
@@ -109,7 +109,7 @@ def search_text(library: Library, text: str, k: int = 50, filters: Filters | Non
     parsed = parsed or parse_query(text)
     filters = filters or Filters()
     vector = None
-    loading = bool(parsed.text) and library.model_loading
+    loading = library.model_loading  # the index and the model key may not be there yet
     if parsed.text and not loading:
         embedder = library.embedder()
         embedder.refuse_text_search()  # an untrained text tower: one plain line, not noise
@@ -131,9 +131,12 @@ def search_text(library: Library, text: str, k: int = 50, filters: Filters | Non
 def _not_heard(library: Library) -> int:
     """Files without a vector yet; the exact count is asked only when the index holds fewer
     vectors than the catalog has files (the usual case, a library fully indexed, pays a COUNT)."""
+    key = library.model_key_if_known
+    if key is None:  # the model is being resolved (its weights hashed): any model's vectors
+        return count_not_heard(library.catalog, None)
     if len(library.vector_index()) >= library.catalog.count_files():
         return 0
-    return count_not_heard(library.catalog, library.model_key)
+    return count_not_heard(library.catalog, key)
 
 
 def _by_name(library: Library, parsed: ParsedQuery, filters: Filters, k: int,
@@ -141,7 +144,10 @@ def _by_name(library: Library, parsed: ParsedQuery, filters: Filters, k: int,
     """Files whose names, folders or tags carry the query's words, meeting its constraints;
     with `heard_too` every file, else only those the model has not heard yet."""
     if not parsed.text:  # constraints alone: every matching file, by path
-        return _rank(library, None, k, parsed, filters, exclude, {})[0]
+        ids = _matching_ids(library, parsed, filters, exclude)
+        paths = {r.id: r.path for r in library.catalog.files(ids)}
+        return _accepted(library, [(i, 0.0) for i in sorted(paths, key=paths.__getitem__)],
+                         parsed, filters, k)
     scored = unheard.by_name(library.catalog, parsed.text,
                              None if heard_too else library.model_key)
     if parsed.has_constraints or filters.active:
@@ -168,7 +174,9 @@ def _with_not_heard(library: Library, hits: list[Hit], parsed: ParsedQuery, filt
 def _mark_not_heard(library: Library, hits: list[Hit], waiting: int) -> None:
     if not waiting or not hits:
         return
-    missing = not_heard_among(library.catalog, library.model_key, [h.file.id for h in hits])
+    ids, key = [h.file.id for h in hits], library.model_key_if_known
+    missing = (not_heard_among(library.catalog, key, ids) if key is not None
+               else without_any_vector(library.catalog, ids))
     for hit in hits:
         if hit.file.id in missing:
             hit.heard = False

@@ -13,9 +13,15 @@ _NOT_HEARD = ("f.error IS NULL AND NOT EXISTS "
               "(SELECT 1 FROM vectors v WHERE v.file_id = f.id AND v.model_key = ?)")
 
 
-def count_not_heard(catalog: Catalog, model_key: str) -> int:
-    row = catalog.db.execute(f"SELECT COUNT(*) FROM files f WHERE {_NOT_HEARD}",
-                             (model_key,)).fetchone()
+def count_not_heard(catalog: Catalog, model_key: str | None) -> int:
+    """Files without a vector for the model (None: without a vector of any model)."""
+    if model_key is None:
+        row = catalog.db.execute("SELECT COUNT(*) FROM files f WHERE f.error IS NULL AND NOT "
+                                 "EXISTS (SELECT 1 FROM vectors v WHERE v.file_id = f.id)"
+                                 ).fetchone()
+    else:
+        row = catalog.db.execute(f"SELECT COUNT(*) FROM files f WHERE {_NOT_HEARD}",
+                                 (model_key,)).fetchone()
     return int(row[0])
 
 
