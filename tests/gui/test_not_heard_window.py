@@ -61,3 +61,24 @@ def test_a_search_while_the_model_loads_lists_sounds_not_heard_yet(
                     and "while the model loads" not in window.title.text(), timeout=60000)
     shown = [window.proxy.index(r, MATCH).data() for r in range(window.proxy.rowCount())]
     assert NOT_HEARD not in shown
+
+
+def test_rows_not_heard_yet_say_so_and_sort_after_the_ranked_ones() -> None:
+    from clapdesk.core.search.ranking import Hit
+    from clapdesk.core.store.catalog import FileRecord
+    from clapdesk.gui.results_model import SCORE_ROLE, SORT_ROLE, ResultsModel
+
+    def record(i: int, name: str) -> FileRecord:
+        return FileRecord(i, f"/s/{name}", 1, 1, 1, None, 1.0, 44100, 1, "WAV", "PCM_16", None, 0.0)
+
+    ranked = Hit(record(1, "kick a.wav"), 0.02, match=40.0)
+    unheard = Hit(record(2, "kick b.wav"), 0.0, heard=False)
+    model = ResultsModel()
+    model.set_hits([unheard, ranked], scored=True)
+    rows = {model.index(r, NAME).data(): r for r in range(2)}
+    assert model.index(rows["kick b.wav"], MATCH).data() == NOT_HEARD
+    assert model.index(rows["kick b.wav"], MATCH).data(SCORE_ROLE) is None  # no match bar
+    assert model.index(rows["kick a.wav"], MATCH).data() == "40 %"
+    assert model.index(rows["kick b.wav"], MATCH).data(SORT_ROLE) < \
+        model.index(rows["kick a.wav"], MATCH).data(SORT_ROLE)
+    assert model.not_heard() == 1

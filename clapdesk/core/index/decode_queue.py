@@ -44,10 +44,11 @@ Pending = deque[tuple[Job, Future[DecodeResult]]]
 Submit = Callable[[Job], Future[DecodeResult]]
 
 
-def request(job: Job, rate: int, skip: frozenset[str] = frozenset()) -> DecodeRequest:
+def request(job: Job, rate: int, skip: frozenset[str] = frozenset(),
+            idle: bool = True) -> DecodeRequest:
     found = job.found
     return DecodeRequest(found.path, found.size, found.mtime_ns, rate, skip,
-                         audio.decode_memory_mb())
+                         audio.decode_memory_mb(), idle=idle)
 
 
 def failed(job: Job, error: str, transient: bool = False,

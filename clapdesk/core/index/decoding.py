@@ -115,6 +115,9 @@ class DecodeRequest:
     skip_hashes: frozenset[str] = frozenset()
     # The per-file memory ceiling, read where the run starts (decoder processes outlive runs).
     memory_mb: float = audio.DECODE_MEMORY_MB
+    # The model is running: the decoder takes idle priority (decode_worker.become_idle). While
+    # it loads, decoders run a little below normal priority instead.
+    idle: bool = True
 
 
 @dataclass
@@ -138,6 +141,8 @@ class DecodeResult:
 
 def decode_file(request: DecodeRequest) -> DecodeResult:
     """Hash, then decode and analyse unless the file merely moved. Never raises."""
+    if request.idle:
+        decode_worker.become_idle()
     result = _decode_file(request)
     said = decode_worker.drain_stderr()  # a decoding library's notes, kept for --verbose
     if said:

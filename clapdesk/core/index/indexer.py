@@ -92,6 +92,7 @@ class Indexer:
         self._rows: list[np.ndarray] = []
         self._missing_left = missing.count(catalog)  # vanished files that may come back
         self.timeline = Timeline()
+        self._model_running = False
         self.time_left = TimeLeft()
         self.eta_history: list[tuple[float, float | None]] = []  # (when, seconds left said)
 
@@ -329,6 +330,7 @@ class Indexer:
 
     def _model_ready(self, loader: BackgroundLoad[ClapEmbedder], report: IndexReport) -> ClapEmbedder:
         embedder = loader.result()  # a model that failed to load raises its ModelError here
+        self._model_running = True  # decoders go to idle priority from the next file on
         if self._fixed_batch is None and embedder.device != "cpu":
             from clapdesk.core.index.device_plan import plan_for
 
@@ -357,7 +359,8 @@ class Indexer:
         return self._submit(job, rate, skip)
 
     def _submit(self, job: _Job, rate: int, skip: frozenset[str]) -> Future[DecodeResult]:
-        future = self.decoders.submit(decoding.decode_file, request(job, rate, skip))
+        future = self.decoders.submit(decoding.decode_file,
+                                      request(job, rate, skip, idle=self._model_running))
         # The decoders' own pace is one phase of the time left (eta.TimeLeft.decode_bound).
         future.add_done_callback(lambda _f: self.time_left.file_decoded(time.monotonic()))
         return future
