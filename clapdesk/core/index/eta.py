@@ -22,8 +22,12 @@ decoding is the slower part (a small model, a busy machine, long compressed file
 estimate is also never less than the files still to decode at the decoders' own recent pace
 (DECODE_MARKS completions): whichever phase is slower decides.
 
-Both rates are means weighted towards the last minutes (half-life HALF_LIFE_SECONDS of work), so
-a machine that gets busy, or a cooler CPU that slows, moves the estimate within a few minutes.
+Both rates are means weighted towards the last half minute (half-life HALF_LIFE_SECONDS), so a
+machine that gets busy, or a cooler CPU that slows, moves the estimate within a minute. With a
+two-minute half-life the slow first seconds after the model's load (kernels built, decoders
+settling at idle priority) kept a real 30-second stretch 2.5x too long throughout (tiny model,
+700 files, load 11-13); with 30 s the same kind of run read 6-34 % off, and the synthetic
+schedules in tests/test_first_minutes.py stay within 4 % and 9 %.
 Nothing is said while the model loads or before WARM_UP_WINDOWS windows have been embedded
 (the first model call also builds its kernels and costs several times a normal one).
 """
@@ -38,7 +42,7 @@ from dataclasses import dataclass
 
 from clapdesk.core.ingest.audio import MAX_WINDOWS, WINDOW_SECONDS
 
-HALF_LIFE_SECONDS = 120.0
+HALF_LIFE_SECONDS = 30.0
 # Bytes per ten-second window of a file whose header gave no length, until a file of the same
 # format has been decoded (then its own ratio is used): compressed formats at a common bitrate
 # (MP3/AAC at 256 kbit/s, Ogg Vorbis at 192, Opus at 128), FLAC at about 60 % of PCM, and
