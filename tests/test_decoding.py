@@ -23,7 +23,16 @@ def decoder_facts() -> dict[str, object]:
                                 "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS")}
     if hasattr(os, "sched_getscheduler"):
         facts["policy"] = os.sched_getscheduler(0)
+        facts["nice"] = os.nice(0)
     return facts
+
+
+def idle_decoder_facts() -> dict[str, object]:
+    """Runs in a decoder: its facts once the model runs (a request with idle=True came)."""
+    from clapdesk.core.index import decode_worker
+
+    decode_worker.become_idle()
+    return decoder_facts()
 
 
 def decode_or_crash(request: DecodeRequest) -> DecodeResult:
@@ -36,14 +45,22 @@ def decode_or_crash(request: DecodeRequest) -> DecodeResult:
 def test_decoders_are_separate_idle_processes_without_torch() -> None:
     pool = DecodePool(2)
     try:
-        facts = [pool.submit(decoder_facts).result(timeout=60) for _ in range(4)]
+        # While the model loads: a little below normal priority (the cores are not the model's
+        # yet); once it runs, idle priority, for good.
+        loading = [pool.submit(decoder_facts).result(timeout=60) for _ in range(4)]
+        facts = [pool.submit(idle_decoder_facts).result(timeout=60) for _ in range(4)]
+        later = [pool.submit(decoder_facts).result(timeout=60) for _ in range(4)]
     finally:
         pool.close()
     assert all(f["pid"] != os.getpid() for f in facts)
     assert not any(f["torch"] for f in facts), "a decoder must not load torch (memory, start-up)"
     assert {f["blas_threads"] for f in facts} == {"1"}
     if sys.platform.startswith("linux"):
+        assert {f["policy"] for f in loading} == {os.SCHED_OTHER}
+        assert all(f["nice"] >= min(19, os.nice(0) + 10) for f in loading)
         assert {f["policy"] for f in facts} == {os.SCHED_IDLE}
+        idle = {f["pid"] for f in facts}
+        assert all(f["policy"] == os.SCHED_IDLE for f in later if f["pid"] in idle)
 
 
 def test_a_decoder_result_matches_decoding_in_this_process(tmp_path: Path) -> None:

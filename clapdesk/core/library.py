@@ -17,7 +17,9 @@ from clapdesk.core import model_switch
 from clapdesk.core.embed.embedder import ClapEmbedder, pick_device
 from clapdesk.core.embed.hub import DEFAULT_MODEL, ModelIdentity, resolve_model
 from clapdesk.core.index import precision_choice
+from clapdesk.core.index.device_plan import precision_for
 from clapdesk.core.index.indexer import Indexer, IndexReport, Progress
+from clapdesk.core.index.model_loader import Timeline, model_rate
 from clapdesk.core.index.precision_choice import PrecisionChoice
 from clapdesk.core.store.catalog import Catalog, CatalogError
 from clapdesk.core.store.connections import CatalogPerThread
@@ -51,7 +53,7 @@ class LibraryReadOnly(CatalogError):
 
 class Library:
     def __init__(self, root: str | Path | None = None, model: str | None = None,
-                 device: str | None = None, precision: str = "float32",
+                 device: str | None = None, precision: str | None = "float32",
                  allow_download: bool = True) -> None:
         self.paths = LibraryPaths(root)
         self.paths.root.mkdir(parents=True, exist_ok=True)
@@ -69,8 +71,12 @@ class Library:
         self._embedder: ClapEmbedder | None = None
         self._index: VectorIndex | None = None
         self._model_lock = threading.Lock()
+        self._identity_lock = threading.Lock()
+        self._model_loading = False  # a thread is loading the model now (see model_loading)
+        self._indexing = False  # an indexing run is going on (it loads the model when it needs it)
         self.writer_lock = WriterLock(self.paths.lock, self.paths.root)
         self.load_warning: str | None = None  # set when a fine-tuned version fell back
+        self.timeline: Timeline | None = None  # the last indexing run's (index/model_loader.py)
 
     @property
     def catalog(self) -> Catalog:
@@ -83,8 +89,17 @@ class Library:
     def identity(self) -> ModelIdentity:
         """Resolving is cheap (no torch): the hub cache or the folder is looked up."""
         if self._identity is None:
-            self._identity = resolve_model(self.model_ref, allow_download=self.allow_download)
+            with self._identity_lock:  # once: a plain folder's weights are hashed (seconds)
+                if self._identity is None:
+                    self._identity = resolve_model(self.model_ref,
+                                                   allow_download=self.allow_download)
         return self._identity
+
+    @property
+    def model_key_if_known(self) -> ModelKey | None:
+        """The model key when the model is resolved already, else None (never waits: a search
+        during a first run's first seconds must not wait for the weights to be hashed)."""
+        return self.model_key if self._identity is not None else None
 
     @property
     def active_version(self) -> str | None:
@@ -106,13 +121,24 @@ class Library:
     def model_loaded(self) -> bool:
         return self._embedder is not None
 
+    @property
+    def model_loading(self) -> bool:
+        """True while another thread loads the model (an indexing run's first seconds): a
+        search then answers by names, tags, tempo and key at once instead of waiting."""
+        return (self._model_loading or self._indexing) and self._embedder is None
+
     def embedder(self) -> ClapEmbedder:
         """The loaded model, loading it once (thread-safe); raises ModelError with a plain message."""
         with self._model_lock:
             if self._embedder is None:
-                embedder = ClapEmbedder(self.identity, device=self.device,
-                                        precision=self._precision_to_load())
-                self._apply_version(embedder)
+                self._model_loading = True
+                try:
+                    device = pick_device(self.device)
+                    embedder = ClapEmbedder(self.identity, device=device,
+                                            precision=self._precision_to_load(device))
+                    self._apply_version(embedder)
+                finally:
+                    self._model_loading = False
                 self._embedder = embedder
                 # The exact commit (or weights digest) the vectors come from, in full: their
                 # key holds only its first 16 characters.
@@ -128,11 +154,11 @@ class Library:
                     self.catalog.set_meta("model", self.model_ref)
             return self._embedder
 
-    def _precision_to_load(self) -> str:
+    def _precision_to_load(self, device: str) -> str:
         if self.precision != precision_choice.AUTO:
             return self.precision
-        if pick_device(self.device) != "cpu":
-            return "float32"
+        if device != "cpu":
+            return precision_for(device, self.precision)  # half precision on a GPU
         self.precision_choice = precision_choice.stored(self.catalog, self.identity.encoder_key)
         return self.precision_choice.precision if self.precision_choice else "float32"
 
@@ -200,6 +226,7 @@ class Library:
         `purge_missing` forgets the tags and favourites of vanished files (kept otherwise
         until they come back, or for store.missing.PURGE_AFTER_DAYS)."""
         self.acquire_writer()
+        self._indexing = True
         try:
             # The indexer gets its own connection: it commits from its own thread while the
             # GUI keeps reading through ours (WAL lets both proceed).
@@ -210,9 +237,21 @@ class Library:
                     # Load first: a version that fails falls back to the base model, and the
                     # index must be the base model's, not the broken version's.
                     self.embedder()
-                if self.precision == precision_choice.AUTO and pick_device(self.device) == "cpu":
-                    self.precision_choice = precision_choice.settle(self, catalog, folders)
-                indexer = Indexer(catalog, self.vector_index(), self.embedder, workers=workers)
+                settle = (self.precision == precision_choice.AUTO
+                          and pick_device(self.device) == "cpu")
+
+                def load() -> ClapEmbedder:
+                    # The automatic precision is decided (once per library and CPU) as part of
+                    # the model's background load, so names are catalogued and the first files
+                    # decode while it runs.
+                    embedder = self.embedder()
+                    if settle:
+                        self.precision_choice = precision_choice.settle(self, catalog, folders)
+                    return embedder
+
+                indexer = Indexer(catalog, self.vector_index(), load, workers=workers,
+                                  model_rate=lambda: model_rate(self.identity.folder))
+                self.timeline = indexer.timeline  # the run's moments, for diagnostics
                 report = indexer.run([os.path.abspath(f) for f in folders], progress, cancel,
                                      purge_missing=purge_missing)
                 report.precision = self.precision_choice
@@ -221,6 +260,7 @@ class Library:
             finally:
                 catalog.close()
         finally:
+            self._indexing = False
             self.release_writer()
 
     def rescan(self, progress: Callable[[Progress], None] | None = None,

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QW
 
 from clapdesk.core.index.indexer import IndexReport, Progress
 from clapdesk.core.library import Library, LibraryBusy
+from clapdesk.gui.results_model import NOT_HEARD_TIP
 from clapdesk.gui.theme import icon
 from clapdesk.gui.wording import counted
 from clapdesk.gui.workers import TaskRunner, Worker
@@ -110,7 +111,11 @@ class IndexProgress(QWidget):
             parts.append(f"{progress.rate:.1f} files/s")
         if progress.eta is not None:
             parts.append(format_eta(progress.eta))
+        if progress.not_heard:
+            # Already searchable by name, tags, tempo and key; ranked by sound once heard.
+            parts.append(f"{progress.not_heard:,} not heard yet")
         self.label.setText(" · ".join(parts))
+        self.label.setToolTip(NOT_HEARD_TIP if progress.not_heard else "")
 
 
 class IndexingController(QObject):

@@ -32,7 +32,7 @@ from clapdesk.core.search.query import ParsedQuery
 from clapdesk.core.search.ranking import Filters, Hit
 from clapdesk.core.store.catalog import display_path
 from clapdesk.core.store.user_tags import tags_for_display
-from clapdesk.gui import jobs, model_notices
+from clapdesk.gui import jobs, listening, model_notices
 from clapdesk.gui.actions import ROW_MENU, build_actions
 from clapdesk.gui.audition import AuditionController, TransportBar
 from clapdesk.gui.commands import WindowCommands
@@ -319,24 +319,20 @@ class MainWindow(WindowCommands, QMainWindow):
             self.waveform.set_file(None)  # a sound no longer listed is no longer drawn
 
     def _live_refresh(self) -> None:
-        if not self.search.text().strip() and not self.search.similar_to:
-            self.browse(keep_scroll=True)
+        listening.live_refresh(self)  # the place read again, or a search listing unheard sounds
 
     # -- searching ----------------------------------------------------------------------------
     def _search(self, text: str, parsed: ParsedQuery) -> None:
         if self.last_query != text:
             self.last_query, self.query_recorded = text, False
-        if parsed.text and self.model_ctl.state != READY:
-            self.pending_search = (text, parsed)
-            if self.model_ctl.state == UNAVAILABLE:
-                self.title.setText(f"Searching for “{text}” needs the model, which is "
-                                   "unavailable: see the status bar")
-            else:
-                self.title.setText(f"“{text}” will be searched as soon as the model is ready")
-            return
-        self.generation += 1
         kind, value = self.place
         filters = Filters(folder=value) if kind == jobs.FOLDER else Filters()
+        if parsed.text and self.model_ctl.state != READY:
+            # Searched again by sound once the model is ready; by name meanwhile (listening.py).
+            self.pending_search = (text, parsed)
+            listening.search_before_model(self, text, parsed, filters)
+            return
+        self.generation += 1
         self.runner.submit(jobs.run_search, self.library, self.generation, lambda: self.generation,
                            text, parsed, self.settings.get("results"), filters, pool="model",
                            name="search", on_result=self._show_search, on_error=self._search_failed)
@@ -350,7 +346,7 @@ class MainWindow(WindowCommands, QMainWindow):
         label = outcome.title if similar else f"“{outcome.title}”"
         if similar:  # the field shows what is searched for now, not the query before it
             self.search.show_similar(outcome.similar_to)
-        self._set_rows(hits, scored, f"{counted(len(hits), 'result')} for {label}")
+        self._set_rows(hits, scored, listening.results_title(hits, label, outcome.response))
         self.view.scrollToTop()  # new results: the best matches are the ones to see
 
     def _search_failed(self, exc: BaseException) -> None:

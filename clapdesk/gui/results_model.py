@@ -22,7 +22,7 @@ from PySide6.QtCore import (
     Qt,
     QUrl,
 )
-from PySide6.QtGui import QFont, QPixmap
+from PySide6.QtGui import QColor, QFont, QPixmap
 
 from clapdesk.core.search.ranking import Hit
 from clapdesk.core.store.catalog import FileRecord, display_path
@@ -35,6 +35,10 @@ SCORE_ROLE = Qt.ItemDataRole.UserRole + 3  # the match bar's length, 0..1
 URI_LIST = "text/uri-list"
 EDITED_MARK = " ✎"  # beside a tempo or key the producer set (in italics too)
 EDITABLE = (BPM, KEY)
+# What the Match column says of a sound the model has not heard yet (a first indexing run).
+NOT_HEARD = "not heard yet"
+NOT_HEARD_TIP = ("Not listened to yet: found by its name, folder, tags, tempo or key. Indexing "
+                 "has not reached it; it is ranked by its sound as soon as it has.")
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -73,6 +77,10 @@ class ResultsModel(QAbstractTableModel):
         self._sort_order = Qt.SortOrder.AscendingOrder
 
     # -- filling ------------------------------------------------------------------------------
+    def not_heard(self) -> int:
+        """Rows the model has not heard yet (found by name during a first indexing run)."""
+        return sum(1 for hit in self._hits if not hit.heard)
+
     def set_hits(self, hits: Sequence[Hit], scored: bool = True) -> None:
         """Replace every row (a model reset: views keep nothing stale), in the current order."""
         self.beginResetModel()
@@ -166,7 +174,7 @@ class ResultsModel(QAbstractTableModel):
         if role == SORT_ROLE:
             return self._sort_value(hit, column)
         if role == SCORE_ROLE and column == MATCH:
-            if not self._scored:
+            if not self._scored or not hit.heard:
                 return None
             if hit.match is not None:  # calibrated per query over the library (search/match.py)
                 return hit.match / 100.0
@@ -174,12 +182,16 @@ class ResultsModel(QAbstractTableModel):
             span = self._best - self._worst
             return 1.0 if span <= 1e-9 else 0.15 + 0.85 * (hit.score - self._worst) / span
         if role == Qt.ItemDataRole.ToolTipRole:
+            if column == MATCH and not hit.heard:
+                return NOT_HEARD_TIP
             if column in (NAME, FOLDER):
                 return display_path(hit.file.path)
             if column in EDITABLE:
                 return self._tempo_tip(hit, column)
             if column == TAGS and hit.tags:
                 return ", ".join(hit.tags)
+        if role == Qt.ItemDataRole.ForegroundRole and column == MATCH and not hit.heard:
+            return QColor(Qt.GlobalColor.gray)
         if role == Qt.ItemDataRole.DecorationRole and column == WAVE and self.thumbnail:
             return self.thumbnail(hit.file.path)
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (DURATION, BPM, MATCH):
@@ -193,6 +205,8 @@ class ResultsModel(QAbstractTableModel):
         if column == MATCH:
             # The readable match ("78 %"), never CLAP's raw cosine, which means nothing to a
             # person (0.13 can be the best match there is, -0.01 a fair one).
+            if not hit.heard:
+                return NOT_HEARD
             return hit.match_text if self._scored else ""
         if column == DURATION:
             return format_duration(f.duration)
@@ -214,7 +228,8 @@ class ResultsModel(QAbstractTableModel):
     def _sort_value(self, hit: Hit, column: int) -> object:
         f = hit.file
         if column == MATCH:
-            return float(hit.score)
+            # Sounds not heard yet after every ranked one, in the order search gave them.
+            return float(hit.score) if hit.heard else -10.0
         if column == DURATION:
             return float(f.duration if f.duration is not None else -1.0)
         if column == BPM:

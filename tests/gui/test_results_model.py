@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PySide6.QtCore import QItemSelectionModel, Qt
 
@@ -46,6 +47,8 @@ def catalog_with_rows(tmp_path: Path) -> tuple[Path, list[str]]:
                                           musical_key=[None, None, "A minor", None][i],
                                           kind=["one-shot", "loop", "one-shot", "loop"][i])
             catalog.set_tags(file_id, [("drum", 1.0), ("dark", 0.5)], "auto")
+            # Indexed rows have a vector; a row without one is a sound not heard yet.
+            catalog.put_vector(file_id, "test@0", np.full(4, 0.5, np.float32))
     catalog.close()
     return catalog_path, paths
 

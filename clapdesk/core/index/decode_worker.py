@@ -28,7 +28,13 @@ def start() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _capture_stderr()
     _exit_with_parent()
-    lower_priority()
+    # Below the window, a DAW and the model's load, but not idle yet: while the model loads
+    # the cores are not the model's, and at idle priority on a busy machine the first files
+    # waited minutes for a core (bench_first_search: none decoded before the model was ready).
+    # The first request sent once the model runs makes the process idle (become_idle).
+    global _in_decoder_process
+    _in_decoder_process = True
+    _nice(10)
     # Imported now, while the process starts, not inside the first file's decode: scipy.signal
     # alone takes about half a second.
     import clapdesk.core.analysis.sound  # noqa: F401
@@ -36,6 +42,23 @@ def start() -> None:
 
 
 _stderr_log: int | None = None
+_in_decoder_process = False
+_idle = False
+
+
+def become_idle() -> None:
+    """Idle priority from now on, for good (a decoder process only; once is enough)."""
+    global _idle
+    if _in_decoder_process and not _idle:
+        _idle = True
+        lower_priority()
+
+
+def _nice(step: int) -> None:
+    try:
+        os.nice(step)
+    except (AttributeError, OSError):
+        pass  # left at normal priority
 
 
 def _capture_stderr() -> None:

@@ -115,6 +115,9 @@ class DecodeRequest:
     skip_hashes: frozenset[str] = frozenset()
     # The per-file memory ceiling, read where the run starts (decoder processes outlive runs).
     memory_mb: float = audio.DECODE_MEMORY_MB
+    # The model is running: the decoder takes idle priority (decode_worker.become_idle). While
+    # it loads, decoders run a little below normal priority instead.
+    idle: bool = True
 
 
 @dataclass
@@ -131,15 +134,21 @@ class DecodeResult:
     # Log records made in the worker, (level, message), re-emitted by the indexer: a decoder
     # process has no log handlers of its own.
     notes: list[tuple[int, str]] = field(default_factory=list)
+    # When the decoder finished (monotonic seconds, one clock for every process on Linux and
+    # macOS): the indexer's timeline shows decoding overlapping the model's load.
+    finished_at: float = 0.0
 
 
 def decode_file(request: DecodeRequest) -> DecodeResult:
     """Hash, then decode and analyse unless the file merely moved. Never raises."""
+    if request.idle:
+        decode_worker.become_idle()
     result = _decode_file(request)
     said = decode_worker.drain_stderr()  # a decoding library's notes, kept for --verbose
     if said:
         result.notes.append((logging.DEBUG, f"decoding libraries said, on "
                                             f"{request.path!r}:\n{said.rstrip()}"))
+    result.finished_at = time.monotonic()
     return result
 
 

@@ -4,6 +4,11 @@ Decoding, resampling and analysis run in decoder processes (see decoding) a boun
 files ahead of the model, which runs in the calling thread in batches. Every batch is committed
 to the catalog before the next starts, so a crash or a cancel loses at most one batch and a new run resumes
 where the last one stopped (unchanged files are skipped by size and mtime, without decoding).
+
+The first minutes of a first run: the model loads on its own thread (model_loader) while new
+files are catalogued from their names and headers (first_catalogue: searchable at once, marked
+not yet listened to) and the decoders fill the read-ahead; the time left comes from what the
+model and the rest of the pipeline cost per window and per file (eta).
 """
 
 from __future__ import annotations
@@ -16,8 +21,6 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,17 +28,23 @@ from clapdesk.core.analysis.tags import name_tags
 from clapdesk.core.embed.auto_tags import AUTO_TAG_VOCABULARY, auto_tags
 from clapdesk.core.embed.embedder import ClapEmbedder
 from clapdesk.core.index import decoding
-from clapdesk.core.index.decoding import BrokenProcessPool, DecodePool, DecodeRequest, DecodeResult
-from clapdesk.core.ingest import audio
+from clapdesk.core.index.decode_queue import Decoded as _Decoded
+from clapdesk.core.index.decode_queue import Job as _Job
+from clapdesk.core.index.decode_queue import Pending, end_stuck, isolate_crash, received, request
+from clapdesk.core.index.decode_queue import ready_windows as _ready_windows
+from clapdesk.core.index.decoding import BrokenProcessPool, DecodePool, DecodeResult
+from clapdesk.core.index.eta import TimeLeft
+from clapdesk.core.index.first_catalogue import FirstCatalogue
+from clapdesk.core.index.model_loader import BackgroundLoad, Timeline
+from clapdesk.core.index.report import IndexReport, Progress
 from clapdesk.core.ingest.scan import FoundFile, under, walk_audio
 from clapdesk.core.store import missing, retries
-from clapdesk.core.store.catalog import Catalog, display_path
+from clapdesk.core.store.catalog import Catalog
 from clapdesk.core.store.vector_index import VectorIndex
 
-if TYPE_CHECKING:
-    from clapdesk.core.index.precision_choice import PrecisionChoice
-
 log = logging.getLogger(__name__)
+__all__ = ["FoundFile", "IndexReport", "Indexer", "Progress"]
+_received = received  # the name older callers use
 
 # Windows per model call. Every call gets exactly this many (a file's windows may straddle two
 # calls). Measured on a quiet 2-core CPU with torch 2.13 (benchmarks/bench_index.py): batches of
@@ -54,68 +63,6 @@ INDEX_SAVE_SECONDS = 60.0
 NOT_FINITE = "the model gave no usable vector for this file (NaN or infinite numbers)"
 
 
-@dataclass
-class Progress:
-    phase: str  # "scanning", "loading model", "embedding", "saving", "done"
-    done: int = 0
-    total: int = 0
-    current: str = ""
-    rate: float = 0.0  # files per second
-    eta: float | None = None  # seconds left
-
-    def to_json(self) -> dict[str, object]:
-        return {"phase": self.phase, "done": self.done, "total": self.total,
-                "current": display_path(self.current), "rate": round(self.rate, 2),
-                "eta": None if self.eta is None else round(self.eta, 1)}
-
-
-@dataclass
-class IndexReport:
-    indexed: int = 0
-    unchanged: int = 0
-    removed: int = 0
-    moved: int = 0
-    duplicates: int = 0
-    reprojected: int = 0
-    purged: int = 0  # vanished files forgotten for good (on request, or after a long absence)
-    decoded: int = 0  # files read and decoded this run (unchanged and renamed files are not)
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    offline_roots: list[str] = field(default_factory=list)
-    cancelled: bool = False
-    seconds: float = 0.0
-    precision: PrecisionChoice | None = None  # the automatic choice in force, if any
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "indexed": self.indexed, "unchanged": self.unchanged, "removed": self.removed,
-            "moved": self.moved, "duplicates": self.duplicates, "decoded": self.decoded,
-            "purged": self.purged,
-            "failed": [{"path": display_path(p), "error": e} for p, e in self.failed],
-            "offline": [display_path(p) for p in self.offline_roots],
-            "cancelled": self.cancelled, "seconds": round(self.seconds, 3),
-            **({"precision": self.precision.to_json()} if self.precision else {}),
-        }
-
-
-@dataclass
-class _Job:
-    found: FoundFile
-    root_id: int
-    file_id: int | None  # the existing row when a known file changed or needs re-embedding
-    good_row: bool = False  # that row is indexed: a failure that passes must not replace it
-
-
-@dataclass
-class _Decoded:
-    job: _Job
-    digest: str | None = None
-    decoded: audio.DecodedAudio | None = None
-    analysis: dict[str, object] = field(default_factory=dict)
-    moved_from: int | None = None
-    error: str | None = None
-    transient: bool = False
-
-
 ProgressCallback = Callable[[Progress], None]
 
 
@@ -123,10 +70,18 @@ class Indexer:
     """One indexing run over some library folders."""
 
     def __init__(self, catalog: Catalog, index: VectorIndex, embedder: Callable[[], ClapEmbedder],
-                 workers: int | None = None, decoders: DecodePool | None = None) -> None:
+                 workers: int | None = None, decoders: DecodePool | None = None,
+                 model_rate: Callable[[], int] | None = None,
+                 batch_windows: int | None = None) -> None:
         self.catalog = catalog
         self.index = index
         self.get_embedder = embedder
+        # The model's sampling rate without loading it: decoding starts while it loads.
+        self.model_rate = model_rate
+        # None: from the device once the model is on it (device_plan: 4 on a CPU, more on a GPU).
+        self._fixed_batch = batch_windows
+        self.batch_windows = max(1, batch_windows or BATCH_WINDOWS)
+        self._own_pool = decoders is None and workers is None
         self.decoders = decoders or decoding.shared_pool(workers)
         self.workers = self.decoders.workers
         self._vocabulary: np.ndarray | None = None
@@ -136,6 +91,10 @@ class Indexer:
         # Features of the leading windows of the queued files, embedded but not yet committed.
         self._rows: list[np.ndarray] = []
         self._missing_left = missing.count(catalog)  # vanished files that may come back
+        self.timeline = Timeline()
+        self._model_running = False
+        self.time_left = TimeLeft()
+        self.eta_history: list[tuple[float, float | None]] = []  # (when, seconds left said)
 
     def run(self, folders: list[str], progress: ProgressCallback | None = None,
             cancel: threading.Event | None = None, purge_missing: bool = False) -> IndexReport:
@@ -146,13 +105,19 @@ class Indexer:
         notify(Progress("scanning"))
         self.decoders.warm()  # the decoder processes start while the folders are scanned
         jobs, vanished = self._plan(folders, report, notify)
-        embedder: ClapEmbedder | None = None
-        if jobs or self.catalog.files_missing_vectors(self.index.model_key):
-            notify(Progress("loading model", total=len(jobs)))
-            embedder = self.get_embedder()
-            report.reprojected = self._reproject(embedder)
-        if jobs and embedder is not None:
-            self._embed_all(jobs, vanished, embedder, report, notify, cancel)
+        self.timeline.mark("scanned", str(len(jobs)))
+        loader: BackgroundLoad[ClapEmbedder] | None = None
+        try:
+            if jobs or self.catalog.files_missing_vectors(self.index.model_key):
+                notify(Progress("loading model", total=len(jobs)))
+                loader = BackgroundLoad(self.get_embedder, self.timeline).start()
+            if jobs and loader is not None:
+                self._embed_all(jobs, vanished, loader, report, notify, cancel)
+            elif loader is not None:
+                report.reprojected = self._reproject(loader.result())
+        finally:
+            if loader is not None:
+                loader.wait(None)  # a cancelled run still lets the load finish: no thread outlives it
         # Files still unaccounted for are gone from disk (a rename was matched above).
         if not report.cancelled:
             gone = [file_id for file_id in vanished.values() if file_id is not None]
@@ -165,8 +130,17 @@ class Indexer:
         notify(Progress("saving"))
         self.index.save()
         report.seconds = time.monotonic() - started
+        self._log_estimate(started)
         notify(Progress("done", report.indexed, report.indexed))
         return report
+
+    def _log_estimate(self, started: float) -> None:
+        from clapdesk.core.index.eta import estimate_errors
+
+        if self.eta_history:
+            errors = estimate_errors(self.eta_history, time.monotonic(), started)
+            log.info("time-left estimates against the real time left, after the first minute: %s",
+                     errors)
 
     # -- planning -------------------------------------------------------------------------------
     def _plan(self, folders: list[str], report: IndexReport, notify: ProgressCallback
@@ -237,13 +211,26 @@ class Indexer:
         return len(ids)
 
     # -- the pipeline ----------------------------------------------------------------------------
-    def _embed_all(self, jobs: list[_Job], vanished: dict[str, int | None], embedder: ClapEmbedder,
-                   report: IndexReport, notify: ProgressCallback, cancel: threading.Event) -> None:
-        rate = embedder.sampling_rate
+    def _embed_all(self, jobs: list[_Job], vanished: dict[str, int | None],
+                   loader: BackgroundLoad[ClapEmbedder], report: IndexReport,
+                   notify: ProgressCallback, cancel: threading.Event) -> None:
+        embedder: ClapEmbedder | None = None
+        if self.model_rate is None:  # no way to know the rate before the model: the old order
+            embedder = self._model_ready(loader, report)
+            rate = embedder.sampling_rate
+        else:
+            rate = self.model_rate()
         vanished_hashes = frozenset(h for h in vanished if not h.startswith("lost:"))
-        pending: deque[tuple[_Job, Future[DecodeResult]]] = deque()
+        pending: Pending = deque()
         batch: list[_Decoded] = []
-        timer = _Rate(len(jobs))
+        first = FirstCatalogue(self.catalog, jobs, self._root_path)
+        timer = self.time_left
+        for job in jobs:
+            timer.expect(id(job), None, job.found.size, job.found.path)
+        if embedder is not None:
+            timer.start(time.monotonic())
+        embedded_from = time.monotonic()
+        done = heard = 0
         last_save = time.monotonic()
         queue = iter(jobs)
         limit = decoding.decode_seconds()
@@ -251,12 +238,37 @@ class Indexer:
         clock = decoding.DecodeClock(self.decoders)
         try:
             while True:
-                while (len(pending) < AHEAD_FILES and _ready_windows(pending) < READY_WINDOWS
+                while (len(pending) < max(AHEAD_FILES, self._ready_limit())
+                       and _ready_windows(pending) < self._ready_limit()
                        and not cancel.is_set()):
                     job = next(queue, None)
                     if job is None:
                         break
                     pending.append((job, self._submit(job, rate, vanished_hashes)))
+                if embedder is None:
+                    # The model loads on its own thread: meanwhile new files are catalogued
+                    # (searchable by name at once) and the decoders fill the read-ahead.
+                    if not first.finished:
+                        self._catalogue_step(first)
+                    elif not loader.wait(0.25) and not cancel.is_set():
+                        notify(Progress("loading model", 0, len(jobs), not_heard=first.written))
+                        continue
+                    if not loader.ready:
+                        notify(Progress("loading model", 0, len(jobs), not_heard=first.written))
+                        if cancel.is_set():
+                            report.cancelled = True
+                            break
+                        continue
+                    embedder = self._model_ready(loader, report)
+                    if embedder.sampling_rate != rate:  # the folder's file said another rate
+                        rate = embedder.sampling_rate
+                        pending = deque((job, self._resubmit(f, job, rate, vanished_hashes))
+                                        for job, f in pending)
+                    clock = decoding.DecodeClock(self.decoders)  # the pool may be a new one
+                    timer.start(time.monotonic())
+                    embedded_from = time.monotonic()
+                elif not first.finished:
+                    self._catalogue_step(first)
                 if self._vocabulary is None:
                     # The auto-tag prompts go through the text tower while the first files
                     # decode, instead of stalling the first batch after they have.
@@ -272,85 +284,93 @@ class Indexer:
                 try:
                     result = future.result(timeout=0.25)
                 except BrokenProcessPool:
-                    pending = self._isolate_crash(pending, rate, vanished_hashes)
+                    pending = isolate_crash(pending, self.decoders,
+                                            lambda j, r=rate: self._submit(j, r, vanished_hashes))
                     continue
                 except FutureTimeout:
                     if clock.advance() > limit:
-                        pending = self._end_stuck(pending, rate, vanished_hashes, limit)
+                        pending = end_stuck(pending, self.decoders,
+                                            lambda j, r=rate: self._submit(j, r, vanished_hashes),
+                                            limit)
                     continue
                 pending.popleft()
-                item = _received(job, result)
+                item = received(job, result)
+                self.timeline.mark("decoded", job.found.path, result.finished_at or None)
                 report.decoded += item.decoded is not None or item.error is not None
                 if item.moved_from is None and item.digest in vanished_hashes:
                     item.moved_from = vanished.get(item.digest)
                 if self._settle(item, vanished, embedder, report, batch):
                     self._flush(batch, embedder, report)
-                timer.tick(1)
-                notify(Progress("embedding", timer.done, timer.total, item.job.found.path,
-                                timer.rate(), timer.eta()))
+                now = time.monotonic()
+                done += 1
+                heard += job.placeholder is not None
+                decoded = item.decoded
+                timer.file_done(id(job), len(decoded.windows) if decoded else 0, now,
+                                decoded.info.duration if decoded else None)
+                eta = timer.eta()
+                self.eta_history.append((now, eta))
+                rate_now = done / (now - embedded_from) if now > embedded_from else 0.0
+                notify(Progress("embedding", done, len(jobs), item.job.found.path, rate_now, eta,
+                                not_heard=max(0, first.written - heard)))
                 if cancel.is_set():
                     report.cancelled = True
                     break
                 if time.monotonic() - last_save > INDEX_SAVE_SECONDS:
                     self.index.save()
                     last_save = time.monotonic()
+        except BaseException:
+            if embedder is None:  # the model failed to load: no trace of this run is left
+                first.undo()
+            raise
         finally:
             for _job, future in pending:
                 future.cancel()
-            if batch:
+            if batch and embedder is not None:
                 self._flush(batch, embedder, report, final=True)
 
+    def _model_ready(self, loader: BackgroundLoad[ClapEmbedder], report: IndexReport) -> ClapEmbedder:
+        embedder = loader.result()  # a model that failed to load raises its ModelError here
+        self._model_running = True  # decoders go to idle priority from the next file on
+        if self._fixed_batch is None and embedder.device != "cpu":
+            from clapdesk.core.index.device_plan import plan_for
+
+            chosen = plan_for(embedder)  # a GPU: larger batches, every core decoding
+            self.batch_windows = chosen.batch_windows
+            self.timeline.mark("device plan", chosen.why)
+            if self._own_pool and chosen.decoders > self.decoders.workers:
+                # Files in flight finish in the old pool; the next ones go to the larger one.
+                self.decoders = decoding.shared_pool(chosen.decoders)
+        report.reprojected = self._reproject(embedder)
+        return embedder
+
+    def _catalogue_step(self, first: FirstCatalogue) -> None:
+        first.step()
+        for job in first.last_chunk:
+            self.time_left.know_length(id(job), first.durations.get(id(job)))
+        self.timeline.mark("catalogued", str(first.written))
+
+    def _ready_limit(self) -> int:
+        # At least two model calls' worth waits decoded, so a GPU's large batches never wait.
+        return max(READY_WINDOWS, 2 * self.batch_windows)
+
+    def _resubmit(self, future: Future[DecodeResult], job: _Job, rate: int,
+                  skip: frozenset[str]) -> Future[DecodeResult]:
+        future.cancel()
+        return self._submit(job, rate, skip)
+
     def _submit(self, job: _Job, rate: int, skip: frozenset[str]) -> Future[DecodeResult]:
-        return self.decoders.submit(decoding.decode_file, _request(job, rate, skip))
-
-    def _end_stuck(self, pending: deque[tuple[_Job, Future[DecodeResult]]], rate: int,
-                   skip: frozenset[str], limit: float) -> deque[tuple[_Job, Future[DecodeResult]]]:
-        """The first file in line took longer than the time limit: it fails with that reason,
-        the decoders are ended (a stuck one cannot be told apart from the others) and replaced,
-        and the files behind it are decoded again; those already decoded keep their results."""
-        job, _ = pending.popleft()
-        log.warning("%s took longer than %g s to decode: its decoder was ended",
-                    display_path(job.found.path), limit)
-        self.decoders.kill()
-        redone: deque[tuple[_Job, Future[DecodeResult]]] = deque([(job, _failed(
-            job, decoding.too_slow(limit), transient=True))])
-        for other, future in pending:
-            redone.append((other, future if _succeeded(future) else self._submit(other, rate, skip)))
-        return redone
-
-    def _isolate_crash(self, pending: deque[tuple[_Job, Future[DecodeResult]]], rate: int,
-                       skip: frozenset[str]) -> deque[tuple[_Job, Future[DecodeResult]]]:
-        """A decoder process died (a library crashed on some file): find which file, go on.
-
-        Every file still in flight failed with it, and any of them may be the culprit. Each
-        is decoded again alone in fresh processes: one that kills its process alone is
-        recorded as failed, the others are indexed as usual. Files already decoded keep their
-        results. Returns the results, in the same order.
-        """
-        redone: deque[tuple[_Job, Future[DecodeResult]]] = deque()
-        self.decoders.restart()
-        for job, future in pending:
-            if _succeeded(future):
-                redone.append((job, future))
-                continue
-            limit = decoding.decode_seconds()
-            try:
-                outcome = _failed(job, "", result=self._submit(job, rate, skip).result(limit))
-            except BrokenProcessPool:
-                log.warning("a decoder crashed on %s", display_path(job.found.path))
-                outcome = _failed(job, decoding.CRASHED)
-                self.decoders.restart()
-            except FutureTimeout:
-                outcome = _failed(job, decoding.too_slow(limit), transient=True)
-                self.decoders.kill()
-            redone.append((job, outcome))
-        return redone
+        future = self.decoders.submit(decoding.decode_file,
+                                      request(job, rate, skip, idle=self._model_running))
+        # The decoders' own pace is one phase of the time left (eta.TimeLeft.decode_bound).
+        future.add_done_callback(lambda _f: self.time_left.file_decoded(time.monotonic()))
+        return future
 
     def _settle(self, item: _Decoded, vanished: dict[str, int | None], embedder: ClapEmbedder,
                 report: IndexReport, batch: list[_Decoded]) -> bool:
         """Record a failure, a move or a duplicate at once; queue the rest for the model."""
         found = item.job.found
         if item.error is not None:
+            item.job.settled = True
             report.failed.append((found.path, item.error))
             if item.transient and item.job.good_row:
                 # A share that dropped mid-run says nothing about the file: its indexed row
@@ -364,9 +384,11 @@ class Indexer:
             return False
         if item.moved_from is not None and item.digest is not None:
             vanished[item.digest] = None  # claimed: the old path is this file, renamed
-            if item.job.file_id is not None and item.job.file_id != item.moved_from:
-                self.catalog.delete_files([item.job.file_id])
-                self.index.remove({item.job.file_id})
+            item.job.settled = True
+            own = item.job.file_id if item.job.file_id is not None else item.job.placeholder
+            if own is not None and own != item.moved_from:  # its row, or its name-only row
+                self.catalog.delete_files([own])
+                self.index.remove({own})
             self.catalog.move_file(item.moved_from, found.path, item.job.root_id, found.mtime_ns)
             report.moved += 1
             return False
@@ -382,7 +404,7 @@ class Indexer:
             return False
         if item.decoded is None:
             # Its content matched a vanished file that another path has claimed: decode it now.
-            item = _received(item.job, decoding.decode_file(_request(item.job, embedder.sampling_rate)))
+            item = received(item.job, decoding.decode_file(request(item.job, embedder.sampling_rate)))
             if item.error is not None:
                 return self._settle(item, vanished, embedder, report, batch)
         batch.append(item)
@@ -423,6 +445,7 @@ class Indexer:
         fields.update(item.analysis)
         file_id = self.catalog.upsert_file(found.path, item.job.root_id, found.size,
                                            found.mtime_ns, item.digest, **fields)
+        item.job.settled = True
         if item.job.file_id is None and self._missing_left:
             # A new file may be a vanished one come back: its own tags and favourite return.
             if missing.restore(self.catalog, file_id, found.path, item.digest):
@@ -438,13 +461,16 @@ class Indexer:
 
     def _flush(self, batch: list[_Decoded], embedder: ClapEmbedder, report: IndexReport,
                final: bool = False) -> None:
-        """Embed queued windows exactly BATCH_WINDOWS at a time (the rest too when `final`),
+        """Embed queued windows exactly batch_windows at a time (the rest too when `final`),
         then commit every file whose windows are all embedded, in one transaction."""
         windows = [w for d in batch if d.decoded is not None for w in d.decoded.windows]
         todo = windows[len(self._rows):]
-        while len(todo) >= BATCH_WINDOWS or (final and todo):
-            chunk, todo = todo[:BATCH_WINDOWS], todo[BATCH_WINDOWS:]
+        size = self.batch_windows
+        while len(todo) >= size or (final and todo):
+            chunk, todo = todo[:size], todo[size:]
+            began = time.monotonic()
             self._rows.extend(embedder.features_for(chunk))
+            self.time_left.model_call(len(chunk), time.monotonic() - began, time.monotonic())
         items, pooled, used, taken = [], [], 0, 0
         for d in batch:
             count = len(d.decoded.windows) if d.decoded is not None else 0
@@ -471,6 +497,7 @@ class Indexer:
                     # A NaN vector would score NaN against every query and break the ANN
                     # graph for everyone: the file fails instead, with the reason.
                     found = item.job.found
+                    item.job.settled = True
                     self.catalog.upsert_file(found.path, item.job.root_id, found.size,
                                              found.mtime_ns, item.digest, error=NOT_FINITE,
                                              ctime_ns=found.ctime_ns, error_transient=0)
@@ -500,65 +527,3 @@ def _vocabulary_vectors(embedder: ClapEmbedder) -> np.ndarray:
     return embedder.embed_prompts([f"the sound of {w}" for w in AUTO_TAG_VOCABULARY])
 
 
-def _request(job: _Job, rate: int, skip: frozenset[str] = frozenset()) -> DecodeRequest:
-    found = job.found
-    return DecodeRequest(found.path, found.size, found.mtime_ns, rate, skip,
-                         audio.decode_memory_mb())
-
-
-def _failed(job: _Job, error: str, transient: bool = False,
-            result: DecodeResult | None = None) -> Future[DecodeResult]:
-    """A finished future: `result` as it is, or else a failure of the job's file."""
-    found = job.found
-    outcome: Future[DecodeResult] = Future()
-    outcome.set_result(result or DecodeResult(found.path, found.size, found.mtime_ns,
-                                              error=error, transient=transient))
-    return outcome
-
-
-def _succeeded(future: Future[DecodeResult]) -> bool:
-    """Finished with a result (not cancelled, not broken by a crashed decoder)."""
-    return future.done() and not future.cancelled() and future.exception() is None
-
-
-def _ready_windows(pending: deque[tuple[_Job, Future[DecodeResult]]]) -> int:
-    """Decoded windows already waiting in finished results."""
-    ready = 0
-    for _job, future in pending:
-        if _succeeded(future):
-            decoded = future.result().decoded
-            ready += len(decoded.windows) if decoded is not None else 0
-    return ready
-
-
-def _received(job: _Job, result: DecodeResult) -> _Decoded:
-    """A decoder's result as the indexer's record, with the worker's log lines logged here."""
-    for level, message in result.notes:
-        log.log(level, "%s", message)
-    found = job.found
-    if (result.size, result.mtime_ns, result.ctime_ns) != (found.size, found.mtime_ns,
-                                                           found.ctime_ns) and result.ctime_ns:
-        job.found = FoundFile(found.path, result.size, result.mtime_ns, result.ctime_ns)
-    return _Decoded(job, digest=result.digest, decoded=result.decoded,
-                    analysis=result.analysis, error=result.error, transient=result.transient)
-
-
-class _Rate:
-    """Files per second over the last few seconds, and the time left at that pace."""
-
-    def __init__(self, total: int) -> None:
-        self.total, self.done = total, 0
-        self.marks: deque[tuple[float, int]] = deque(maxlen=64)
-        self.marks.append((time.monotonic(), 0))
-
-    def tick(self, n: int) -> None:
-        self.done += n
-        self.marks.append((time.monotonic(), self.done))
-
-    def rate(self) -> float:
-        (t0, d0), (t1, d1) = self.marks[0], self.marks[-1]
-        return (d1 - d0) / (t1 - t0) if t1 > t0 else 0.0
-
-    def eta(self) -> float | None:
-        rate = self.rate()
-        return (self.total - self.done) / rate if rate > 0 else None

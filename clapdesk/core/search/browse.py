@@ -13,6 +13,7 @@ from pathlib import Path
 from clapdesk.core.search.duplicates import count_identical, identical_groups
 from clapdesk.core.search.ranking import Hit
 from clapdesk.core.store.catalog import Catalog
+from clapdesk.core.store.not_heard import without_any_vector
 from clapdesk.core.store.user_tags import tags_for_display
 
 BROWSE_LIMIT = 5000  # rows shown when browsing a place without a query
@@ -68,6 +69,9 @@ def load_place(catalog_path: Path, kind: str, value: str = "", limit: int = BROW
             records = catalog.browse_files(limit=limit)
         records = [r for r in records if r.error is None]
         tags = tags_for_display(catalog, [r.id for r in records])
-        return [Hit(record, 0.0, None, tags.get(record.id, [])) for record in records]
+        # A first indexing run lists files before the model has heard them (no vector yet).
+        waiting = without_any_vector(catalog, [r.id for r in records])
+        return [Hit(record, 0.0, None, tags.get(record.id, []), heard=record.id not in waiting)
+                for record in records]
     finally:
         catalog.close()

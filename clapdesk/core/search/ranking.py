@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from clapdesk.core.search import unheard
 from clapdesk.core.search.match import query_distribution, readable_match
 from clapdesk.core.search.query import ParsedQuery, parse_query
 from clapdesk.core.store.catalog import FileRecord, display_path, prefix_range
+from clapdesk.core.store.not_heard import count_not_heard, not_heard_among, without_any_vector
 from clapdesk.core.store.user_tags import (
     files_with_user_tags,
     query_tag_candidates,
@@ -58,6 +60,9 @@ class Hit:
     tags: list[str] = field(default_factory=list)
     cosine: float | None = None  # the model's raw cosine (None when nothing was compared)
     match: float | None = None  # 0-100, what a person reads (see match.py)
+    # False while the model has no vector for the file (a first indexing run is still going):
+    # it was found by its name, tags, tempo or key, and is shown as not yet listened to.
+    heard: bool = True
 
     @property
     def match_text(self) -> str:
@@ -74,7 +79,7 @@ class Hit:
             "bpm": None if f.bpm is None else round(f.bpm, 1), "bpm_source": f.bpm_source,
             "key": f.key, "key_source": f.key_source, "kind": f.kind,
             "tempo_match": self.note, "format": f.format, "sample_rate": f.sample_rate,
-            "channels": f.channels, "tags": self.tags,
+            "channels": f.channels, "tags": self.tags, "heard": self.heard,
         }
 
 
@@ -83,9 +88,16 @@ class SearchResponse:
     hits: list[Hit]
     query: ParsedQuery | None = None
     exact: bool = False  # True when the exact filtered search was needed
+    # The model was still loading: every result was found by name, tags and constraints. The
+    # window searches again once it is ready.
+    model_loading: bool = False
+    not_heard: int = 0  # files in the library the model has not heard yet
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {"results": [h.to_json() for h in self.hits]}
+        if self.model_loading or self.not_heard:
+            out["model_loading"] = self.model_loading
+            out["not_heard"] = self.not_heard
         if self.query is not None:
             out["query"] = self.query.to_json()
         return out
@@ -97,14 +109,78 @@ def search_text(library: Library, text: str, k: int = 50, filters: Filters | Non
     parsed = parsed or parse_query(text)
     filters = filters or Filters()
     vector = None
-    if parsed.text:
+    loading = library.model_loading  # the index and the model key may not be there yet
+    if parsed.text and not loading:
         embedder = library.embedder()
         embedder.refuse_text_search()  # an untrained text tower: one plain line, not noise
         vector = embedder.embed_text([parsed.text])[0]
-    tagged = _user_tagged(library, parsed, vector)
-    hits, exact = _rank(library, vector, k, parsed, filters, set(), tagged)
-    _readable(library, vector, hits, tagged)
-    return SearchResponse(hits, parsed, exact)
+    waiting = _not_heard(library)
+    if loading:
+        # No model yet (an indexing run is loading it): names, tags and constraints answer now.
+        hits, exact = _by_name(library, parsed, filters, k, set(), heard_too=True), True
+    else:
+        tagged = _user_tagged(library, parsed, vector)
+        hits, exact = _rank(library, vector, k, parsed, filters, set(), tagged)
+        _readable(library, vector, hits, tagged)
+        if waiting and vector is not None:
+            hits = _with_not_heard(library, hits, parsed, filters, k, waiting)
+    _mark_not_heard(library, hits, waiting)
+    return SearchResponse(hits, parsed, exact, model_loading=loading, not_heard=waiting)
+
+
+def _not_heard(library: Library) -> int:
+    """Files without a vector yet; the exact count is asked only when the index holds fewer
+    vectors than the catalog has files (the usual case, a library fully indexed, pays a COUNT)."""
+    key = library.model_key_if_known
+    if key is None:  # the model is being resolved (its weights hashed): any model's vectors
+        return count_not_heard(library.catalog, None)
+    if len(library.vector_index()) >= library.catalog.count_files():
+        return 0
+    return count_not_heard(library.catalog, key)
+
+
+def _by_name(library: Library, parsed: ParsedQuery, filters: Filters, k: int,
+             exclude: set[int], heard_too: bool) -> list[Hit]:
+    """Files whose names, folders or tags carry the query's words, meeting its constraints;
+    with `heard_too` every file, else only those the model has not heard yet."""
+    if not parsed.text:  # constraints alone: every matching file, by path
+        ids = _matching_ids(library, parsed, filters, exclude)
+        paths = {r.id: r.path for r in library.catalog.files(ids)}
+        return _accepted(library, [(i, 0.0) for i in sorted(paths, key=paths.__getitem__)],
+                         parsed, filters, k)
+    scored = unheard.by_name(library.catalog, parsed.text,
+                             None if heard_too else library.model_key)
+    if parsed.has_constraints or filters.active:
+        allowed = set(_matching_ids(library, parsed, filters, exclude))
+        scored = [(i, s) for i, s in scored if i in allowed]
+    hits = _accepted(library, [(i, s) for i, s in scored if i not in exclude], parsed, filters, k)
+    for hit in hits:
+        hit.score = 0.0  # no sound score: the order is the share of the query's words named
+    return hits
+
+
+def _with_not_heard(library: Library, hits: list[Hit], parsed: ParsedQuery, filters: Filters,
+                    k: int, waiting: int) -> list[Hit]:
+    """The sound ranking, with the files not heard yet that the query names after it: they take
+    up to their share of the library's places (see unheard.share_of_results)."""
+    named = _by_name(library, parsed, filters, k, {h.file.id for h in hits}, heard_too=False)
+    if not named:
+        return hits
+    share = unheard.share_of_results(k, waiting, max(waiting + len(library.vector_index()), 1))
+    named = named[:share]
+    return hits[: max(0, k - len(named))] + named
+
+
+def _mark_not_heard(library: Library, hits: list[Hit], waiting: int) -> None:
+    if not waiting or not hits:
+        return
+    ids, key = [h.file.id for h in hits], library.model_key_if_known
+    missing = (not_heard_among(library.catalog, key, ids) if key is not None
+               else without_any_vector(library.catalog, ids))
+    for hit in hits:
+        if hit.file.id in missing:
+            hit.heard = False
+            hit.match = None
 
 
 def search_similar(library: Library, path: str, k: int = 50, filters: Filters | None = None,

@@ -192,7 +192,9 @@ def search_sound(library: Library, sound: SoundQuery, k: int = 50, filters: Filt
         wide = max(k * ranking.ANN_OVERFETCH, ranking.ANN_MIN_CANDIDATES)
         hits, exact = ranking._rank(library, vector, wide, parsed, filters, exclude, tagged)
         hits = aspects.rerank(hits, sound.facts, aspect)[:k]
-    return ranking.SearchResponse(hits, parsed, exact)
+    waiting = ranking._not_heard(library)
+    ranking._mark_not_heard(library, hits, waiting)
+    return ranking.SearchResponse(hits, parsed, exact, not_heard=waiting)
 
 
 def _merged(base: ParsedQuery, extra: ParsedQuery) -> ParsedQuery:

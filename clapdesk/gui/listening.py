@@ -1,0 +1,77 @@
+"""The window during a first indexing run: searching before the model has heard every sound.
+
+While the model loads, a text search is answered at once by names, folders, tags, tempo and key
+(core/search/unheard.py) on the general pool, since the model's lane is busy loading it; it is
+searched again by sound as soon as the model is ready. While indexing goes on, a result list that
+shows sounds not heard yet is searched again every few seconds (keeping the scroll position and
+the selection), so those sounds take their place in the ranking as their vectors land.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from clapdesk.core.search.query import ParsedQuery
+from clapdesk.core.search.ranking import Filters, Hit, SearchResponse
+from clapdesk.gui import jobs
+from clapdesk.gui.model_control import UNAVAILABLE
+from clapdesk.gui.wording import counted
+
+if TYPE_CHECKING:
+    from clapdesk.gui.main_window import MainWindow
+
+
+def results_title(hits: list[Hit], label: str, response: SearchResponse) -> str:
+    """"12 results for “kick”", with what is not heard yet said when it matters."""
+    title = f"{counted(len(hits), 'result')} for {label}"
+    if response.model_loading:
+        return title + " — by name, tags, tempo and key while the model loads"
+    if response.not_heard:
+        return title + (f" — {counted(response.not_heard, 'sound')} not heard yet: found by "
+                        "name until indexing reaches them")
+    return title
+
+
+def search_before_model(window: MainWindow, text: str, parsed: ParsedQuery,
+                        filters: Filters) -> None:
+    """A text search while the model is not ready: by names now when it is loading (the
+    window searches again by sound once it is ready), else the old message."""
+    if window.model_ctl.state == UNAVAILABLE:
+        window.title.setText(f"Searching for “{text}” needs the model, which is unavailable: "
+                             "see the status bar")
+        return
+    if not window.library.model_loading:
+        window.title.setText(f"“{text}” will be searched as soon as the model is ready")
+        return
+    window.generation += 1
+    window.runner.submit(jobs.run_search, window.library, window.generation,
+                         lambda: window.generation, text, parsed, window.settings.get("results"),
+                         filters, name="search by name", on_result=window._show_search,
+                         on_error=window._search_failed)
+
+
+def live_refresh(window: MainWindow) -> None:
+    """Every few seconds while indexing: the browsed place read again, or the search run again
+    when it lists sounds not heard yet."""
+    text = window.search.text().strip()
+    if not text and not window.search.similar_to:
+        window.browse(keep_scroll=True)
+        return
+    if window.search.similar_to or not window.model.not_heard() or not window.model_ctl.ready:
+        return
+    window.generation += 1
+    kind, value = window.place
+    filters = Filters(folder=value) if kind == jobs.FOLDER else Filters()
+
+    def show(outcome: jobs.SearchOutcome) -> None:
+        if outcome.response is None or outcome.generation != window.generation:
+            return
+        label = f"“{outcome.title}”"
+        window._set_rows(outcome.response.hits, True,
+                         results_title(outcome.response.hits, label, outcome.response),
+                         keep_scroll=True)
+
+    window.runner.submit(jobs.run_search, window.library, window.generation,
+                         lambda: window.generation, text, window.search.parsed,
+                         window.settings.get("results"), filters, pool="model",
+                         name="search again", on_result=show, on_error=window._search_failed)

@@ -1,0 +1,84 @@
+"""The window during a first indexing run: a search answers by name while the model loads, and
+the sounds the model has not heard yet say so, in the table and beside the progress bar."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from conftest import family_sound, write_sound
+from PySide6.QtCore import Qt
+
+from clapdesk.gui.results_model import MATCH, NAME, NOT_HEARD
+
+from .test_main_window import MAX_UI_GAP_S, GapMeter
+
+
+def test_a_search_while_the_model_loads_lists_sounds_not_heard_yet(
+        qtbot, make_window, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    folder = tmp_path / "samples"
+    for i in range(3):
+        write_sound(folder / "Drums" / f"Kick {i} Punchy.wav", family_sound("kick", i))
+        write_sound(folder / "Pads" / f"Warm Pad {i}.wav", family_sound("pad", i))
+    window = make_window(start=False)
+    library = window.library
+    release = threading.Event()
+    real_embedder = library.embedder
+
+    def held_model():  # noqa: ANN202 - the model's load, held until the test has looked
+        assert release.wait(120), "the test never let the model load"
+        return real_embedder()
+
+    monkeypatch.setattr(library, "embedder", held_model)
+    import torch  # noqa: F401 - torch's import is start-up's cost, not this test's
+
+    window.start()
+    qtbot.waitUntil(lambda: window.model_ctl.state != "checking", timeout=30000)
+    meter = GapMeter()
+    meter.start()
+    try:
+        window.indexing.index([str(folder)])
+        qtbot.waitUntil(lambda: "6 not heard yet" in window.progress.label.text(), timeout=60000)
+        assert library.model_loading and not library.model_loaded
+        window.search.set_text("punchy kick")
+        qtbot.waitUntil(lambda: window.model.rowCount() == 3, timeout=30000)
+        largest = meter.stop()
+        assert not library.model_loaded  # answered without waiting for the model
+        assert "while the model loads" in window.title.text()
+        rows = range(window.proxy.rowCount())
+        assert {window.proxy.index(r, NAME).data() for r in rows} == {
+            f"Kick {i} Punchy.wav" for i in range(3)}
+        assert all(window.proxy.index(r, MATCH).data() == NOT_HEARD for r in rows)
+        tip = window.proxy.index(0, MATCH).data(Qt.ItemDataRole.ToolTipRole)
+        assert "Not listened to yet" in tip
+        assert largest < MAX_UI_GAP_S, f"the UI thread was blocked for {largest * 1000:.0f} ms"
+    finally:
+        release.set()
+    with qtbot.waitSignal(window.indexing.finished, timeout=120000):
+        pass
+    # Indexed: the same search ranks by sound, and nothing reads "not heard yet" any more.
+    qtbot.waitUntil(lambda: window.model.rowCount() > 0 and window.model.not_heard() == 0
+                    and "while the model loads" not in window.title.text(), timeout=60000)
+    shown = [window.proxy.index(r, MATCH).data() for r in range(window.proxy.rowCount())]
+    assert NOT_HEARD not in shown
+
+
+def test_rows_not_heard_yet_say_so_and_sort_after_the_ranked_ones() -> None:
+    from clapdesk.core.search.ranking import Hit
+    from clapdesk.core.store.catalog import FileRecord
+    from clapdesk.gui.results_model import SCORE_ROLE, SORT_ROLE, ResultsModel
+
+    def record(i: int, name: str) -> FileRecord:
+        return FileRecord(i, f"/s/{name}", 1, 1, 1, None, 1.0, 44100, 1, "WAV", "PCM_16", None, 0.0)
+
+    ranked = Hit(record(1, "kick a.wav"), 0.02, match=40.0)
+    unheard = Hit(record(2, "kick b.wav"), 0.0, heard=False)
+    model = ResultsModel()
+    model.set_hits([unheard, ranked], scored=True)
+    rows = {model.index(r, NAME).data(): r for r in range(2)}
+    assert model.index(rows["kick b.wav"], MATCH).data() == NOT_HEARD
+    assert model.index(rows["kick b.wav"], MATCH).data(SCORE_ROLE) is None  # no match bar
+    assert model.index(rows["kick a.wav"], MATCH).data() == "40 %"
+    assert model.index(rows["kick b.wav"], MATCH).data(SORT_ROLE) < \
+        model.index(rows["kick a.wav"], MATCH).data(SORT_ROLE)
+    assert model.not_heard() == 1

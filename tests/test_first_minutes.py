@@ -1,0 +1,342 @@
+"""The first minutes of a first indexing run: searching files the model has not heard yet, the
+model loading while the first files decode, and the time left on a run's real schedule."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import tone, write_sound
+
+from clapdesk.core.index.eta import TimeLeft, estimate_errors, windows_for
+from clapdesk.core.index.report import Progress
+
+
+def _folder(root: Path) -> Path:
+    """Names that say what the sounds are: a kick, a loop at 90 BPM in A minor, a long kick."""
+    folder = root / "Pack"
+    write_sound(folder / "Dusty Loop 90bpm Am.wav", tone(3.0, freq=110.0))
+    write_sound(folder / "Drums" / "Kick_808_Punchy.wav", tone(0.6, freq=55.0, seed=1))
+    write_sound(folder / "Drums" / "Kick Long Tail.wav", tone(5.0, freq=50.0, seed=2))
+    for i in range(6):
+        write_sound(folder / "Pads" / f"Warm Pad {i + 1} C.wav", tone(2.0, freq=262.0 + i, seed=3 + i))
+    return folder
+
+
+def _names(hits: list) -> list[str]:  # noqa: ANN001
+    return [Path(h.file.path).name for h in hits]
+
+
+class _Gate:
+    """Holds the indexing thread at a chosen moment so the test can search there."""
+
+    def __init__(self) -> None:
+        self.reached = threading.Event()
+        self.release = threading.Event()
+
+    def hold(self) -> None:
+        self.reached.set()
+        assert self.release.wait(120), "the test never let indexing go on"
+
+
+def _index_in_thread(library, folder: Path, progress) -> tuple[threading.Thread, list]:  # noqa: ANN001
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            library.index_folders([str(folder)], progress=progress)
+        except BaseException as exc:  # re-raised by the test
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name="test-index")
+    thread.start()
+    return thread, errors
+
+
+def test_search_while_the_model_loads_finds_new_files_by_name_and_constraints(
+        tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from clapdesk.core.library import Library
+    from clapdesk.core.search.ranking import search_text
+
+    folder = _folder(tmp_path)
+    library = Library(model=str(tiny_model))
+    load = _Gate()
+    real_embedder = library.embedder
+
+    def slow_model():  # noqa: ANN202 - the model's load, held until the test has searched
+        load.hold()
+        return real_embedder()
+
+    monkeypatch.setattr(library, "embedder", slow_model)
+    catalogued = threading.Event()
+
+    def progress(p: Progress) -> None:
+        if p.phase == "loading model" and p.not_heard >= 9:
+            catalogued.set()
+
+    thread, errors = _index_in_thread(library, folder, progress)
+    try:
+        assert load.reached.wait(60) and catalogued.wait(60), errors
+        assert library.model_loading and not library.model_loaded
+        kicks = search_text(library, "kick")
+        assert kicks.model_loading and kicks.not_heard == 9
+        assert set(_names(kicks.hits)) == {"Kick_808_Punchy.wav", "Kick Long Tail.wav"}
+        assert all(not h.heard and h.cosine is None and h.match is None for h in kicks.hits)
+        # The header's length answers a length constraint before any decoding.
+        short = search_text(library, "kick under 2 s")
+        assert _names(short.hits) == ["Kick_808_Punchy.wav"]
+        # Kind, tempo and key from the name: the loop, not the pads (in C) nor the kicks.
+        loop = search_text(library, "dusty loop at 90 bpm in A minor")
+        assert _names(loop.hits) == ["Dusty Loop 90bpm Am.wav"]
+        assert search_text(library, "pad in A minor").hits == []
+        # A folder word counts as a name word.
+        assert len(search_text(library, "drums").hits) == 2
+    finally:
+        load.release.set()
+        thread.join(120)
+    assert not errors, errors
+    done = search_text(library, "kick")
+    assert done.not_heard == 0 and not done.model_loading
+    heard = {Path(h.file.path).name: h for h in done.hits}
+    assert heard["Kick_808_Punchy.wav"].heard and heard["Kick_808_Punchy.wav"].cosine is not None
+    library.close()
+
+
+def test_files_not_heard_yet_join_the_sound_ranking_after_it(tiny_model: Path,
+                                                             tmp_path: Path) -> None:
+    """The model is ready, no vector has landed: a text query lists the named files, marked."""
+    from clapdesk.core.library import Library
+    from clapdesk.core.search.ranking import search_text
+
+    folder = _folder(tmp_path)
+    library = Library(model=str(tiny_model))
+    first_file = _Gate()
+
+    def progress(p: Progress) -> None:
+        if p.phase == "embedding" and not first_file.reached.is_set():
+            first_file.hold()  # one file received, its single window not embedded yet
+
+    thread, errors = _index_in_thread(library, folder, progress)
+    try:
+        assert first_file.reached.wait(120), errors
+        assert library.model_loaded and len(library.vector_index()) == 0
+        response = search_text(library, "kick drums")
+        assert not response.model_loading and response.not_heard == 9
+        assert {"Kick_808_Punchy.wav", "Kick Long Tail.wav"} <= set(_names(response.hits))
+        assert not any(h.heard for h in response.hits)
+        # Every word named ranks first: "kick drums" is both kicks (in Drums/), the rest none.
+        assert set(_names(response.hits)[:2]) == {"Kick_808_Punchy.wav", "Kick Long Tail.wav"}
+    finally:
+        first_file.release.set()
+        thread.join(120)
+    assert not errors, errors
+    library.close()
+
+
+def test_the_model_loads_while_the_first_files_decode(tiny_model: Path, tmp_path: Path) -> None:
+    """The model's load cannot finish until three files have decoded: a pipeline that loaded
+    first and decoded after would never get there (the load would time out and the run fail)."""
+    from clapdesk.core.index import decoding
+    from clapdesk.core.index.indexer import Indexer
+    from clapdesk.core.index.model_loader import model_rate
+    from clapdesk.core.library import Library
+    from clapdesk.core.store.catalog import Catalog
+
+    folder = _folder(tmp_path)
+    library = Library(model=str(tiny_model))
+    # Decoding threads at normal priority: the idle-priority decoder processes can wait minutes
+    # for a core on a loaded machine, and the overlap is the pipeline's, whatever decodes.
+    pool = decoding.DecodePool(2, processes=False)
+    finished = threading.Semaphore(0)
+    submit = pool.submit
+
+    def counted_submit(fn, *args):  # noqa: ANN001, ANN202
+        future = submit(fn, *args)
+        if fn is decoding.decode_file:  # not the warm-up calls that start the processes
+            future.add_done_callback(lambda _f: finished.release())
+        return future
+
+    pool.submit = counted_submit  # type: ignore[method-assign]
+
+    def model_after_three_decodes():  # noqa: ANN202
+        for _ in range(3):
+            assert finished.acquire(timeout=120), "no file decoded while the model loaded"
+        return library.embedder()
+
+    catalog = Catalog(library.paths.catalog)
+    try:
+        indexer = Indexer(catalog, library.vector_index(), model_after_three_decodes,
+                          decoders=pool, model_rate=lambda: model_rate(library.identity.folder))
+        report = indexer.run([str(folder)])
+    finally:
+        catalog.close()
+        pool.close()
+    assert report.indexed == 9 and not report.failed
+    line = indexer.timeline
+    began, ready = line.first("model loading"), line.first("model ready")
+    decoded = sorted(line.times("decoded"))
+    assert began is not None and ready is not None and len(decoded) == 9
+    # The decoders' own clock: at least three files were finished before the model was.
+    assert sum(began < t < ready for t in decoded) >= 3, (began, ready, line.events)
+    assert line.first("catalogued") is not None and line.first("catalogued") < ready
+    library.close()
+
+
+# -- the time left ------------------------------------------------------------------------------
+def _schedule(seed: int = 0) -> tuple[list[tuple[str, float, int]], float, float]:
+    """A made-up library in the order a scan finds it: 500 one-shots, then 300 loops, then 150
+    long stems; each file's length is in its header. Returns (name, seconds, size) rows, the
+    model's seconds per window and the rest's seconds per file."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    def row(name: str, low: float, high: float, bytes_per_second: int) -> tuple[str, float, int]:
+        seconds = float(rng.uniform(low, high))
+        return name, seconds, int(seconds * bytes_per_second)
+
+    rows += [row(f"hits/{i}.wav", 0.2, 3.0, 176_400) for i in range(500)]
+    rows += [row(f"loops/{i}.wav", 8.0, 24.0, 176_400) for i in range(300)]
+    # Stems as MP3 at 320 kbit/s: no length in the header, only the size.
+    rows += [row(f"stems/{i}.mp3", 60.0, 240.0, 40_000) for i in range(150)]
+    return rows, 0.12, 0.02
+
+
+def _replay(rows: list[tuple[str, float, int]], per_window: float, per_file: float,
+            estimator: TimeLeft, known_lengths: bool, seed: int = 1
+            ) -> tuple[list[tuple[float, float | None]], float, float]:
+    """Runs the pipeline's schedule on a virtual clock: a model load, then model calls of four
+    windows each (their time jittered by a busy machine, +-25 %), files finishing when their last
+    window is embedded, and per-file work (decoder waits, commits) between them."""
+    rng = np.random.default_rng(seed)
+    now = 0.0
+    for name, seconds, size in rows:
+        estimator.expect(name, seconds if known_lengths or not name.endswith(".mp3") else None,
+                         size, name)
+    now += 15.0  # the model loads
+    start = now
+    estimator.start(now)
+    history: list[tuple[float, float | None]] = []
+    lengths = {name: seconds for name, seconds, _size in rows}
+    queued: list[tuple[str, int]] = []  # files whose windows wait for a model call
+    waiting = 0
+    for name, seconds, _size in rows:
+        windows = windows_for(seconds) or 1
+        queued.append((name, windows))
+        waiting += windows
+        now += per_file * float(rng.uniform(0.5, 1.5))
+        while waiting >= 4:
+            cost = 4 * per_window * float(rng.uniform(0.75, 1.25))
+            now += cost
+            estimator.model_call(4, cost, now)
+            waiting -= 4
+        # Files whose every window is embedded are done, in order.
+        embedded_windows = sum(w for _, w in queued) - waiting
+        while queued and queued[0][1] <= embedded_windows:
+            done_name, done_windows = queued.pop(0)
+            embedded_windows -= done_windows
+            estimator.file_done(done_name, done_windows, now, lengths[done_name])
+            history.append((now, estimator.eta()))
+    for done_name, done_windows in queued:
+        now += per_window * done_windows
+        estimator.file_done(done_name, done_windows, now)
+        history.append((now, estimator.eta()))
+    return history, start, now
+
+
+def _replay_decode_bound(estimator: TimeLeft, files: int = 1500, seed: int = 2
+                         ) -> tuple[list[tuple[float, float | None]], float, float]:
+    """A small model on a busy machine: decoding (0.2 s a file, jittered) is the slow phase.
+    The decoders start while the model loads (15 s) and run 32 files ahead, so the first 32
+    files reach the model decoded and go through at once; after that, the decoders' pace rules."""
+    rng = np.random.default_rng(seed)
+    ready, ahead, model_cost = 15.0, 32, 0.002
+    decoded, consumed = [0.0] * files, [0.0] * files
+    for i in range(files):
+        allowed = consumed[i - ahead] if i >= ahead else 0.0  # the read-ahead is full until then
+        start = max(decoded[i - 1] if i else 0.0, allowed)
+        decoded[i] = start + 0.2 * float(rng.uniform(0.6, 1.4))
+        consumed[i] = max(decoded[i], ready, consumed[i - 1] if i else 0.0) + model_cost
+    for i in range(files):
+        estimator.expect(i, 1.0, 44_100, f"{i}.wav")
+    events = sorted([(t, 0, i) for i, t in enumerate(decoded)]
+                    + [(t, 1, i) for i, t in enumerate(consumed)] + [(ready, -1, -1)])
+    history: list[tuple[float, float | None]] = []
+    for at, kind, index in events:
+        if kind == -1:
+            estimator.start(at)
+        elif kind == 0:
+            estimator.file_decoded(at)
+        else:
+            estimator.model_call(1, model_cost, at)
+            estimator.file_done(index, 1, at, 1.0)
+            history.append((at, estimator.eta()))
+    return history, 0.0, consumed[-1]
+
+
+def test_time_left_when_decoding_is_the_slow_phase() -> None:
+    history, start, end = _replay_decode_bound(TimeLeft())
+    errors = estimate_errors(history, end, start, after=60.0)
+    assert end - start > 240 and errors["points"] > 1000
+    assert errors["max_error"] is not None and errors["max_error"] <= 0.20, errors
+    # Right after the model is ready the 32 files decoded ahead go through at once: counting
+    # only the model's side would then promise a fraction of the time really left.
+    early = [(t, eta) for t, eta in history if eta is not None][:5]
+    assert all(eta >= 0.8 * (end - t) for t, eta in early), early
+
+
+class _FilesPerSecond:
+    """The estimate clapdesk used before: files per second over the last 64 files."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.marks = total, []
+
+    def expect(self, *_args: object) -> None:
+        pass
+
+    def start(self, now: float) -> None:
+        self.marks = [(now, 0)]
+
+    def model_call(self, *_args: object) -> None:
+        pass
+
+    def file_done(self, _name: str, _windows: int, now: float, *_length: float) -> None:
+        self.marks = (self.marks + [(now, self.marks[-1][1] + 1)])[-65:]
+
+    def eta(self) -> float | None:
+        (t0, d0), (t1, d1) = self.marks[0], self.marks[-1]
+        return (self.total - d1) * (t1 - t0) / (d1 - d0) if d1 > d0 else None
+
+
+@pytest.mark.parametrize("known_lengths", [True, False], ids=["headers", "mp3-by-size"])
+def test_time_left_is_within_a_fifth_after_the_first_minute(known_lengths: bool) -> None:
+    rows, per_window, per_file = _schedule()
+    history, start, end = _replay(rows, per_window, per_file, TimeLeft(), known_lengths)
+    errors = estimate_errors(history, end, start, after=60.0)
+    assert end - start > 240 and errors["points"] > 300
+    assert errors["max_error"] is not None and errors["max_error"] <= 0.20, errors
+    # The same schedule defeats a files-per-second estimate: one-shots first, stems last.
+    old_history, old_start, old_end = _replay(rows, per_window, per_file,
+                                              _FilesPerSecond(len(rows)), known_lengths)  # type: ignore[arg-type]
+    old = estimate_errors(old_history, old_end, old_start, after=60.0)
+    assert old["max_error"] is not None and old["max_error"] > 0.5, old
+
+
+def test_time_left_says_nothing_until_the_model_has_run_and_counts_per_window() -> None:
+    estimator = TimeLeft()
+    estimator.expect("a", 1.0, 1000, "a.wav")
+    estimator.expect("b", 55.0, 9000, "b.wav")  # six windows (the most a file gets)
+    estimator.expect("c", None, 4000, "c.ogg")  # length unknown: one window until seen
+    assert estimator.eta() is None  # the model has not loaded
+    estimator.start(0.0)
+    estimator.model_call(4, 2.0, 2.0)  # the first call builds kernels: not counted
+    assert estimator.eta() is None
+    for i in range(3):
+        estimator.model_call(4, 0.4, 2.4 + 0.4 * i)
+    estimator.file_done("a", 1, 3.2)
+    assert windows_for(55.0) == 6 and windows_for(0.0) == 1 and windows_for(None) is None
+    # "c" is 4000 bytes of Ogg: one window (the least a file gets) at the format's usual rate.
+    assert estimator.windows_left() == 7
+    eta = estimator.eta()
+    # 0.1 s a window for 7 windows, plus the time not spent in the model per file (3.2 - 3.2)
+    assert eta is not None and abs(eta - (0.7 + estimator.seconds_per_file() * 2)) < 1e-9
