@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import importlib
 import json
 import logging
 import math
@@ -118,9 +119,8 @@ def _add_extensions(sub: Any, common: argparse.ArgumentParser) -> None:
     except ImportError:
         return
     add_commands(sub, common)
-    from clapdesk.map_cli import add_commands as add_map_commands  # `map`
-
-    add_map_commands(sub, common)
+    for module in ("map_cli", "cluster_cli"):  # `map`; `cluster index` and `import`
+        importlib.import_module(f"clapdesk.{module}").add_commands(sub, common)
 
 
 def gui_main() -> int:
