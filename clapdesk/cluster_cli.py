@@ -27,6 +27,8 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="model actors (default 1; one per GPU on a GPU cluster)")
     q.add_argument("--gpus-per-worker", type=float, default=0, metavar="N",
                    help="GPUs per model actor (default 0: the model runs on CPUs)")
+    q.add_argument("--cpus-per-worker", type=float, default=1, metavar="N",
+                   help="cores per model actor (default 1; its torch threads on a CPU)")
     q.add_argument("--catalog", metavar="CATALOG",
                    help="a library's catalog.sqlite3: files it has unchanged are left out")
     q.add_argument("--map", action="append", default=[], metavar="CLUSTER=HOME",
@@ -50,8 +52,8 @@ def cmd_cluster_index(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.workers < 1:
         raise UsageError("--workers must be 1 or more")
-    if args.gpus_per_worker < 0:
-        raise UsageError("--gpus-per-worker cannot be negative")
+    if args.gpus_per_worker < 0 or args.cpus_per_worker <= 0:
+        raise UsageError("--gpus-per-worker cannot be negative, nor --cpus-per-worker 0")
     if args.files_per_shard < 1:
         raise UsageError("--files-per-shard must be 1 or more")
     quiet = args.json or not sys.stderr.isatty()
@@ -65,6 +67,7 @@ def cmd_cluster_index(args: argparse.Namespace) -> dict[str, Any]:
         report = cluster_index(
             args.folders, args.out, model=args.model or os.environ.get("CLAPDESK_MODEL"),
             ray_address=args.ray, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
+            cpus_per_worker=args.cpus_per_worker,
             precision=args.precision or "float32", catalog=args.catalog,
             path_map=shards.PathMap(args.map), files_per_shard=args.files_per_shard,
             progress=progress)

@@ -13,6 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# Ray's node address is then the loopback one, so that every Ray server of the test listens on
+# 127.0.0.1 only (read when ray is imported; checked by test_ray_listens_on_loopback_only).
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 try:
     import fsspec  # noqa: F401
     import pyarrow  # noqa: F401
@@ -38,7 +42,6 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def local_ray():
     """A real Ray on this machine: two CPUs, no dashboard, every listener on 127.0.0.1."""
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
              configure_logging=False, log_to_driver=False)
     context = ray.data.DataContext.get_current()
@@ -174,6 +177,7 @@ def test_a_worker_killed_mid_run_is_retried(first_run, local_ray, archive, tiny_
         for process in _ray_workers("EmbedShard"):
             if not any(out.glob("shard-*.parquet")) and not process.cpu_percent(0.05):
                 continue
+            at_kill = len(list(out.glob("shard-*.parquet")))
             process.send_signal(signal.SIGKILL)
             killed.append(process.pid)
             break
@@ -184,7 +188,7 @@ def test_a_worker_killed_mid_run_is_retried(first_run, local_ray, archive, tiny_
     report = outcome["report"]
     assert not psutil.pid_exists(killed[0]) or psutil.Process(killed[0]).status() == "zombie"
     # Every shard was written all the same, with the vectors of the undisturbed run.
-    assert report.written == report.shards
+    assert at_kill < report.shards == report.written
     assert _shard_vectors(out) == _shard_vectors(first_run[0])
 
 
@@ -267,20 +271,22 @@ def test_import_maps_paths_keeps_user_tags_and_newer_rows(local_ray, archive, ti
     library_dir = tmp_path / "home-library"
     library = Library(library_dir, model=str(tiny_model))
     library.index_folders([str(home)])
+    # The kick at home was touched since the cluster's copy was made: the library's row is newer.
+    later = os.stat(home / "Kicks/kick_02.wav").st_mtime_ns + 10**9
+    os.utime(home / "Kicks/kick_02.wav", ns=(later, later))
+    library.index_folders([str(home)])
     pad = library.catalog.file_by_path(home / "Pads/warm_pad.wav")
     kick = library.catalog.file_by_path(home / "Kicks/kick_02.wav")
     user_tags.set_user_tags(library.catalog, [pad.id, kick.id], ["my pad"])
     library.catalog.add_favourite(pad.id)
     _, old_vectors = library.catalog.vectors(library.model_key, [pad.id])
     library.close()
-    # The pad was replaced since on the archive (a newer mtime); the kick at home is newer.
+    # The pad was replaced since, on the archive and at home alike (a newer mtime).
     changed = tone(12.0, 48000, 523, seed=42, channels=2)
     write_sound(cluster_side / "Pads/warm_pad.wav", changed, 48000)
     write_sound(home / "Pads/warm_pad.wav", changed, 48000)
     stamp = os.stat(cluster_side / "Pads/warm_pad.wav").st_mtime_ns
     os.utime(home / "Pads/warm_pad.wav", ns=(stamp, stamp))
-    later = os.stat(home / "Kicks/kick_02.wav").st_mtime_ns + 10**9
-    os.utime(home / "Kicks/kick_02.wav", ns=(later, later))
     out = tmp_path / "shards"
     assert main(["cluster", "index", str(cluster_side), "--ray", "local", "--out", str(out),
                  "--model", str(tiny_model), "--files-per-shard", "3", "--json"]) == 0
@@ -309,6 +315,51 @@ def test_import_maps_paths_keeps_user_tags_and_newer_rows(local_ray, archive, ti
         assert (report.indexed, report.unchanged) == (0, 13)
     finally:
         library.close()
+
+
+def test_files_the_catalog_has_are_left_out_and_copies_take_their_twins_vector(
+        local_ray, local_library, archive, tiny_model, tmp_path):
+    # The cluster mounts the archive elsewhere; a kick was copied under a new name there.
+    cluster_side = tmp_path / "mnt" / "Archive"
+    shutil.copytree(archive, cluster_side)
+    shutil.copyfile(cluster_side / "Kicks/kick_02.wav", cluster_side / "Kicks/renamed kick.wav")
+    catalog = local_library.paths.catalog
+    report = cluster_index([str(cluster_side)], str(tmp_path / "shards"), model=str(tiny_model),
+                           catalog=str(catalog), path_map=shards.PathMap([f"{cluster_side}={archive}"]))
+    # Twelve files unchanged (not read at all); the damaged one is tried again, and the copy
+    # is hashed, found in the catalog, and not embedded.
+    assert (report.files, report.unchanged, report.embedded, report.known_content) == (14, 12, 0, 1)
+    assert [p for p, _ in report.failed] == [str(cluster_side / "FX/broken.wav")]
+    # Imported into (a copy of) that library, the copy gets its twin's vector.
+    shutil.copytree(local_library.paths.root, tmp_path / "library",
+                    ignore=shutil.ignore_patterns("*.lock"))
+    library = Library(tmp_path / "library", model=str(tiny_model))
+    try:
+        merged = import_shards(library, [str(tmp_path / "shards")],
+                               shards.PathMap([f"{cluster_side}={archive}"]))
+        assert (merged.copied, merged.added) == (1, 0)
+        copy = library.catalog.file_by_path(archive / "Kicks/renamed kick.wav")
+        twin = library.catalog.file_by_path(archive / "Kicks/kick_02.wav")
+        _, vectors = library.catalog.vectors(library.model_key, [copy.id, twin.id])
+        assert vectors[0].tobytes() == vectors[1].tobytes()
+        assert library.vector_index().query(vectors[0], 2)[0][0] in (copy.id, twin.id)
+        assert len(library.vector_index()) == 13
+    finally:
+        library.close()
+
+
+def test_ray_listens_on_loopback_only(local_ray):
+    import ipaddress
+
+    assert ray.nodes()[0]["NodeManagerAddress"] == "127.0.0.1"
+    ours = {p.pid for p in psutil.Process().children(recursive=True)} | {os.getpid()}
+    listening = [c for c in psutil.net_connections("inet")
+                 if c.status == psutil.CONN_LISTEN and c.pid in ours]
+    assert len(listening) >= 3  # the GCS, the raylet and this driver at least
+    for connection in listening:
+        address = ipaddress.ip_address(connection.laddr.ip)
+        mapped = getattr(address, "ipv4_mapped", None)
+        assert (mapped or address).is_loopback, (connection, psutil.Process(connection.pid).name())
 
 
 def test_path_maps():

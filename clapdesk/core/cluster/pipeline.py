@@ -36,8 +36,6 @@ from clapdesk.core.ingest.scan import walk_audio
 
 log = logging.getLogger(__name__)
 
-TASK_RETRIES = 4  # a decode or write task whose worker process died runs again, this often
-
 
 @dataclass
 class ClusterReport:
@@ -50,6 +48,9 @@ class ClusterReport:
     embedded: int = 0
     known_content: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    # Where the time went: Ray's start (or connection), and the seconds each stage's workers
+    # spent, summed over shards (stages overlap, so these add up to more than the wall time).
+    stage_seconds: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, object]:
@@ -57,6 +58,7 @@ class ClusterReport:
                 "present": self.present, "files": self.files, "unchanged": self.unchanged,
                 "embedded": self.embedded, "known_content": self.known_content,
                 "failed": [{"path": p, "error": e} for p, e in self.failed],
+                "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
                 "seconds": round(self.seconds, 3)}
 
 
@@ -66,10 +68,15 @@ Progress = Callable[[int, int], None]  # shards done, shards to do
 def connect(address: str | None, cpus: int | None = None) -> Any:
     """Ray, initialised: an existing session, a cluster (`auto` or an address), or `local`, a
     private one on this machine that listens on 127.0.0.1 only and starts no dashboard."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no reports sent home
+    if address in (None, "local"):
+        # A private Ray takes the loopback address as its node's (as Ray does on macOS and
+        # Windows), so its GCS, raylet, workers and agents listen on 127.0.0.1 only; read when
+        # Ray is first imported, hence set before.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     ray = shards.need("ray")
     if ray.is_initialized():
         return ray
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no reports sent home
     if address in (None, "local"):
         ray.init(num_cpus=cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
                  configure_logging=False, log_to_driver=False)
@@ -104,7 +111,7 @@ def leave_out_unchanged(files: list[PlannedFile], catalog_path: str | None, enco
     are left out; the content hashes it has are returned, so copies are hashed, not embedded."""
     if not catalog_path:
         return files, frozenset()
-    from clapdesk.core.store.cluster_stamps import known_files
+    from clapdesk.core.store.shard_merge import known_files
 
     if not os.path.isfile(catalog_path):
         raise shards.ShardError(f"--catalog {catalog_path}: no such catalog file")
@@ -118,7 +125,7 @@ def leave_out_unchanged(files: list[PlannedFile], catalog_path: str | None, enco
 
 def cluster_index(folders: list[str], out: str, *, model: str | None = None,
                   ray_address: str | None = None, workers: int = 1, gpus_per_worker: float = 0,
-                  precision: str = "float32", catalog: str | None = None,
+                  cpus_per_worker: float = 1, precision: str = "float32", catalog: str | None = None,
                   path_map: shards.PathMap | None = None,
                   files_per_shard: int = shards.DEFAULT_FILES_PER_SHARD,
                   progress: Progress | None = None) -> ClusterReport:
@@ -139,34 +146,43 @@ def cluster_index(folders: list[str], out: str, *, model: str | None = None,
     todo = [s for s in specs if s.name not in present]
     report.shards, report.present = len(specs), len(specs) - len(todo)
     if todo:
-        _run_pipeline(todo, out, identity, manifest, known, workers, gpus_per_worker, precision,
-                      ray_address, report, progress)
+        _run_pipeline(todo, out, identity, manifest, known, (workers, gpus_per_worker,
+                      cpus_per_worker), precision, ray_address, report, progress)
     report.seconds = time.monotonic() - started
     return report
 
 
 def _run_pipeline(todo: list[shards.ShardSpec], out: str, identity: Any, manifest: Manifest,
-                  known: frozenset[str], workers: int, gpus: float, precision: str,
+                  known: frozenset[str], pool: tuple[int, float, float], precision: str,
                   address: str | None, report: ClusterReport, progress: Progress | None) -> None:
+    workers, gpus, cpus = pool
+    clock = time.monotonic()
     ray = connect(address, cpus=None)
+    report.stage_seconds["ray_start"] = time.monotonic() - clock
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
     model_ref = ray.put(_model_files(identity.folder))
+    fingerprint = _fingerprint(identity.folder)
     known_ref = ray.put(known)
     items = [{"shard": s.name, "files": json.dumps(
         [[f.path, f.root, f.size, f.mtime_ns] for f in s.files])} for s in todo]
     device = "cuda" if gpus > 0 else "cpu"
     ds = ray.data.from_items(items, override_num_blocks=len(items))
-    ds = ds.map(_Decode(known_ref, _model_rate(identity.folder)), num_cpus=1,
-                max_retries=TASK_RETRIES)
+    # Tasks whose worker process dies run again (Ray's default: three times); the model
+    # actors are restarted, and their shard given to them again (Ray Data's default).
+    # Decoding asks half a core: on a CPU-only box, model actors that take a core each still
+    # leave room for it (a decode task that could never start would stall the pipeline).
+    ds = ds.map(_Decode(known_ref, _model_rate(identity.folder)), num_cpus=0.5)
     ds = ds.map_batches(
         EmbedShard, batch_size=1, compute=ray.data.ActorPoolStrategy(size=max(1, workers)),
-        num_gpus=gpus or None, num_cpus=1,
-        fn_constructor_kwargs={"model": [model_ref], "ref": identity.ref,
+        num_gpus=gpus or None, num_cpus=cpus,
+        fn_constructor_kwargs={"model": [model_ref], "folder": identity.folder,
+                               "fingerprint": fingerprint, "ref": identity.ref,
                                "revision": identity.revision, "device": device,
-                               "precision": precision, "manifest": manifest.to_json()})
-    ds = ds.map(_Write(out), num_cpus=0.25, max_retries=TASK_RETRIES)
+                               "precision": precision, "manifest": manifest.to_json(),
+                               "threads": max(1, int(cpus))})
+    ds = ds.map(_Write(out), num_cpus=0.25)
     done = 0
     for row in ds.iter_rows():
         done += 1
@@ -175,6 +191,8 @@ def _run_pipeline(todo: list[shards.ShardSpec], out: str, identity: Any, manifes
         report.embedded += counts[EMBEDDED]
         report.known_content += counts[KNOWN_CONTENT]
         report.failed.extend((p, e) for p, e in json.loads(row["failed"]))
+        for stage, seconds in json.loads(row["seconds"]).items():
+            report.stage_seconds[stage] = report.stage_seconds.get(stage, 0.0) + seconds
         if progress:
             progress(done, len(todo))
 
@@ -188,6 +206,18 @@ def _model_files(folder: str) -> dict[str, bytes]:
         if os.path.isfile(path):  # the hub's snapshot links are followed
             with open(path, "rb") as handle:
                 out[name] = handle.read()
+    return out
+
+
+def _fingerprint(folder: str) -> list[list[object]]:
+    """Names, sizes and mtimes of a model folder's files: the same on a node means the same
+    files there (one machine, or a shared disk), which then need no copy."""
+    out: list[list[object]] = []
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            st = os.stat(path)
+            out.append([name, st.st_size, st.st_mtime_ns])
     return out
 
 
@@ -211,6 +241,7 @@ class _Decode:
         from clapdesk.core.index import decode_worker, decoding
         from clapdesk.core.ingest import audio
 
+        started = time.process_time()
         decode_worker.lower_priority()  # as local decoders: the model's work comes first
         known = ray.get(self.known_ref[0])
         results, windows, lengths = [], [], []
@@ -236,7 +267,8 @@ class _Decode:
             results.append(entry)
         flat = np.concatenate(windows) if windows else np.zeros(0, np.float32)
         return {"shard": row["shard"], "results": json.dumps(results, default=_plain),
-                "lengths": json.dumps(lengths), "windows": flat.astype(np.float32).tobytes()}
+                "lengths": json.dumps(lengths), "windows": flat.astype(np.float32).tobytes(),
+                "seconds": json.dumps({"decode": time.process_time() - started})}
 
 
 def _plain(value: Any) -> Any:
@@ -246,29 +278,40 @@ def _plain(value: Any) -> Any:
 class EmbedShard:
     """Stage 2, a Ray actor: the model, loaded once, embeds one shard per call."""
 
-    def __init__(self, model: list[Any], ref: str, revision: str, device: str, precision: str,
-                 manifest: dict[str, Any]) -> None:
+    def __init__(self, model: list[Any], folder: str, fingerprint: list[list[object]], ref: str,
+                 revision: str, device: str, precision: str, manifest: dict[str, Any],
+                 threads: int = 1) -> None:
         import ray
+        import torch
+
+        started = time.monotonic()
+        if device == "cpu":
+            torch.set_num_threads(threads)  # the cores Ray gave this actor, no more
 
         from clapdesk.core.embed.auto_tags import AUTO_TAG_VOCABULARY
         from clapdesk.core.embed.embedder import ClapEmbedder
         from clapdesk.core.embed.hub import ModelIdentity
 
-        files = ray.get(model[0])
-        self.folder = tempfile.mkdtemp(prefix="clapdesk-model-")
-        for name, data in files.items():
-            with open(os.path.join(self.folder, name), "wb") as handle:
-                handle.write(data)
+        if os.path.isdir(folder) and _fingerprint(folder) == fingerprint:
+            self.folder = folder  # the driver's own files, on this node too
+        else:
+            self.folder = tempfile.mkdtemp(prefix="clapdesk-model-")
+            for name, data in ray.get(model[0]).items():
+                with open(os.path.join(self.folder, name), "wb") as handle:
+                    handle.write(data)
         self.embedder = ClapEmbedder(ModelIdentity(ref, self.folder, revision), device=device,
                                      precision=precision)
         self.vocabulary = self.embedder.embed_prompts(
             [f"the sound of {w}" for w in AUTO_TAG_VOCABULARY])
         self.manifest = Manifest(int(manifest["buckets"]), manifest["model_key"],
                                  manifest["model_commit"], manifest["preprocessing"])
+        self.load_seconds = time.monotonic() - started  # reported with the first shard
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        out: dict[str, list[Any]] = {"shard": [], "data": [], "counts": [], "failed": []}
+        out: dict[str, list[Any]] = {"shard": [], "data": [], "counts": [], "failed": [],
+                                     "seconds": []}
         for i in range(len(batch["shard"])):
+            started = time.monotonic()
             name, data, counts, failed = self._shard(
                 str(batch["shard"][i]), json.loads(batch["results"][i]),
                 json.loads(batch["lengths"][i]), bytes(batch["windows"][i]))
@@ -276,6 +319,10 @@ class EmbedShard:
             out["data"].append(data)
             out["counts"].append(json.dumps(counts))
             out["failed"].append(json.dumps(failed))
+            seconds = json.loads(batch["seconds"][i])
+            seconds["embed"] = time.monotonic() - started
+            seconds["model_load"], self.load_seconds = self.load_seconds, 0.0
+            out["seconds"].append(json.dumps(seconds))
         return out
 
     def _shard(self, name: str, rows: list[dict[str, Any]], lengths: list[list[int]],
@@ -334,6 +381,7 @@ class _Write:
         self.out = out
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        started = time.monotonic()
         fs, folder = shards.open_folder(self.out)
         name = str(row["shard"])
         shards.write_atomic(fs, folder, name, bytes(row["data"]))
@@ -342,4 +390,7 @@ class _Write:
         for old in shards.shard_names(fs, folder):
             if old.startswith(prefix) and old != name:
                 fs.rm_file(f"{folder}/{old}")
-        return {"shard": name, "counts": row["counts"], "failed": row["failed"]}
+        seconds = json.loads(row["seconds"])
+        seconds["write"] = time.monotonic() - started
+        return {"shard": name, "counts": row["counts"], "failed": row["failed"],
+                "seconds": json.dumps(seconds)}
