@@ -126,7 +126,8 @@ def merge(catalog: Catalog, rows: ShardRows, encoder_key: str) -> MergeResult:
                                             for f, i in zip(written, write)))
         marks = ",".join("?" * len(INDEXING_SOURCES))
         db.executemany(f"DELETE FROM tags WHERE file_id = ? AND hidden = 0 AND source IN ({marks})",
-                       ((int(f), *INDEXING_SOURCES) for f in written))
+                       ((int(f), *INDEXING_SOURCES) for f, i in zip(written, write)
+                        if rows.paths[i] in existing))  # a new file has none to replace
         # A tag the producer hid stays hidden (its row is kept, so this insert leaves it).
         db.executemany("INSERT OR IGNORE INTO tags(file_id, tag, source, score, hidden) "
                        "VALUES (?, ?, ?, ?, 0)", _tag_rows(rows, write, written))
