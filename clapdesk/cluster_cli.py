@@ -54,6 +54,11 @@ def cmd_cluster_index(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError("--workers must be 1 or more")
     if args.gpus_per_worker < 0 or args.cpus_per_worker <= 0:
         raise UsageError("--gpus-per-worker cannot be negative, nor --cpus-per-worker 0")
+    precision = args.precision or "float32"
+    if precision == "float16" and not args.gpus_per_worker:
+        raise UsageError("--precision float16 is for GPUs: give --gpus-per-worker too")
+    if precision == "int8" and args.gpus_per_worker:
+        raise UsageError("--precision int8 is for CPUs: leave out --gpus-per-worker")
     if args.files_per_shard < 1:
         raise UsageError("--files-per-shard must be 1 or more")
     quiet = args.json or not sys.stderr.isatty()
@@ -68,7 +73,7 @@ def cmd_cluster_index(args: argparse.Namespace) -> dict[str, Any]:
             args.folders, args.out, model=args.model or os.environ.get("CLAPDESK_MODEL"),
             ray_address=args.ray, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
             cpus_per_worker=args.cpus_per_worker,
-            precision=args.precision or "float32", catalog=args.catalog,
+            precision=precision, catalog=args.catalog,
             path_map=shards.PathMap(args.map), files_per_shard=args.files_per_shard,
             progress=progress)
     except shards.ShardError as exc:

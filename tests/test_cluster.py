@@ -235,6 +235,17 @@ def test_a_rerun_writes_only_the_missing_shards(first_run, local_ray, archive, t
     # A third run has nothing to do, and does not even start the pipeline.
     again = cluster_index([str(archive)], str(out), model=str(tiny_model), workers=1)
     assert (again.written, again.present) == (0, len(names))
+    # A file changed since: only its shard is written again, and replaces the old one.
+    touched = archive / "Vox/breath.wav"
+    stamp = touched.stat()
+    os.utime(touched, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 10**9))
+    try:
+        changed = cluster_index([str(archive)], str(out), model=str(tiny_model), workers=1)
+    finally:
+        os.utime(touched, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    assert (changed.written, changed.present) == (1, len(names) - 1)
+    now = sorted(p.name for p in out.glob("shard-*.parquet"))
+    assert len(now) == len(names) and len(set(now) - set(names)) == 1
 
 
 def test_shards_of_another_model_or_preprocessing_are_refused(first_run, tiny_model, tmp_path):

@@ -184,17 +184,30 @@ def _run_pipeline(todo: list[shards.ShardSpec], out: str, identity: Any, manifes
                                "threads": max(1, int(cpus))})
     ds = ds.map(_Write(out), num_cpus=0.25)
     done = 0
-    for row in ds.iter_rows():
-        done += 1
-        report.written += 1
-        counts = json.loads(row["counts"])
-        report.embedded += counts[EMBEDDED]
-        report.known_content += counts[KNOWN_CONTENT]
-        report.failed.extend((p, e) for p, e in json.loads(row["failed"]))
-        for stage, seconds in json.loads(row["seconds"]).items():
-            report.stage_seconds[stage] = report.stage_seconds.get(stage, 0.0) + seconds
-        if progress:
-            progress(done, len(todo))
+    try:
+        for row in ds.iter_rows():
+            done += 1
+            _tally(row, report)
+            if progress:
+                progress(done, len(todo))
+    except ray.exceptions.RayError as exc:
+        # A model that cannot load, a folder the workers cannot write: the first line says it.
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        raise shards.ShardError(
+            f"the cluster run stopped after {done} of {len(todo)} shards: "
+            f"{lines[-1] if lines else type(exc).__name__}. The shards written are kept: "
+            "run the same command again to write the rest") from None
+
+
+def _tally(row: dict[str, Any], report: ClusterReport) -> None:
+    """One written shard's counts and stage seconds into the run's report."""
+    report.written += 1
+    counts = json.loads(row["counts"])
+    report.embedded += counts[EMBEDDED]
+    report.known_content += counts[KNOWN_CONTENT]
+    report.failed.extend((p, e) for p, e in json.loads(row["failed"]))
+    for stage, seconds in json.loads(row["seconds"]).items():
+        report.stage_seconds[stage] = report.stage_seconds.get(stage, 0.0) + seconds
 
 
 def _model_files(folder: str) -> dict[str, bytes]:
@@ -385,11 +398,8 @@ class _Write:
         fs, folder = shards.open_folder(self.out)
         name = str(row["shard"])
         shards.write_atomic(fs, folder, name, bytes(row["data"]))
-        bucket = int(name[len(shards.SHARD_PREFIX):].split("-")[0])
-        prefix = f"{shards.SHARD_PREFIX}{bucket:05d}-"
-        for old in shards.shard_names(fs, folder):
-            if old.startswith(prefix) and old != name:
-                fs.rm_file(f"{folder}/{old}")
+        for old in shards.superseded(shards.shard_names(fs, folder), name):
+            fs.rm_file(f"{folder}/{old}")
         seconds = json.loads(row["seconds"])
         seconds["write"] = time.monotonic() - started
         return {"shard": name, "counts": row["counts"], "failed": row["failed"],

@@ -188,10 +188,11 @@ def plan_shards(files: Iterable[PlannedFile], buckets: int) -> list[ShardSpec]:
             for b, fs in sorted(by_bucket.items())]
 
 
-def superseded(names: Iterable[str], spec: ShardSpec) -> list[str]:
-    """Older shards of the same bucket (its files changed since): replaced by this one."""
-    prefix = f"{SHARD_PREFIX}{spec.bucket:05d}-"
-    return [n for n in names if n.startswith(prefix) and n != spec.name]
+def superseded(names: Iterable[str], name: str) -> list[str]:
+    """Other shards of this shard's bucket (written before its files changed, or a run that
+    left it unfinished): replaced by this one."""
+    prefix = name[:len(SHARD_PREFIX) + 6]  # "shard-00042-"
+    return [n for n in names if n.startswith(prefix) and n != name]
 
 
 # -- path maps -----------------------------------------------------------------------------------
