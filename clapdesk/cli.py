@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import importlib
 import json
 import logging
 import math
@@ -118,10 +119,9 @@ def _add_extensions(sub: Any, common: argparse.ArgumentParser) -> None:
     except ImportError:
         return
     add_commands(sub, common)
-    from clapdesk import map_cli, render_cli, sound_cli, tempo_cli
-    # `map`; `render`; `similar`, `record`; `tempo`
-    for module in (map_cli, render_cli, sound_cli, tempo_cli):
-        module.add_commands(sub, common)
+    # `map`; `render`; `similar`, `record`; `tempo`; `cluster index` and `import`
+    for module in ("map_cli", "render_cli", "sound_cli", "tempo_cli", "cluster_cli"):
+        importlib.import_module(f"clapdesk.{module}").add_commands(sub, common)
 
 
 def gui_main() -> int:

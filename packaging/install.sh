@@ -170,7 +170,8 @@ fi
 
 # -- clapdesk -----------------------------------------------------------------------------------
 if [ "$with_tests" = 1 ]; then
-  "${pip[@]}" install -q -e ".[test]"
+  # The cluster extra too: its tests run a real local Ray.
+  "${pip[@]}" install -q -e ".[test,cluster]"
 else
   "${pip[@]}" install -q -e .
 fi

@@ -3,6 +3,7 @@ catalog columns of its analysis (tempo, key, kind, loudness, brightness)."""
 
 from __future__ import annotations
 
+import functools
 import os
 
 from clapdesk.core.analysis.names import name_tokens
@@ -12,15 +13,23 @@ from clapdesk.core.ingest.text import readable
 
 def name_tags(path: str, root: str) -> dict[str, list[str]]:
     """Tags read from the folders between the library root and the file, and from its name."""
-    relative = os.path.relpath(os.path.dirname(path), root) if root else ""
-    folder_words: list[str] = []
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return {"folder": list(_folder_words(os.path.dirname(path), root)),
+            "filename": name_tokens(readable(stem))}
+
+
+@functools.lru_cache(maxsize=4096)
+def _folder_words(folder: str, root: str) -> tuple[str, ...]:
+    """A folder's words, once per folder: the files of a pack share them (an import of 100k
+    files spent 40 % of its time here)."""
+    relative = os.path.relpath(folder, root) if root else ""
+    words: list[str] = []
     if relative and relative != ".":
         for part in relative.split(os.sep):
             for token in name_tokens(readable(part)):  # a Latin-1 folder name is words too
-                if token not in folder_words:
-                    folder_words.append(token)
-    stem = os.path.splitext(os.path.basename(path))[0]
-    return {"folder": folder_words, "filename": name_tokens(readable(stem))}
+                if token not in words:
+                    words.append(token)
+    return tuple(words)
 
 
 def analyse_file(decoded: DecodedAudio, path: str) -> dict[str, object]:

@@ -27,7 +27,9 @@ def auto_tags(vectors: np.ndarray, vocabulary_vectors: np.ndarray,
     """
     if len(vectors) == 0:
         return []
-    logits = 100.0 * vectors @ vocabulary_vectors.T
+    # Row by row: one matrix product over all files gives other last bits for another number
+    # of files, and a file's tags must not depend on which files were indexed with it.
+    logits = 100.0 * np.stack([vocabulary_vectors @ row for row in vectors])
     logits -= logits.max(axis=1, keepdims=True)
     probs = np.exp(logits)
     probs /= probs.sum(axis=1, keepdims=True)

@@ -211,10 +211,22 @@ class ClapEmbedder:
 
         if len(features) == 0:
             return np.zeros((0, self.dim), np.float32)
+        # In blocks of exactly PROJECT_ROWS rows (the last one padded with zeros): the matrix
+        # products take another path for another row count (measured on the full model: one
+        # row, or 16 and more, gave other last bits than 2 to 13), so a file's vector would
+        # depend on how many files were projected with it. With fixed blocks it is the same
+        # whether it was indexed here, in a group of any size, or on a cluster worker.
+        rows = np.ascontiguousarray(features, np.float32)
+        count = len(rows)
+        padded = -count % PROJECT_ROWS
+        if padded:
+            rows = np.concatenate([rows, np.zeros((padded, rows.shape[1]), np.float32)])
         with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(features, np.float32)).to(self.device)
-            vectors = torch.nn.functional.normalize(self.audio_head(x).float(), dim=-1)
-        return vectors.cpu().numpy().astype(np.float32)
+            x = torch.from_numpy(rows).to(self.device)
+            vectors = torch.cat([
+                torch.nn.functional.normalize(self.audio_head(block).float(), dim=-1)
+                for block in x.split(PROJECT_ROWS)])
+        return vectors[:count].cpu().numpy().astype(np.float32)
 
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         """Texts to L2-normalised search vectors through the active text head."""
@@ -266,6 +278,7 @@ class ClapEmbedder:
         return torch_threads.on_one_thread(tower) if few else tower()
 
 
+PROJECT_ROWS = 8  # features per call of the audio head (see project_audio)
 FEW_TEXTS = 4  # texts that count as a query rather than a batch of prompts
 
 
