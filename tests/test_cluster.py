@@ -96,7 +96,8 @@ def _rows(library: Library) -> dict[str, tuple[bytes, bytes, tuple]]:
         _, feats = catalog.features(key, [record.id])
         _, vectors = catalog.vectors(key, [record.id])
         analysis = (record.duration, record.sample_rate, record.channels, record.format,
-                    record.bpm, record.key, record.kind, record.peak_db, record.loudness_db)
+                    record.bpm, record.key, record.kind, record.peak_db, record.loudness_db,
+                    record.brightness, record.onset_rate)
         out[record.path] = (feats[0].tobytes(), vectors[0].tobytes(), analysis)
     return out
 

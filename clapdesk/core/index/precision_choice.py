@@ -180,6 +180,33 @@ def _embed(embedder: Any, files: list[list[np.ndarray]], towers: dict[str, Tower
     return vectors, seconds
 
 
+def decode_sample(paths: Sequence[str], rate: int) -> list[list[np.ndarray]]:
+    """The sample's windows, decoded as the indexer decodes files: in decoder processes, with
+    the per-file time and memory limits, so a hostile file cannot hang or exhaust the app and
+    the decoding libraries' notes never reach the terminal. Files that fail are left out (the
+    indexer reports them)."""
+    from clapdesk.core.index.decoding import DecodePool, DecodeRequest, decode_file, decode_seconds
+
+    pool = DecodePool(min(2, os.cpu_count() or 1))
+    files: list[list[np.ndarray]] = []
+    try:
+        for path in paths:
+            try:
+                st = os.stat(path)
+                future = pool.submit(decode_file, DecodeRequest(
+                    path, st.st_size, st.st_mtime_ns, rate, idle=False))
+                result = future.result(timeout=decode_seconds())
+            except Exception as exc:  # a stuck decoder is ended; the indexer reports the file
+                log.info("precision sample: %s skipped (%s)", path, exc or type(exc).__name__)
+                pool.kill()
+                continue
+            if result.decoded is not None and result.decoded.windows:
+                files.append(result.decoded.windows)
+    finally:
+        pool.close()
+    return files
+
+
 def decide(embedder: Any, paths: Sequence[str], native: list[str] | None = None,
            towers: dict[str, Tower] | None = None) -> PrecisionChoice | None:
     """Compare each native candidate with float32 on `paths`; None when there are too few
@@ -187,7 +214,6 @@ def decide(embedder: Any, paths: Sequence[str], native: list[str] | None = None,
 
     `towers` replaces the candidates' towers (tests inject a bad one)."""
     from clapdesk.core.embed.fast_tower import build_fast_tower
-    from clapdesk.core.ingest.audio import decode_for_index
 
     native = native_precisions() if native is None else native
     reference = embedder.fast_tower
@@ -198,15 +224,9 @@ def decide(embedder: Any, paths: Sequence[str], native: list[str] | None = None,
                                "transformers ships it, in float32")
     if not native:
         return PrecisionChoice("float32", True, "this CPU runs neither bfloat16 nor int8 natively")
-    files = []
-    for path in paths:
-        try:
-            windows = decode_for_index(path, embedder.sampling_rate).windows
-        except Exception as exc:  # a broken file is the indexer's to report, not ours
-            log.info("precision sample: %s skipped (%s)", path, exc)
-            continue
-        if windows:
-            files.append(windows)
+    if len(paths) < MIN_FILES:
+        return None  # too few to tell, whatever they decode to: nothing is read
+    files = decode_sample(paths, embedder.sampling_rate)
     if len(files) < MIN_FILES:
         return None
     candidates = towers if towers is not None else {}

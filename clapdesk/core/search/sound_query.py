@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from clapdesk.core.analysis.sound import analyse
 from clapdesk.core.ingest import audio
 from clapdesk.core.ingest.recording import decode_samples
 from clapdesk.core.search import aspects
@@ -162,6 +161,10 @@ def _embedded(library: Library, decoded: audio.DecodedAudio, name: str, near_nam
 
     embedder = library.embedder()
     vector = embedder.project_audio(embedder.pooled_features([decoded.windows]))[0]
+    # Imported here: the analysis brings scipy.signal, half a second the window's start
+    # need not pay for a feature used after it.
+    from clapdesk.core.analysis.sound import analyse
+
     analysis = analyse(decoded.analysis, decoded.analysis_rate, name=near_name,
                        total_duration=decoded.info.duration)
     return SoundQuery(name, vector, aspects.Facts.of_analysis(analysis), path, file_id,

@@ -25,7 +25,7 @@ from clapdesk.core.store.catalog import Catalog, decode_path
 # The analysis columns a shard row carries (the rest of a file row is stamps and errors).
 ANALYSIS_COLUMNS = ("duration", "sample_rate", "channels", "format", "subtype", "bpm",
                     "bpm_source", "musical_key", "key_source", "kind", "peak_db", "loudness_db",
-                    "brightness")
+                    "brightness", "onset_rate")
 INDEXING_SOURCES = ("auto", "folder", "filename")  # replaced on re-index; 'user' never is
 
 
