@@ -175,6 +175,7 @@ def test_cancelling_indexing_stops_it_and_leaves_a_consistent_library(
     qtbot.waitUntil(lambda: window.model.rowCount() == len(live), timeout=10000)
 
     # Indexing again finishes the job: every file heard, none twice.
+    window.indexing.progressed.disconnect(cancel_once_embedding)
     with qtbot.waitSignal(window.indexing.finished, timeout=120000) as finished:
         window.indexing.index([str(tmp_path / "samples")])
     again = finished.args[0]
