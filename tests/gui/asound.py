@@ -117,3 +117,28 @@ def run_script(code: str, env: dict[str, str], timeout: float = 60.0) -> dict[st
     if not lines:
         raise AssertionError(f"script printed nothing:\n{done.stderr}")
     return json.loads(lines[-1])
+
+
+# The start of every child script that runs the real window into an ALSA capture: the window
+# on the library of $CLAPDESK_LIBRARY, started, and `spin` to run its events for a while. Each
+# test's own part follows (its imports first).
+WINDOW_PREAMBLE = r"""
+import json, os, time
+from PySide6.QtCore import QEventLoop
+from PySide6.QtWidgets import QApplication
+from clapdesk.core.library import Library
+from clapdesk.gui.main_window import MainWindow
+from clapdesk.gui.settings import Settings
+
+app = QApplication([])
+window = MainWindow(Library(allow_download=False), Settings())
+window.indexing.watching = False
+window.show()
+window.start()
+
+def spin(seconds, until=lambda: False):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not until():
+        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+        time.sleep(0.005)
+"""

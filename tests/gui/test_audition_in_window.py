@@ -26,26 +26,9 @@ needs_portaudio = pytest.mark.skipif(
     not os.environ.get("CI") and not asound.portaudio_loads(),
     reason="PortAudio is not installed (apt-get install libportaudio2)")
 
-WINDOW_SCRIPT = r"""
-import json, os, time
+WINDOW_SCRIPT = asound.WINDOW_PREAMBLE + r"""
 from PySide6.QtCore import QEventLoop, Qt, QTimer
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication
-from clapdesk.core.library import Library
-from clapdesk.gui.main_window import MainWindow
-from clapdesk.gui.settings import Settings
-
-app = QApplication([])
-window = MainWindow(Library(allow_download=False), Settings())
-window.indexing.watching = False
-window.show()
-window.start()
-
-def spin(seconds, until=lambda: False):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and not until():
-        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
-        time.sleep(0.005)
 
 spin(30, lambda: window.model.rowCount() == EXPECTED_ROWS)
 window.view.setFocus()

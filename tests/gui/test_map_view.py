@@ -126,27 +126,11 @@ def test_a_search_lights_up_its_family_and_dims_the_rest(make_window, qtbot, tmp
     assert (light[families != "kick"] == 0).all()
 
 
-HOVER_SCRIPT = r"""
+HOVER_SCRIPT = asound.WINDOW_PREAMBLE + r"""
 import json, time
 import numpy as np
 from PySide6.QtCore import QEvent, QEventLoop, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
-from PySide6.QtWidgets import QApplication
-from clapdesk.core.library import Library
-from clapdesk.gui.main_window import MainWindow
-from clapdesk.gui.settings import Settings
-
-app = QApplication([])
-window = MainWindow(Library(allow_download=False), Settings())
-window.indexing.watching = False
-window.show()
-window.start()
-
-def spin(seconds, until=lambda: False):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and not until():
-        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
-        time.sleep(0.005)
 
 window.resize(1400, 900)
 window.map_action.setChecked(True)
