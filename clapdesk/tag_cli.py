@@ -9,18 +9,26 @@ from typing import Any
 from clapdesk.cli import CliError, open_library, result_path
 
 
+def indexed_records(library: Any, paths: list[str]) -> list[Any]:
+    """The catalog rows of files given on the command line, or a plain error for the first one
+    that is not in the library."""
+    from clapdesk.core.store.lookup import find_file
+
+    records = []
+    for path in paths:
+        record = find_file(library.catalog, path)  # through a linked folder too
+        if record is None:
+            raise CliError(f"'{path}' is not in the library (clapdesk index its folder)")
+        records.append(record)
+    return records
+
+
 def cmd_tag(args: argparse.Namespace) -> dict[str, Any]:
     from clapdesk.core.store import user_tags
-    from clapdesk.core.store.lookup import find_file
 
     library = open_library(args)
     try:
-        records = []
-        for path in args.files:
-            record = find_file(library.catalog, path)  # through a linked folder too
-            if record is None:
-                raise CliError(f"'{path}' is not in the library (clapdesk index its folder)")
-            records.append(record)
+        records = indexed_records(library, args.files)
         ids = [r.id for r in records]
         if args.set is not None:
             user_tags.set_user_tags(library.catalog, ids, user_tags.parse_tag_text(args.set))

@@ -15,6 +15,7 @@ import argparse
 from typing import Any
 
 from clapdesk.cli import CliError, UsageError, open_library, result_path
+from clapdesk.tag_cli import indexed_records
 
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -31,7 +32,6 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def cmd_tempo(args: argparse.Namespace) -> dict[str, Any]:
     from clapdesk.core.store import user_tempo
-    from clapdesk.core.store.lookup import find_file
 
     clear_bpm = args.clear or args.clear_bpm
     clear_key = args.clear or args.clear_key
@@ -52,12 +52,7 @@ def cmd_tempo(args: argparse.Namespace) -> dict[str, Any]:
 
     library = open_library(args)
     try:
-        records = []
-        for path in args.files:
-            record = find_file(library.catalog, path)  # through a linked folder too
-            if record is None:
-                raise CliError(f"'{path}' is not in the library (clapdesk index its folder)")
-            records.append(record)
+        records = indexed_records(library, args.files)
         if change:
             try:
                 user_tempo.set_correction(library.catalog, [r.id for r in records], **change)
