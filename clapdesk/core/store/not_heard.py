@@ -27,29 +27,26 @@ def count_not_heard(catalog: Catalog, model_key: str | None) -> int:
 
 def not_heard_among(catalog: Catalog, model_key: str, file_ids: Sequence[int]) -> set[int]:
     """Which of these files have no vector for the model yet."""
-    out: set[int] = set()
-    ids = [int(i) for i in file_ids]
-    for at in range(0, len(ids), CHUNK):
-        chunk = ids[at: at + CHUNK]
-        marks = ",".join("?" * len(chunk))
-        rows = catalog.db.execute(
-            f"SELECT f.id FROM files f WHERE f.id IN ({marks}) AND {_NOT_HEARD}",
-            [*chunk, model_key])
-        out.update(int(r[0]) for r in rows)
-    return out
+    return _ids_where(catalog, file_ids, _NOT_HEARD, (model_key,))
 
 
 def without_any_vector(catalog: Catalog, file_ids: Sequence[int]) -> set[int]:
     """Which of these files have no vector of any model: browsing, which has no model at hand,
     marks these as not heard yet."""
+    return _ids_where(catalog, file_ids,
+                      "NOT EXISTS (SELECT 1 FROM vectors v WHERE v.file_id = f.id)", ())
+
+
+def _ids_where(catalog: Catalog, file_ids: Sequence[int], condition: str,
+               params: tuple[object, ...]) -> set[int]:
+    """The given files (`f`) that meet `condition`, asked in chunks SQLite's limits allow."""
     out: set[int] = set()
     ids = [int(i) for i in file_ids]
     for at in range(0, len(ids), CHUNK):
         chunk = ids[at: at + CHUNK]
         marks = ",".join("?" * len(chunk))
         rows = catalog.db.execute(
-            f"SELECT f.id FROM files f WHERE f.id IN ({marks}) AND NOT EXISTS "
-            "(SELECT 1 FROM vectors v WHERE v.file_id = f.id)", chunk)
+            f"SELECT f.id FROM files f WHERE f.id IN ({marks}) AND {condition}", [*chunk, *params])
         out.update(int(r[0]) for r in rows)
     return out
 
