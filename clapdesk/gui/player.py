@@ -49,9 +49,9 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
+from clapdesk.core.audition.audio_cache import CACHE_BYTES, AudioCache
 from clapdesk.core.ingest.audio import DecodeError, read_for_playback
 from clapdesk.gui import portaudio
-from clapdesk.gui.audio_cache import CACHE_BYTES, AudioCache
 from clapdesk.gui.workers import TaskRunner
 
 POSITION_INTERVAL_MS = 33  # ~30 Hz playhead updates

@@ -20,13 +20,13 @@ import hashlib
 import multiprocessing
 import os
 import threading
-from collections import OrderedDict
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from clapdesk.core.audition.audio_cache import AudioCache
 from clapdesk.core.audition.plan import RenderPlan, rendered_name
 from clapdesk.core.audition.stretch import (
     ENGINE_VERSION,
@@ -57,19 +57,13 @@ class RenderCache:
                  disk_bytes: int = DISK_BYTES) -> None:
         self.folder = folder if folder is not None else cache_dir() / "rendered"
         self.max_bytes, self.disk_bytes = max_bytes, disk_bytes
-        self._items: OrderedDict[str, Audio] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
+        self._memory = AudioCache(max_bytes)
 
     def file_for(self, key: str) -> Path:
         return self.folder / f"{key}.wav"
 
     def memory(self, key: str) -> Audio | None:
-        with self._lock:
-            item = self._items.get(key)
-            if item is not None:
-                self._items.move_to_end(key)
-            return item
+        return self._memory.get(key)
 
     def get(self, key: str) -> Audio | None:
         """From memory, else from disk (a few ms for a loop), else None."""
@@ -97,17 +91,7 @@ class RenderCache:
             pass  # a full or read-only cache disk costs a re-render later, nothing more
 
     def _remember(self, key: str, data: np.ndarray, rate: int) -> None:
-        if data.nbytes > self.max_bytes // 2:
-            return
-        with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self._bytes -= old[0].nbytes
-            self._items[key] = (data, rate)
-            self._bytes += data.nbytes
-            while self._bytes > self.max_bytes and len(self._items) > 1:
-                _, (dropped, _) = self._items.popitem(last=False)
-                self._bytes -= dropped.nbytes
+        self._memory.put(key, data, rate)
 
     def _prune_disk(self) -> None:
         files = sorted(self.folder.glob("*.wav"), key=lambda p: p.stat().st_mtime)

@@ -1,4 +1,5 @@
-"""The player's decoded files, least recently used dropped first, bounded in bytes."""
+"""Decoded audio in memory, least recently used dropped first, bounded in bytes: the player's
+decoded files and the renders of the project tempo and key both keep theirs in one of these."""
 
 from __future__ import annotations
 
