@@ -43,7 +43,8 @@ def test_a_cpu_without_native_support_stays_float32(tiny_model: Path, tmp_path: 
     from clapdesk.core.embed.embedder import load_embedder
     from clapdesk.core.index.precision_choice import decide, native_precisions
 
-    assert native_precisions(frozenset({"avx2", "fma"})) == []
+    assert native_precisions(frozenset({"sse4_2", "fma"})) == []
+    assert native_precisions(frozenset({"avx2", "fma"})) == ["int8"]
     assert native_precisions(frozenset({"avx512_vnni"})) == ["int8"]
     assert native_precisions(frozenset({"amx_bf16", "amx_int8"})) == ["bfloat16", "int8"]
     embedder = load_embedder(str(tiny_model), device="cpu")

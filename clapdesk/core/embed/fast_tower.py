@@ -198,7 +198,11 @@ class FastAudioTower:
         self.encoder = encoder
         self.precision = precision
         self.dtype = dtype = STREAM_DTYPE[precision]
-        onednn = onednn_available() if onednn is None else onednn
+        if onednn is None:
+            # oneDNN builds no bfloat16 product on a CPU without AVX512-BF16 or AMX (it raises);
+            # torch's own bfloat16 products run there, slowly, for a producer who asks for it.
+            onednn = onednn_available() and (
+                precision != "bfloat16" or torch.ops.mkldnn._is_mkldnn_bf16_supported())
         self.stages: list[tuple[list[_Block], tuple[torch.Tensor, _Norm, _Linear] | None]] = []
         order = None  # window order of the tokens coming in, as raster indices
         for i, stage in enumerate(encoder.layers):
