@@ -48,7 +48,9 @@ def _features(model, extractor):  # noqa: ANN001, ANN202 - torch objects
     mel = BatchedLogMel(extractor)
     clips, levels = [], []
     for level in range(len(CUTOFFS_HZ)):
-        for seed in range(6):
+        # 24 plucks per level: with 6, the fit that passed on an AVX-512 CPU missed the tests'
+        # own plucks on an AVX2-only one (the random audio tower tells the levels apart by little).
+        for seed in range(24):
             for rate in (44100, 48000):
                 wave = brightness_pluck(level, 900 + seed, rate)
                 clips.append(resample(wave, rate, 48000) if rate != 48000 else wave)
