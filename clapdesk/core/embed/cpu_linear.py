@@ -40,6 +40,8 @@ CHECK_TOLERANCE = 1e-3
 # Quantisation steps of an int8 layer's input range (see the module's note on AVX2).
 INPUT_STEPS_8BIT = 254.9
 INPUT_STEPS_7BIT = 126.9
+# Inputs larger than this many values are quantised in blocks of it (2 MB of float32).
+QUANTISE_BLOCK = 1 << 19
 
 
 class OneDnnLinear(nn.Module):
@@ -157,7 +159,7 @@ class Int8Linear(nn.Module):
         # x / scale + zero in one pass, rounded half up (+0.5, then the cast truncates): three
         # passes over the input in all (range, scale, cast) where round and clamp made five.
         offset = torch.tensor(zero + 0.5, dtype=torch.float32)
-        quantised = torch.add(offset, flat, alpha=1.0 / scale).to(torch.uint8)
+        quantised = _quantise(flat, offset, 1.0 / scale)
         ops = torch.ops.onednn
         if add is not None:
             out = ops.qlinear_pointwise.binary(
@@ -172,6 +174,23 @@ class Int8Linear(nn.Module):
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}"
+
+
+def _quantise(flat: torch.Tensor, offset: torch.Tensor, inverse_scale: float) -> torch.Tensor:
+    """uint8(offset + flat * inverse_scale). A big input goes in row blocks, so the float
+    intermediate stays in cache: on the first stage's MLP input (64k x 512 at a batch of 4)
+    that is 9 ms instead of 25."""
+    if flat.numel() <= QUANTISE_BLOCK:
+        return torch.add(offset, flat, alpha=inverse_scale).to(torch.uint8)
+    rows = max(1, QUANTISE_BLOCK // flat.shape[1])
+    out = torch.empty(flat.shape, dtype=torch.uint8)
+    scratch = torch.empty(min(rows, flat.shape[0]), flat.shape[1])
+    for start in range(0, flat.shape[0], rows):
+        part = flat[start:start + rows]
+        block = scratch[:len(part)]
+        torch.add(offset, part, alpha=inverse_scale, out=block)
+        out[start:start + rows].copy_(block)
+    return out
 
 
 def int8_available() -> bool:
