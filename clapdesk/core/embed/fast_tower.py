@@ -15,8 +15,8 @@ float32 (vectors agree with the stock tower to about 1e-6):
 - Attention is one `scaled_dot_product_attention` call per block on the fused q/k/v product,
   with the relative-position bias and the shifted-window mask added up once, when the tower is
   built, instead of gathered and broadcast again on every call.
-- GELU is fused into the MLP's first product, as `cpu_linear` already did, and in bfloat16 the
-  residual sums into the products before them (oneDNN's binary post-op; float32: see _Linear).
+- In bfloat16, GELU and the residual sums are fused into the products before them (oneDNN
+  post-ops); in float32 they are separate in-place passes, which are faster there (see _Linear).
 
 The same code runs in bfloat16 (weights cast once; products on AMX or AVX512-BF16 where the CPU
 has them). Anything the fast path does not cover (padding to the window, fusion inputs marked
@@ -89,17 +89,18 @@ class _Linear:
     """A linear layer's weights, optionally cast, called through oneDNN where it is present.
 
     In float32 the weights are stored once in oneDNN's own blocked layout, and the residual sum
-    is a separate in-place add: on an AVX2-only EPYC, alternated runs of the whole tower gave
-    288 ms best / 325 median a window that way, against 314 / 343 with plain weights and the
-    sum fused into the product (oneDNN's binary post-op is slower than the product plus an add
-    there). The numbers are the same to the last bit."""
+    and GELU follow the product as separate in-place passes instead of oneDNN post-ops. On an
+    AVX2-only EPYC, alternated runs of the whole tower gave 288 ms best / 325 median a window
+    with packed weights and the separate add, against 314 / 343 with plain weights and the sum
+    fused; the MLP's first products took 93 ms a window with torch's in-place GELU against 109
+    with oneDNN's (its exact-erf post-op is slow there). bfloat16 keeps both post-ops fused."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, dtype: torch.dtype,
                  onednn: bool) -> None:
         self.weight = weight.detach().to(dtype).contiguous()
         self.bias = None if bias is None else bias.detach().to(dtype).contiguous()
         self.onednn = onednn
-        self.fuse_add = dtype != torch.float32
+        self.fuse_post_ops = dtype != torch.float32
         if onednn and dtype == torch.float32:
             try:
                 self.weight = torch.ops.mkldnn._reorder_linear_weight(self.weight, PACK_ROWS)
@@ -109,14 +110,14 @@ class _Linear:
     def __call__(self, x: torch.Tensor, gelu: bool = False,
                  add: torch.Tensor | None = None) -> torch.Tensor:
         if self.onednn:
-            if add is not None and self.fuse_add:
+            if self.fuse_post_ops and add is not None:
                 return torch.ops.mkldnn._linear_pointwise.binary(x, add, self.weight, self.bias, "add")
-            if add is not None:
-                out = torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
-                return out.add_(add)
-            if gelu:
+            if self.fuse_post_ops and gelu:
                 return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "gelu", [], "none")
-            return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
+            out = torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
+            if gelu:
+                out = torch.ops.aten.gelu_(out)
+            return out if add is None else out.add_(add)
         out = nn.functional.linear(x, self.weight, self.bias)
         if gelu:
             out = nn.functional.gelu(out)
