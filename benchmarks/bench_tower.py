@@ -36,16 +36,11 @@ PRECISIONS = ("float32", "bfloat16", "int8")
 
 def cpu_flags() -> list[str]:
     """The CPU's instruction-set flags that matter for reduced precision (Linux)."""
-    wanted = ("avx512f", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile", "avx512_vnni",
-              "avx_vnni", "avx512_fp16")
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("flags"):
-                    return [flag for flag in wanted if flag in line.split()]
-    except OSError:
-        pass
-    return []
+    from clapdesk.core.embed.cpu_features import cpu_flags as all_flags
+
+    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile",
+              "avx512_vnni", "avx_vnni", "avx512_fp16")
+    return [flag for flag in wanted if flag in all_flags()]
 
 
 def cpu_name() -> str:
