@@ -241,3 +241,46 @@ def test_clapdesk_render_writes_the_loop_at_the_tempo_and_key(tmp_path) -> None:
     missing = _cli("render", str(tmp_path / "nope.wav"), "--bpm", "120", "-o", str(out),
                    env=env)
     assert missing.returncode == 1 and "no such file" in missing.stderr
+
+
+ORPHAN_SCRIPT = r"""
+import os, sys
+from clapdesk.core.audition.render import Renderer
+
+renderer = Renderer()
+renderer.warm()
+for name in ("head", "full"):
+    renderer._pool(name).submit(os.getpid).result(timeout=60)
+print(" ".join(str(p.pid) for pool in renderer._pools.values() for p in pool._processes.values()),
+      flush=True)
+os._exit(0)  # as the app leaves with a job still running, or as a crash or a kill would
+"""
+
+
+def test_the_helper_processes_end_with_the_app_however_it_ends(tmp_path) -> None:  # noqa: ANN001
+    import time
+
+    # Output to a file, not a pipe: helpers left behind would hold a pipe open, and waiting
+    # for its end would hang instead of failing.
+    out, err = tmp_path / "out.txt", tmp_path / "err.txt"
+    with open(out, "w") as sink, open(err, "w") as errors:
+        done = subprocess.run([sys.executable, "-c", ORPHAN_SCRIPT], stdout=sink, stderr=errors,
+                              timeout=120)
+    assert done.returncode == 0, err.read_text()
+    helpers = [int(pid) for pid in out.read_text().split()]
+    assert len(helpers) == 2
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in helpers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [pid for pid in helpers if alive(pid)]
+    for pid in left:  # leave nothing behind for the rest of the suite
+        os.kill(pid, 9)
+    assert not left, "render helpers outlived the app that started them"

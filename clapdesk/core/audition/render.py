@@ -34,6 +34,7 @@ from clapdesk.core.audition.stretch import (
     stretch,
     stretch_section,
 )
+from clapdesk.core.index.decode_worker import exit_with_parent
 from clapdesk.core.ingest.audio import native_path, read_for_playback
 from clapdesk.core.store.paths import cache_dir
 
@@ -131,7 +132,10 @@ class Renderer:
             pool = self._pools.get(name)
             if pool is None:
                 # spawn: forking a process that runs Qt and audio threads is not safe.
-                pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+                # Each helper ends with the app: one that quits with the model still loading
+                # leaves through os._exit, and a pool's own clean-up never runs then.
+                pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                           initializer=exit_with_parent)
                 self._pools[name] = pool
             return pool
 

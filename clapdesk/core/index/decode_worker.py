@@ -27,7 +27,7 @@ def start() -> None:
     # its decoders, which must not each print a traceback of their own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _capture_stderr()
-    _exit_with_parent()
+    exit_with_parent()
     # Below the window, a DAW and the model's load, but not idle yet: while the model loads
     # the cores are not the model's, and at idle priority on a busy machine the first files
     # waited minutes for a core (bench_first_search: none decoded before the model was ready).
@@ -99,8 +99,9 @@ def drain_stderr() -> str:
     return text
 
 
-def _exit_with_parent() -> None:
-    """End this process when the app that started it ends, however it ends.
+def exit_with_parent() -> None:
+    """End this process when the app that started it ends, however it ends (the render helpers
+    of audition/render.py start with it too).
 
     A decoder waits for work on a queue that it holds both ends of, so it would never see the
     app go if the app were killed or crashed: a thread waits on the parent's sentinel instead.
