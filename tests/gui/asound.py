@@ -120,8 +120,8 @@ def run_script(code: str, env: dict[str, str], timeout: float = 60.0) -> dict[st
 
 
 # The start of every child script that runs the real window into an ALSA capture: the window
-# on the library of $CLAPDESK_LIBRARY, started, and `spin` to run its events for a while. Each
-# test's own part follows (its imports first).
+# on the library of $CLAPDESK_LIBRARY, started, `spin` to run its events for a while and
+# `finish` to print the report and leave. Each test's own part follows (its imports first).
 WINDOW_PREAMBLE = r"""
 import json, os, time
 from PySide6.QtCore import QEventLoop
@@ -141,4 +141,12 @@ def spin(seconds, until=lambda: False):
     while time.monotonic() < deadline and not until():
         app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
         time.sleep(0.005)
+
+def finish(report):
+    # Leave as the app does (gui/app.py): with a job still running (the model loading), an
+    # interpreter tearing Qt down beside it can crash after the report is out.
+    window.shutdown()
+    print(json.dumps(report), flush=True)
+    if window.left_running:
+        os._exit(0)
 """

@@ -44,8 +44,7 @@ spin(10, lambda: not window.player.is_playing)
 report = {"rows": window.model.rowCount(), "selected_row": selected_row,
           "played": started, "selected_path": hit.file.path,
           "available": window.player.available}
-window.shutdown()
-print(json.dumps(report))
+finish(report)
 """
 
 

@@ -156,8 +156,7 @@ spin(10, lambda: not window.player.is_playing)
 report = {"played": started, "hovered": panel.rows.paths[rest],
           "hover_index": canvas.hover == rest, "available": window.player.available,
           "transport": shown}
-window.shutdown()
-print(json.dumps(report))
+finish(report)
 """
 
 

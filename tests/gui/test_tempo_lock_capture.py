@@ -84,8 +84,7 @@ settings = Settings()
 report["saved"] = [settings.store.value("transport/tempo"), settings.store.value("transport/key"),
                    settings.store.value("transport/tempo_lock")]
 report["link_on"] = window.transport.project.link.isChecked()
-window.shutdown()
-print(json.dumps(report))
+finish(report)
 """
 
 
