@@ -136,6 +136,44 @@ def test_first_indexing_decides_once_and_the_catalog_keeps_it(
     again.close()
 
 
+def test_the_sample_the_choice_embedded_is_not_embedded_again_by_the_indexer(
+        tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from clapdesk.core.index import precision_choice
+    from clapdesk.core.ingest import audio
+    from clapdesk.core.library import Library
+
+    # int8 is a candidate whatever this CPU runs, and keeps too little, so float32 stays.
+    monkeypatch.setattr(precision_choice, "native_precisions", lambda *a: ["int8"])
+    monkeypatch.setattr(precision_choice, "KEEPS_RESULTS", 1.01)
+    folder = _write_library(tmp_path / "samples", count=50)
+    sample = set(precision_choice.sample_files([str(folder)]))
+    assert len(sample) == precision_choice.SAMPLE_FILES
+    library = Library(root=tmp_path / "lib", model=str(tiny_model), precision="auto")
+    embedder = library.embedder()
+    windows = {p: audio.decode_for_index(p, embedder.sampling_rate).windows for p in _files(folder)}
+    sent: list[int] = []
+    real = embedder.features_for
+
+    def counting(chunk):  # noqa: ANN001, ANN202
+        sent.append(len(chunk))
+        return real(chunk)
+
+    monkeypatch.setattr(embedder, "features_for", counting)
+    report = library.index_folders([str(folder)])
+    assert report.precision.precision == "float32" and report.precision.decided_now
+    assert report.indexed == 50 and not report.failed
+    # Only the ten files outside the sample went through the audio tower during indexing.
+    assert sum(sent) == sum(len(w) for p, w in windows.items() if p not in sample)
+    # And the sample's features are the ones the model gives those files, every one stored.
+    ids, stored = library.catalog.features(embedder.encoder_key)
+    by_id = dict(zip(ids.tolist(), stored, strict=True))
+    for path in sorted(sample)[:8]:
+        expected = real(windows[path]).mean(axis=0)
+        got = by_id[library.catalog.file_by_path(path).id]
+        assert np.abs(got - expected).max() <= 1e-5 * max(1.0, np.abs(expected).max())
+    library.close()
+
+
 def test_a_precision_set_by_the_producer_wins_over_the_stored_choice(
         tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from clapdesk.core.index import precision_choice

@@ -19,6 +19,7 @@ from clapdesk.core.embed.hub import DEFAULT_MODEL, ModelIdentity, resolve_model
 from clapdesk.core.index import precision_choice
 from clapdesk.core.index.device_plan import precision_for
 from clapdesk.core.index.indexer import Indexer, IndexReport, Progress
+from clapdesk.core.index.known_windows import KnownWindows
 from clapdesk.core.index.model_loader import Timeline, model_rate
 from clapdesk.core.index.precision_choice import PrecisionChoice
 from clapdesk.core.store.catalog import Catalog, CatalogError
@@ -239,6 +240,7 @@ class Library:
                     self.embedder()
                 settle = (self.precision == precision_choice.AUTO
                           and pick_device(self.device) == "cpu")
+                known = KnownWindows()  # the sample the choice embeds, not embedded twice
 
                 def load() -> ClapEmbedder:
                     # The automatic precision is decided (once per library and CPU) as part of
@@ -246,11 +248,13 @@ class Library:
                     # decode while it runs.
                     embedder = self.embedder()
                     if settle:
-                        self.precision_choice = precision_choice.settle(self, catalog, folders)
+                        self.precision_choice = precision_choice.settle(self, catalog, folders,
+                                                                        known)
                     return embedder
 
                 indexer = Indexer(catalog, self.vector_index(), load, workers=workers,
-                                  model_rate=lambda: model_rate(self.identity.folder))
+                                  model_rate=lambda: model_rate(self.identity.folder),
+                                  known=known)
                 self.timeline = indexer.timeline  # the run's moments, for diagnostics
                 report = indexer.run([os.path.abspath(f) for f in folders], progress, cancel,
                                      purge_missing=purge_missing)

@@ -35,6 +35,7 @@ from clapdesk.core.index.decode_queue import ready_windows as _ready_windows
 from clapdesk.core.index.decoding import BrokenProcessPool, DecodePool, DecodeResult
 from clapdesk.core.index.eta import TimeLeft
 from clapdesk.core.index.first_catalogue import FirstCatalogue
+from clapdesk.core.index.known_windows import KnownWindows
 from clapdesk.core.index.model_loader import BackgroundLoad, Timeline
 from clapdesk.core.index.report import IndexReport, Progress
 from clapdesk.core.ingest.scan import FoundFile, under, walk_audio
@@ -72,8 +73,9 @@ class Indexer:
     def __init__(self, catalog: Catalog, index: VectorIndex, embedder: Callable[[], ClapEmbedder],
                  workers: int | None = None, decoders: DecodePool | None = None,
                  model_rate: Callable[[], int] | None = None,
-                 batch_windows: int | None = None) -> None:
+                 batch_windows: int | None = None, known: KnownWindows | None = None) -> None:
         self.catalog = catalog
+        self.known = known  # features the precision choice embedded before this run
         self.index = index
         self.get_embedder = embedder
         # The model's sampling rate without loading it: decoding starts while it loads.
@@ -305,7 +307,8 @@ class Indexer:
                 done += 1
                 heard += job.placeholder is not None
                 decoded = item.decoded
-                timer.file_done(id(job), len(decoded.windows) if decoded else 0, now,
+                timer.file_done(id(job), len(decoded.windows) if decoded and item.features is None
+                                else 0, now,
                                 decoded.info.duration if decoded else None)
                 eta = timer.eta()
                 self.eta_history.append((now, eta))
@@ -407,6 +410,8 @@ class Indexer:
             item = received(item.job, decoding.decode_file(request(item.job, embedder.sampling_rate)))
             if item.error is not None:
                 return self._settle(item, vanished, embedder, report, batch)
+        if self.known is not None and item.decoded is not None:
+            item.features = self.known.features_of(item.decoded.windows)
         batch.append(item)
         return True
 
@@ -463,7 +468,8 @@ class Indexer:
                final: bool = False) -> None:
         """Embed queued windows exactly batch_windows at a time (the rest too when `final`),
         then commit every file whose windows are all embedded, in one transaction."""
-        windows = [w for d in batch if d.decoded is not None for w in d.decoded.windows]
+        windows = [w for d in batch if d.decoded is not None and d.features is None
+                   for w in d.decoded.windows]
         todo = windows[len(self._rows):]
         size = self.batch_windows
         while len(todo) >= size or (final and todo):
@@ -473,6 +479,11 @@ class Indexer:
             self.time_left.model_call(len(chunk), time.monotonic() - began, time.monotonic())
         items, pooled, used, taken = [], [], 0, 0
         for d in batch:
+            if d.features is not None:  # embedded already: it takes none of the rows
+                items.append(d)
+                pooled.append(np.mean(d.features, axis=0))
+                taken += 1
+                continue
             count = len(d.decoded.windows) if d.decoded is not None else 0
             if used + count > len(self._rows):
                 break  # this file's last windows go with the next call

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from clapdesk.core.embed.cpu_features import INT8_DOT_FLAGS, cpu_flags
+from clapdesk.core.index.known_windows import KnownWindows
 
 log = logging.getLogger(__name__)
 
@@ -141,9 +142,10 @@ Tower = Callable[[Any, Any], Any]
 
 
 def _embed(embedder: Any, files: list[list[np.ndarray]], towers: dict[str, Tower]
-           ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """Per-file vectors and total seconds for each tower, on the same mel batches, with the
-    towers taking turns on every batch so a busy machine hurts each alike."""
+           ) -> tuple[dict[str, np.ndarray], dict[str, float], dict[str, np.ndarray]]:
+    """Per-file vectors, total seconds and per-window features for each tower, on the same
+    mel batches, with the towers taking turns on every batch so a busy machine hurts each
+    alike."""
     import torch
 
     from clapdesk.core.index.indexer import BATCH_WINDOWS
@@ -162,14 +164,15 @@ def _embed(embedder: Any, files: list[list[np.ndarray]], towers: dict[str, Tower
             out = tower(mel, longer).pooler_output.float().numpy()
             seconds[name] += time.perf_counter() - began
             features[name].append(out)
-    vectors = {}
+    vectors, by_window = {}, {}
     for name, parts in features.items():
         feats, pooled, at = np.concatenate(parts), [], 0
         for windows in files:
             pooled.append(feats[at:at + len(windows)].mean(axis=0))
             at += len(windows)
         vectors[name] = embedder.project_audio(np.stack(pooled).astype(np.float32))
-    return vectors, seconds
+        by_window[name] = feats
+    return vectors, seconds, by_window
 
 
 def decode_sample(paths: Sequence[str], rate: int) -> list[list[np.ndarray]]:
@@ -200,11 +203,13 @@ def decode_sample(paths: Sequence[str], rate: int) -> list[list[np.ndarray]]:
 
 
 def decide(embedder: Any, paths: Sequence[str], native: list[str] | None = None,
-           towers: dict[str, Tower] | None = None) -> PrecisionChoice | None:
+           towers: dict[str, Tower] | None = None,
+           known: KnownWindows | None = None) -> PrecisionChoice | None:
     """Compare each native candidate with float32 on `paths`; None when there are too few
     files to tell (the library stays float32 and decides on a later run).
 
-    `towers` replaces the candidates' towers (tests inject a bad one)."""
+    `towers` replaces the candidates' towers (tests inject a bad one). `known` receives the
+    sample's window features in the precision chosen, for the indexer to reuse."""
     from clapdesk.core.embed.fast_tower import build_fast_tower
 
     native = native_precisions() if native is None else native
@@ -227,7 +232,7 @@ def decide(embedder: Any, paths: Sequence[str], native: list[str] | None = None,
             tower = build_fast_tower(embedder.model.audio_model, precision)
             if tower is not None:
                 candidates[precision] = tower
-    vectors, seconds = _embed(embedder, files, {"float32": reference, **candidates})
+    vectors, seconds, by_window = _embed(embedder, files, {"float32": reference, **candidates})
     text = embedder.embed_text(list(QUERIES))
     figures: dict[str, Any] = {"files": len(files), "windows": sum(map(len, files)),
                                "float32_ms_per_window": round(
@@ -245,8 +250,12 @@ def decide(embedder: Any, paths: Sequence[str], native: list[str] | None = None,
         lost = [p for p in candidates if min(figures[p]["top10_overlap"].values()) < KEEPS_RESULTS]
         why = (f"{' and '.join(lost)} changed search results on your files"
                if lost else "no reduced precision was clearly faster here")
+        if known is not None:
+            known.add([w for windows in files for w in windows], by_window["float32"])
         return PrecisionChoice("float32", True, why, True, figures)
     speedup, precision = best
+    if known is not None:
+        known.add([w for windows in files for w in windows], by_window[precision])
     overlap = figures[precision]["top10_overlap"]
     reason = (f"{speedup:.1f}x faster than float32 on this CPU, which runs it natively; "
               f"{100 * min(overlap.values()):.0f} % of float32's top 10 kept on "
@@ -256,16 +265,18 @@ def decide(embedder: Any, paths: Sequence[str], native: list[str] | None = None,
     return choice
 
 
-def settle(library: Any, catalog: Any, folders: Sequence[str]) -> PrecisionChoice | None:
+def settle(library: Any, catalog: Any, folders: Sequence[str],
+           known: KnownWindows | None = None) -> PrecisionChoice | None:
     """Make the automatic choice if it is not made yet, switch the loaded model to it, and keep
-    it in the catalog. Returns the choice in force (None: undecided, float32 for now)."""
+    it in the catalog. Returns the choice in force (None: undecided, float32 for now). `known`
+    receives the features of the sample the choice embedded (see decide)."""
     encoder_key = library.identity.encoder_key
     choice = stored(catalog, encoder_key)
     if choice is not None:
         return choice
     embedder = library.embedder()
     paths = sample_files([os.path.abspath(f) for f in folders])
-    choice = decide(embedder, paths)
+    choice = decide(embedder, paths, known=known)
     if choice is None:
         return None
     if choice.precision != "float32":
