@@ -9,11 +9,14 @@ so a busy machine hurts every contender alike. Prints one JSON object:
 - clapdesk float32 and int8: Library.index_folders on a fresh library (decoding, analysis,
   auto-tags and catalog writes included; the model is loaded before the clock starts, for
   every contender);
+- with --openvino: clapdesk's indexer with OpenVINO's float32 tower in place of its own (the
+  result's `clapdesk_openvino_float32`; bench_tower_runtimes.py converts it);
 - the ceiling: the audio tower alone on ready-made log-mel batches of the same windows;
 - peak RSS per contender (this process, and the decoder processes apart), top-10 overlap of int8 against float32, and a torch.compile trial
   (in a subprocess with a time limit, since compiling can take minutes).
 
     nice python benchmarks/bench_index.py [--quick] [--files 48] [--rounds 2] [--threads N] [--no-compile]
+                                          [--openvino]
 
 It also reports what the automatic precision choice takes on these files, and that choice's
 speed against the baseline.
@@ -228,6 +231,8 @@ def main() -> None:
     parser.add_argument("--no-int8", action="store_true")
     parser.add_argument("--no-bf16", action="store_true")
     parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--openvino", action="store_true",
+                        help="add OpenVINO's float32 tower as a contender (pip install -e .[runtimes])")
     parser.add_argument("--compile-limit", type=float, default=420.0)
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--batch", type=int, default=None)
@@ -271,6 +276,13 @@ def main() -> None:
         contenders["int8"] = ClapEmbedder(identity, device="cpu", precision="int8")
     if not args.no_bf16:
         contenders["bfloat16"] = ClapEmbedder(identity, device="cpu", precision="bfloat16")
+    if args.openvino:
+        # clapdesk's indexer with OpenVINO's float32 tower in place of its own (README:
+        # "Precision and the audio tower"): converted for every batch size before any clock.
+        from bench_tower_runtimes import OpenVinoTower
+
+        contenders["openvino_float32"] = ClapEmbedder(identity, device="cpu", precision="float32")
+        contenders["openvino_float32"].fast_tower = OpenVinoTower(stock_model.audio_model)
 
     # Windows clapdesk embeds: one set per distinct content.
     unique, seen = [], set()
@@ -285,7 +297,8 @@ def main() -> None:
     # decoder processes are started too: the app starts them while it scans and loads the model.
     baseline_pass(stock_model, stock_processor, paths[:1])
     for embedder in contenders.values():
-        embedder.features_for(windows[:batch])
+        for size in range(1, batch + 1):  # every batch size a run ends on
+            embedder.features_for(windows[:size])
     decoders = decoding.shared_pool()
     decoders.warm()
     [decoders.submit(os.getpid).result() for _ in range(decoders.workers)]
@@ -345,6 +358,14 @@ def main() -> None:
             "duplicates_reused": reports[name]["duplicates"],
             "failed": len(reports[name]["failed"]),
         }
+    if "openvino_float32" in contenders:
+        entry = result["clapdesk_openvino_float32"]
+        entry["convert_seconds_every_batch_size"] = round(  # type: ignore[index]
+            contenders["openvino_float32"].fast_tower.convert_seconds, 1)
+        entry["speed_against_clapdesk_float32"] = round(  # type: ignore[index]
+            entry["files_per_s"] / result["clapdesk_float32"]["files_per_s"], 3)  # type: ignore[index]
+        entry["speed_against_clapdesk_float32_median"] = round(  # type: ignore[index]
+            entry["files_per_s_median"] / result["clapdesk_float32"]["files_per_s_median"], 3)  # type: ignore[index]
     if "int8" in contenders:
         result["int8_vs_float32_top10_overlap"] = top10_overlap(model_folder, roots, contenders, unique)
         f, i = result["clapdesk_float32"], result["clapdesk_int8"]
