@@ -340,3 +340,34 @@ def test_time_left_says_nothing_until_the_model_has_run_and_counts_per_window() 
     eta = estimator.eta()
     # 0.1 s a window for 7 windows, plus the time not spent in the model per file (3.2 - 3.2)
     assert eta is not None and abs(eta - (0.7 + estimator.seconds_per_file() * 2)) < 1e-9
+
+
+def test_files_embedded_before_the_run_leave_the_time_left_at_once() -> None:
+    # The automatic precision choice embedded "b" and "c" before the run (known_windows): the
+    # model will not see them, so their windows are not time left, though they are still files.
+    estimator = TimeLeft()
+    estimator.expect("a", 25.0, 4000, "a.wav")  # three windows
+    estimator.expect("b", 55.0, 9000, "b.wav")  # six
+    estimator.expect("c", None, 4000, "c.ogg")  # one, guessed
+    assert estimator.windows_left() == 10
+    estimator.embedded_already("b")
+    estimator.embedded_already("c")
+    estimator.embedded_already("gone")  # not planned: nothing changes
+    assert estimator.windows_left() == 3 and estimator.files_left == 3
+    estimator.file_done("b", 0, 1.0)
+    estimator.file_done("c", 0, 1.0, duration=3.0)
+    assert estimator.windows_left() == 3 and estimator.files_left == 1
+
+
+def test_the_decoders_pace_leaves_out_the_wait_for_a_full_read_ahead() -> None:
+    # 32 files decoded ahead at 0.2 s each, then a minute's wait while the model is busy (the
+    # automatic precision choice) and the read-ahead is full, then the same pace again.
+    estimator = TimeLeft()
+    for i in range(1000):
+        estimator.expect(i, 1.0, 44_100, f"{i}.wav")
+    marks = [0.2 * (i + 1) for i in range(32)] + [61.4 + 0.2 * i for i in range(31)]
+    for at in marks:
+        estimator.file_decoded(at)
+    bound = estimator.decode_bound()
+    # 937 files still to decode at 5 a second: 187 s. Over the wait it would say 1,000 s.
+    assert bound is not None and abs(bound - 937 / 5) < 0.1 * 937 / 5, bound

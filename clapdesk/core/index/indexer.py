@@ -230,6 +230,7 @@ class Indexer:
         for job in jobs:
             timer.expect(id(job), None, job.found.size, job.found.path)
         if embedder is not None:
+            self._known_to_timer(jobs)
             timer.start(time.monotonic())
         embedded_from = time.monotonic()
         done = heard = 0
@@ -262,6 +263,7 @@ class Indexer:
                             break
                         continue
                     embedder = self._model_ready(loader, report)
+                    self._known_to_timer(jobs)
                     if embedder.sampling_rate != rate:  # the folder's file said another rate
                         rate = embedder.sampling_rate
                         pending = deque((job, self._resubmit(f, job, rate, vanished_hashes))
@@ -345,6 +347,13 @@ class Indexer:
                 self.decoders = decoding.shared_pool(chosen.decoders)
         report.reprojected = self._reproject(embedder)
         return embedder
+
+    def _known_to_timer(self, jobs: list[_Job]) -> None:
+        """The files the precision choice embedded will not reach the model: not in time left."""
+        if self.known is not None and self.known.paths:
+            for job in jobs:
+                if job.found.path in self.known.paths:
+                    self.time_left.embedded_already(id(job))
 
     def _catalogue_step(self, first: FirstCatalogue) -> None:
         first.step()

@@ -28,15 +28,21 @@ class KnownWindows:
 
     def __init__(self) -> None:
         self._features: dict[bytes, np.ndarray] = {}
+        self.paths: set[str] = set()  # the files embedded, for the time left (see Indexer)
 
     def __len__(self) -> int:
         return len(self._features)
 
-    def add(self, windows: Sequence[np.ndarray], features: np.ndarray) -> None:
-        if len(windows) != len(features):
-            raise ValueError(f"{len(windows)} windows but {len(features)} features")
+    def add(self, paths: Sequence[str], files: Sequence[Sequence[np.ndarray]],
+            features: np.ndarray) -> None:
+        """Each path's windows, and the features of all their windows in that order."""
+        windows = [w for file_windows in files for w in file_windows]
+        if len(paths) != len(files) or len(windows) != len(features):
+            raise ValueError(f"{len(paths)} paths, {len(files)} files, {len(windows)} windows "
+                             f"but {len(features)} features")
         for window, feature in zip(windows, features, strict=True):
             self._features[window_key(window)] = np.asarray(feature, dtype=np.float32)
+        self.paths.update(paths)
 
     def features_of(self, windows: Sequence[np.ndarray]) -> list[np.ndarray] | None:
         """Every window's feature, or None when any of them was not embedded before."""

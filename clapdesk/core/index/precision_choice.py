@@ -175,7 +175,7 @@ def _embed(embedder: Any, files: list[list[np.ndarray]], towers: dict[str, Tower
     return vectors, seconds, by_window
 
 
-def decode_sample(paths: Sequence[str], rate: int) -> list[list[np.ndarray]]:
+def decode_sample(paths: Sequence[str], rate: int) -> list[tuple[str, list[np.ndarray]]]:
     """The sample's windows, decoded as the indexer decodes files: in decoder processes, with
     the per-file time and memory limits, so a hostile file cannot hang or exhaust the app and
     the decoding libraries' notes never reach the terminal. Files that fail are left out (the
@@ -183,7 +183,7 @@ def decode_sample(paths: Sequence[str], rate: int) -> list[list[np.ndarray]]:
     from clapdesk.core.index.decoding import DecodePool, DecodeRequest, decode_file, decode_seconds
 
     pool = DecodePool(min(2, os.cpu_count() or 1))
-    files: list[list[np.ndarray]] = []
+    files: list[tuple[str, list[np.ndarray]]] = []
     try:
         for path in paths:
             try:
@@ -196,7 +196,7 @@ def decode_sample(paths: Sequence[str], rate: int) -> list[list[np.ndarray]]:
                 pool.kill()
                 continue
             if result.decoded is not None and result.decoded.windows:
-                files.append(result.decoded.windows)
+                files.append((path, result.decoded.windows))
     finally:
         pool.close()
     return files
@@ -223,7 +223,8 @@ def decide(embedder: Any, paths: Sequence[str], native: list[str] | None = None,
         return PrecisionChoice("float32", True, "this CPU runs neither bfloat16 nor int8 natively")
     if len(paths) < MIN_FILES:
         return None  # too few to tell, whatever they decode to: nothing is read
-    files = decode_sample(paths, embedder.sampling_rate)
+    decoded = decode_sample(paths, embedder.sampling_rate)
+    files = [windows for _, windows in decoded]
     if len(files) < MIN_FILES:
         return None
     candidates = towers if towers is not None else {}
@@ -251,11 +252,11 @@ def decide(embedder: Any, paths: Sequence[str], native: list[str] | None = None,
         why = (f"{' and '.join(lost)} changed search results on your files"
                if lost else "no reduced precision was clearly faster here")
         if known is not None:
-            known.add([w for windows in files for w in windows], by_window["float32"])
+            known.add([path for path, _ in decoded], files, by_window["float32"])
         return PrecisionChoice("float32", True, why, True, figures)
     speedup, precision = best
     if known is not None:
-        known.add([w for windows in files for w in windows], by_window[precision])
+        known.add([path for path, _ in decoded], files, by_window[precision])
     overlap = figures[precision]["top10_overlap"]
     reason = (f"{speedup:.1f}x faster than float32 on this CPU, which runs it natively; "
               f"{100 * min(overlap.values()):.0f} % of float32's top 10 kept on "
