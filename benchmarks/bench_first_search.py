@@ -18,7 +18,7 @@ The model is the full larger_clap_music architecture with random weights (its te
 health check is let through: the timing is what is measured), or a tiny random model with
 --quick. Prints one JSON object, with the load average (the machine may be shared).
 
-    python benchmarks/bench_first_search.py [--files 2000] [--quick] [--complete]
+    python benchmarks/bench_first_search.py [--files 2000] [--quick] [--complete] [--precision P]
 """
 
 from __future__ import annotations
@@ -83,7 +83,8 @@ def write_folder(folder: Path, count: int, seed: int = 0) -> None:
     sf.write(last / CONSTRAINT_TARGET, (0.3 * np.sin(2 * np.pi * 110 * t)).astype(np.float32), rate)
 
 
-def run(model: Path, folder: Path, library_dir: Path, complete: bool, limit: float) -> dict:
+def run(model: Path, folder: Path, library_dir: Path, complete: bool, limit: float,
+        precision: str = "auto") -> dict:
     from clapdesk.core.index.eta import estimate_errors
     from clapdesk.core.library import Library
     from clapdesk.core.search.ranking import search_text
@@ -93,7 +94,7 @@ def run(model: Path, folder: Path, library_dir: Path, complete: bool, limit: flo
     cancel = threading.Event()
     errors: list[BaseException] = []
     began = time.monotonic()
-    library = Library(library_dir, model=str(model))
+    library = Library(library_dir, model=str(model), precision=precision)
     load = library.embedder
 
     def embedder():  # noqa: ANN202 - random weights fail the text health check: let them through
@@ -163,6 +164,8 @@ def run(model: Path, folder: Path, library_dir: Path, complete: bool, limit: flo
                median_search_ms=round(1000 * float(np.median(search_seconds)), 1)
                if search_seconds else None,
                errors=[str(e) for e in errors])
+    if library.precision_choice is not None:
+        out["precision"] = library.precision_choice.note()
     if complete:
         out["time_left_estimates"] = estimate_errors(history, end, began, after=60.0)
     return out
@@ -175,13 +178,17 @@ def main() -> None:
     parser.add_argument("--complete", action="store_true",
                         help="index to the end and measure the time-left estimates")
     parser.add_argument("--limit", type=float, default=600.0, help="seconds before giving up")
+    parser.add_argument("--precision", default="auto",
+                        help="as Settings › Model precision (default auto, the app's default: "
+                             "on an empty library it makes the automatic choice first)")
     args = parser.parse_args()
     model = tiny_model() if args.quick else full_model()
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch) / "Samples"
         write_folder(folder, args.files)
         load_before = load_average()
-        result = run(model, folder, Path(scratch) / "library", args.complete, args.limit)
+        result = run(model, folder, Path(scratch) / "library", args.complete, args.limit,
+                     args.precision)
     print(json.dumps({"benchmark": "first_search", "files": args.files,
                       "model": "tiny random" if args.quick else "larger_clap_music, random weights",
                       "seconds_from_empty_library": result,
