@@ -159,8 +159,12 @@ def test_the_sample_the_choice_embedded_is_not_embedded_again_by_the_indexer(
         return real(chunk)
 
     monkeypatch.setattr(embedder, "features_for", counting)
-    report = library.index_folders([str(folder)])
+    phases: list[str] = []
+    report = library.index_folders([str(folder)], progress=lambda p: phases.append(p.phase))
     assert report.precision.precision == "float32" and report.precision.decided_now
+    # The progress said what the minute before the first file was heard went to.
+    assert "choosing precision" in phases
+    assert phases.index("choosing precision") < phases.index("embedding")
     assert report.indexed == 50 and not report.failed
     # Only the ten files outside the sample went through the audio tower during indexing.
     assert sum(sent) == sum(len(w) for p, w in windows.items() if p not in sample)

@@ -248,8 +248,8 @@ class Library:
                     # decode while it runs.
                     embedder = self.embedder()
                     if settle:
-                        self.precision_choice = precision_choice.settle(self, catalog, folders,
-                                                                        known)
+                        self.precision_choice = precision_choice.settle(
+                            self, catalog, folders, known, indexer.timeline)
                     return embedder
 
                 indexer = Indexer(catalog, self.vector_index(), load, workers=workers,

@@ -36,7 +36,7 @@ from clapdesk.core.index.decoding import BrokenProcessPool, DecodePool, DecodeRe
 from clapdesk.core.index.eta import TimeLeft
 from clapdesk.core.index.first_catalogue import FirstCatalogue
 from clapdesk.core.index.known_windows import KnownWindows
-from clapdesk.core.index.model_loader import BackgroundLoad, Timeline
+from clapdesk.core.index.model_loader import CHOOSING_PRECISION, BackgroundLoad, Timeline
 from clapdesk.core.index.report import IndexReport, Progress
 from clapdesk.core.ingest.scan import FoundFile, under, walk_audio
 from clapdesk.core.store import missing, retries
@@ -254,10 +254,12 @@ class Indexer:
                     if not first.finished:
                         self._catalogue_step(first)
                     elif not loader.wait(0.25) and not cancel.is_set():
-                        notify(Progress("loading model", 0, len(jobs), not_heard=first.written))
+                        notify(Progress(self._loading_phase(), 0, len(jobs),
+                                        not_heard=first.written))
                         continue
                     if not loader.ready:
-                        notify(Progress("loading model", 0, len(jobs), not_heard=first.written))
+                        notify(Progress(self._loading_phase(), 0, len(jobs),
+                                        not_heard=first.written))
                         if cancel.is_set():
                             report.cancelled = True
                             break
@@ -347,6 +349,11 @@ class Indexer:
                 self.decoders = decoding.shared_pool(chosen.decoders)
         report.reprojected = self._reproject(embedder)
         return embedder
+
+    def _loading_phase(self) -> str:
+        """"loading model", or what the model's load is busy with past the weights."""
+        return (CHOOSING_PRECISION if self.timeline.first(CHOOSING_PRECISION) is not None
+                else "loading model")
 
     def _known_to_timer(self, jobs: list[_Job]) -> None:
         """The files the precision choice embedded will not reach the model: not in time left."""

@@ -27,6 +27,7 @@ import numpy as np
 
 from clapdesk.core.embed.cpu_features import INT8_DOT_FLAGS, cpu_flags
 from clapdesk.core.index.known_windows import KnownWindows
+from clapdesk.core.index.model_loader import CHOOSING_PRECISION, Timeline
 
 log = logging.getLogger(__name__)
 
@@ -203,13 +204,14 @@ def decode_sample(paths: Sequence[str], rate: int) -> list[tuple[str, list[np.nd
 
 
 def decide(embedder: Any, paths: Sequence[str], native: list[str] | None = None,
-           towers: dict[str, Tower] | None = None,
-           known: KnownWindows | None = None) -> PrecisionChoice | None:
+           towers: dict[str, Tower] | None = None, known: KnownWindows | None = None,
+           timeline: Timeline | None = None) -> PrecisionChoice | None:
     """Compare each native candidate with float32 on `paths`; None when there are too few
     files to tell (the library stays float32 and decides on a later run).
 
     `towers` replaces the candidates' towers (tests inject a bad one). `known` receives the
-    sample's window features in the precision chosen, for the indexer to reuse."""
+    sample's window features in the precision chosen, for the indexer to reuse; `timeline`
+    (the indexing run's) is marked when the comparison starts, for its progress."""
     from clapdesk.core.embed.fast_tower import build_fast_tower
 
     native = native_precisions() if native is None else native
@@ -223,6 +225,8 @@ def decide(embedder: Any, paths: Sequence[str], native: list[str] | None = None,
         return PrecisionChoice("float32", True, "this CPU runs neither bfloat16 nor int8 natively")
     if len(paths) < MIN_FILES:
         return None  # too few to tell, whatever they decode to: nothing is read
+    if timeline is not None:
+        timeline.mark(CHOOSING_PRECISION, f"{len(paths)} files")
     decoded = decode_sample(paths, embedder.sampling_rate)
     files = [windows for _, windows in decoded]
     if len(files) < MIN_FILES:
@@ -267,17 +271,19 @@ def decide(embedder: Any, paths: Sequence[str], native: list[str] | None = None,
 
 
 def settle(library: Any, catalog: Any, folders: Sequence[str],
-           known: KnownWindows | None = None) -> PrecisionChoice | None:
+           known: KnownWindows | None = None,
+           timeline: Timeline | None = None) -> PrecisionChoice | None:
     """Make the automatic choice if it is not made yet, switch the loaded model to it, and keep
     it in the catalog. Returns the choice in force (None: undecided, float32 for now). `known`
-    receives the features of the sample the choice embedded (see decide)."""
+    receives the features of the sample the choice embedded, and `timeline` when it starts
+    (see decide)."""
     encoder_key = library.identity.encoder_key
     choice = stored(catalog, encoder_key)
     if choice is not None:
         return choice
     embedder = library.embedder()
     paths = sample_files([os.path.abspath(f) for f in folders])
-    choice = decide(embedder, paths, known=known)
+    choice = decide(embedder, paths, known=known, timeline=timeline)
     if choice is None:
         return None
     if choice.precision != "float32":

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class Progress:
-    phase: str  # "scanning", "loading model", "embedding", "saving", "done"
+    phase: str  # "scanning", "loading model", "choosing precision", "embedding", "saving", "done"
     done: int = 0
     total: int = 0
     current: str = ""
