@@ -17,7 +17,7 @@ from conftest import family_sound, tone, write_sound
 from corpus import encoded, make_link_loop, wav_bytes, wav_with_codec, write_bytes
 
 from clapdesk.cli import main
-from clapdesk.core.index import indexer as indexer_module
+from clapdesk.core.index import plan as plan_module
 from clapdesk.core.library import Library
 
 NOT_UTF8 = b"caf\xe9 kick \xff.wav"  # Latin-1 bytes, as old sample CDs copied them
@@ -152,7 +152,7 @@ def test_file_deleted_or_rewritten_between_scan_and_decode(
     samples = tmp_path / "samples"
     for name in ("stays", "deleted", "rewritten"):
         write_sound(samples / f"{name}.wav", family_sound("pad", len(name), seconds=2.0))
-    real_walk = indexer_module.walk_audio
+    real_walk = plan_module.walk_audio
 
     def walk_then_change(root: str):  # type: ignore[no-untyped-def]
         found = real_walk(root)  # the scan has recorded sizes and times...
@@ -160,7 +160,7 @@ def test_file_deleted_or_rewritten_between_scan_and_decode(
         write_sound(samples / "rewritten.wav", family_sound("kick", 9, seconds=0.5))
         return found
 
-    monkeypatch.setattr(indexer_module, "walk_audio", walk_then_change)
+    monkeypatch.setattr(plan_module, "walk_audio", walk_then_change)
     library = Library(model=str(tiny_model))
     try:
         report = library.index_folders([str(samples)])
@@ -172,7 +172,7 @@ def test_file_deleted_or_rewritten_between_scan_and_decode(
         # Stored with the stamp of what was read, so the next scan does not index it again.
         st = os.stat(samples / "rewritten.wav")
         assert (rewritten.size, rewritten.mtime_ns) == (st.st_size, st.st_mtime_ns)
-        monkeypatch.setattr(indexer_module, "walk_audio", real_walk)
+        monkeypatch.setattr(plan_module, "walk_audio", real_walk)
         again = library.index_folders([str(samples)])
         assert again.indexed == 0 and again.unchanged == 2 and again.removed == 1
     finally:

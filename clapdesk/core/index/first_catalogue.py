@@ -10,7 +10,7 @@ as not yet listened to (search/unheard.py) until the model's vector replaces the
 decoder's analysis then overwrites the row with what the sound itself says.
 
 A run cancelled (or killed) before a file is embedded leaves its row without a vector; the next
-run sees that and embeds it (Indexer._plan: a row without features is a job), so nothing is lost.
+run sees that and embeds it (plan.plan_run: a row without features is a job), so nothing is lost.
 """
 
 from __future__ import annotations

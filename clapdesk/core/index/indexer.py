@@ -14,7 +14,6 @@ model and the rest of the pipeline cost per window and per file (eta).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import deque
@@ -37,9 +36,10 @@ from clapdesk.core.index.eta import TimeLeft
 from clapdesk.core.index.first_catalogue import FirstCatalogue
 from clapdesk.core.index.known_windows import KnownWindows
 from clapdesk.core.index.model_loader import CHOOSING_PRECISION, BackgroundLoad, Timeline
+from clapdesk.core.index.plan import plan_run
 from clapdesk.core.index.report import IndexReport, Progress
-from clapdesk.core.ingest.scan import FoundFile, under, walk_audio
-from clapdesk.core.store import missing, retries
+from clapdesk.core.ingest.scan import FoundFile
+from clapdesk.core.store import missing
 from clapdesk.core.store.catalog import Catalog
 from clapdesk.core.store.vector_index import VectorIndex
 
@@ -106,7 +106,8 @@ class Indexer:
         notify = progress or (lambda p: None)
         notify(Progress("scanning"))
         self.decoders.warm()  # the decoder processes start while the folders are scanned
-        jobs, vanished = self._plan(folders, report, notify)
+        jobs, vanished = plan_run(self.catalog, self.index.model_key.encoder, folders, report,
+                                  notify)
         self.timeline.mark("scanned", str(len(jobs)))
         loader: BackgroundLoad[ClapEmbedder] | None = None
         try:
@@ -143,61 +144,6 @@ class Indexer:
             errors = estimate_errors(self.eta_history, time.monotonic(), started)
             log.info("time-left estimates against the real time left, after the first minute: %s",
                      errors)
-
-    # -- planning -------------------------------------------------------------------------------
-    def _plan(self, folders: list[str], report: IndexReport, notify: ProgressCallback
-              ) -> tuple[list[_Job], dict[str, int | None]]:
-        """Decide per file: unchanged, changed, new or vanished. Nothing is decoded here."""
-        jobs: list[_Job] = []
-        vanished: dict[str, int | None] = {}  # content hash -> file id of a file that went away
-        encoder_key = self.index.model_key.encoder
-        have_features = self.catalog.feature_file_ids(encoder_key)
-        for folder in folders:
-            folder = os.path.abspath(folder)
-            if not os.path.isdir(folder):
-                report.offline_roots.append(folder)
-                continue
-            root_id = self.catalog.add_root(folder)
-            known = self.catalog.file_stamps(root_id)
-            retry = retries.failed_stamps(self.catalog, root_id)
-            scan = walk_audio(folder)
-            if known and not scan.found and not scan.not_files:
-                # Every file gone at once is far more often a drive not mounted (its empty
-                # mount point) than a folder emptied on purpose: keep it, as an unplugged
-                # drive is kept. Removing the folder from the library is the way to drop it.
-                report.offline_roots.append(folder)
-                report.unchanged += len(known)
-                continue
-            notify(Progress("scanning", 0, len(scan.found), folder))
-            # Link loops, pipes and unreadable folders are listed each run; they have no row.
-            report.failed.extend(scan.not_files)
-            report.failed.extend((path, f"folder cannot be read: {why}")
-                                 for path, why in scan.unreadable_folders)
-            for path in [p for p in known if any(under(p, f) for f, _ in scan.unreadable_folders)]:
-                # Not seen is not gone: a folder that cannot be read now (permissions, a share
-                # that dropped) keeps its files, as an unplugged drive does.
-                known.pop(path)
-                report.unchanged += 1
-            for found in scan.found:
-                stamp = known.pop(found.path, None)
-                if stamp is None:
-                    jobs.append(_Job(found, root_id, None))
-                    continue
-                file_id, size, mtime_ns, _digest, failed = stamp
-                unchanged = size == found.size and mtime_ns == found.mtime_ns
-                if unchanged and failed:
-                    ctime_ns, passing = retry.get(found.path, (None, False))
-                    unchanged = not passing and ctime_ns in (None, found.ctime_ns)
-                if unchanged and (failed or file_id in have_features):
-                    report.unchanged += 1
-                else:
-                    good = not failed and file_id in have_features
-                    jobs.append(_Job(found, root_id, file_id, good_row=good))
-            for file_id, _size, _mtime, digest, _failed in known.values():
-                vanished.setdefault(digest or f"lost:{file_id}", file_id)
-                if digest and vanished[digest] != file_id:
-                    vanished[f"lost:{file_id}"] = file_id
-        return jobs, vanished
 
     def _reproject(self, embedder: ClapEmbedder) -> int:
         """Files with stored features but no vector for the active head: no decoding needed."""
