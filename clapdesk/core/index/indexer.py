@@ -373,7 +373,7 @@ class Indexer:
             if item.error is not None:
                 return self._settle(item, vanished, embedder, report, batch)
         if self.known is not None and item.decoded is not None:
-            item.features = self.known.features_of(item.decoded.windows)
+            item.features = self.known.features_of(item.job.found.path, item.decoded.windows)
         batch.append(item)
         return True
 
