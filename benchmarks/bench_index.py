@@ -277,6 +277,10 @@ def main() -> None:
     if not args.no_bf16:
         contenders["bfloat16"] = ClapEmbedder(identity, device="cpu", precision="bfloat16")
     if args.openvino:
+        import importlib.util
+
+        if importlib.util.find_spec("openvino") is None:
+            parser.error("--openvino needs OpenVINO: pip install -e '.[runtimes]'")
         # clapdesk's indexer with OpenVINO's float32 tower in place of its own (README:
         # "Precision and the audio tower"): converted for every batch size before any clock.
         from bench_tower_runtimes import OpenVinoTower
