@@ -128,3 +128,18 @@ def test_the_status_line_of_the_run_that_chose_the_precision_says_which_and_why(
                     "automatically: 2.4x faster than float32 on this CPU)")
     choice.decided_now = False  # later runs keep the line short
     assert describe_report(IndexReport(indexed=3, precision=choice)) == "Library updated: 3 sounds indexed"
+
+
+def test_the_progress_says_what_the_choice_is_doing_and_how_to_skip_it(qtbot) -> None:  # noqa: ANN001
+    from clapdesk.core.index.report import Progress
+    from clapdesk.gui.indexing import IndexProgress
+
+    progress = IndexProgress()
+    qtbot.addWidget(progress)
+    progress.show_progress(Progress("choosing precision", 0, 400, not_heard=400))
+    assert progress.label.text() == "Choosing precision · 400 not heard yet"
+    tip = progress.label.toolTip()
+    assert "sample of your own files" in tip and "Settings › Model precision" in tip
+    assert "Not listened to yet" in tip  # the rows' own tip still comes with it
+    progress.show_progress(Progress("embedding", 10, 400, not_heard=390))
+    assert "precision" not in progress.label.toolTip()
