@@ -19,8 +19,12 @@ def runner(qtbot):  # noqa: ANN001
 def test_result_progress_and_finish_arrive_on_the_gui_thread(qtbot, runner: TaskRunner) -> None:  # noqa: ANN001
     seen: list[object] = []
     threads: set[object] = set()
+    go = threading.Event()
 
     def job(n: int, progress) -> int:  # noqa: ANN001
+        # Held until the test listens for `finished`: a job this short could otherwise finish,
+        # and emit, before waitSignal connects (it did once, on a busy 2-core CI machine).
+        assert go.wait(5)
         for i in range(n):
             progress(i)
         return n * 2
@@ -31,7 +35,7 @@ def test_result_progress_and_finish_arrive_on_the_gui_thread(qtbot, runner: Task
 
     worker = runner.submit(job, 3, on_progress=record, on_result=record)
     with qtbot.waitSignal(worker.signals.finished, timeout=5000):
-        pass
+        go.set()
     qtbot.waitUntil(lambda: 6 in seen, timeout=2000)
     assert seen == [0, 1, 2, 6]
     assert threads == {threading.main_thread()}
