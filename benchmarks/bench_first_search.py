@@ -149,8 +149,8 @@ def run(model: Path, folder: Path, library_dir: Path, complete: bool, limit: flo
     line = library.timeline
     if line is not None:  # the indexer's own moments: did decoding overlap the model's load?
         ready = line.first("model ready")
-        for event in ("scanned", "catalogued", "model loading", "choosing precision",
-                      "model ready"):
+        for event in ("scanned", "catalogued", "model loading", "model ready",
+                      "precision trial", "precision chosen"):
             moment = line.first(event)
             if moment is not None:
                 marks[f"timeline: {event}"] = moment

@@ -482,7 +482,8 @@ class _ProgressBar:
         filled = int(width * progress.done / progress.total) if progress.total else 0
         eta = f" {progress.eta:.0f}s left" if progress.eta else ""
         rate = f" {progress.rate:.1f} files/s" if progress.rate else ""
-        line = (f"\r{progress.phase:<18} [{'#' * filled}{'.' * (width - filled)}] "
+        phase = "choosing precision" if progress.comparing else progress.phase
+        line = (f"\r{phase:<18} [{'#' * filled}{'.' * (width - filled)}] "
                 f"{progress.done}/{progress.total}{rate}{eta}")
         sys.stderr.write(line[:120].ljust(100))
         sys.stderr.flush()

@@ -342,21 +342,30 @@ def test_time_left_says_nothing_until_the_model_has_run_and_counts_per_window() 
     assert eta is not None and abs(eta - (0.7 + estimator.seconds_per_file() * 2)) < 1e-9
 
 
-def test_files_embedded_before_the_run_leave_the_time_left_at_once() -> None:
-    # The automatic precision choice embedded "b" and "c" before the run (known_windows): the
-    # model will not see them, so their windows are not time left, though they are still files.
+def test_a_precision_switch_mid_run_restarts_the_model_rate_from_the_trial() -> None:
+    # The precision trial runs float32 (0.3 s a window) and int8 on the first files, then the
+    # run goes on in int8 (0.2 s a window, as the trial measured). The time left must follow
+    # at once, and the trial's own int8 calls must not count as time per file.
     estimator = TimeLeft()
-    estimator.expect("a", 25.0, 4000, "a.wav")  # three windows
-    estimator.expect("b", 55.0, 9000, "b.wav")  # six
-    estimator.expect("c", None, 4000, "c.ogg")  # one, guessed
-    assert estimator.windows_left() == 10
-    estimator.embedded_already("b")
-    estimator.embedded_already("c")
-    estimator.embedded_already("gone")  # not planned: nothing changes
-    assert estimator.windows_left() == 3 and estimator.files_left == 3
-    estimator.file_done("b", 0, 1.0)
-    estimator.file_done("c", 0, 1.0, duration=3.0)
-    assert estimator.windows_left() == 3 and estimator.files_left == 1
+    for i in range(100):
+        estimator.expect(i, 9.0, 1000, f"{i}.wav")  # one window each
+    estimator.start(0.0)
+    now = 0.0
+    for i in range(10):  # the trial: float32 then int8 on every call of four files
+        estimator.model_call(4, 1.2, now + 1.2)
+        estimator.aside(0.8)
+        now += 2.0 + 0.04  # 40 ms per call outside the towers: 10 ms a file
+        for k in range(4):
+            estimator.file_done(4 * i + k, 1, now)
+    before = estimator.eta()
+    assert before is not None and abs(before - (60 * 0.3 + 60 * 0.01)) < 0.5, before
+    assert estimator.seconds_per_file() < 0.02  # int8's 0.8 s a call is not "per file"
+    estimator.model_changed(0.2, now)
+    after = estimator.eta()
+    assert after is not None and abs(after - (60 * 0.2 + 60 * 0.01)) < 0.5, after
+    # Unmeasured (None): the old rate is dropped and nothing is said until the new one is.
+    estimator.model_changed(None, now)
+    assert estimator.seconds_per_window() is None and estimator.eta() is None
 
 
 def test_the_decoders_pace_leaves_out_the_wait_for_a_full_read_ahead() -> None:

@@ -112,6 +112,7 @@ def test_too_few_files_leave_the_choice_for_a_later_run(tiny_model: Path, tmp_pa
 def test_first_indexing_decides_once_and_the_catalog_keeps_it(
         tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from clapdesk.core.index import precision_choice
+    from clapdesk.core.index.precision_trial import PrecisionTrial
     from clapdesk.core.library import Library
 
     folder = _write_library(tmp_path / "samples")
@@ -128,7 +129,7 @@ def test_first_indexing_decides_once_and_the_catalog_keeps_it(
     library.close()
 
     # The next start loads the stored choice and decides nothing again.
-    monkeypatch.setattr(precision_choice, "decide", lambda *a, **k: pytest.fail("decided again"))
+    monkeypatch.setattr(PrecisionTrial, "prepare", lambda *a, **k: pytest.fail("decided again"))
     again = Library(root=tmp_path / "lib", model=str(tiny_model), precision="auto")
     assert again.embedder().precision == choice.precision
     later = again.index_folders([str(folder)])
@@ -136,45 +137,75 @@ def test_first_indexing_decides_once_and_the_catalog_keeps_it(
     again.close()
 
 
-def test_the_sample_the_choice_embedded_is_not_embedded_again_by_the_indexer(
+def test_the_choice_is_made_on_the_first_files_and_the_rest_runs_in_the_winner(
         tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from clapdesk.core.index import precision_choice
+    from clapdesk.core.index.indexer import BATCH_WINDOWS
+    from clapdesk.core.index.precision_trial import PrecisionTrial, pick_sample
     from clapdesk.core.ingest import audio
     from clapdesk.core.library import Library
 
-    # int8 is a candidate whatever this CPU runs, and keeps too little, so float32 stays.
-    monkeypatch.setattr(precision_choice, "native_precisions", lambda *a: ["int8"])
-    monkeypatch.setattr(precision_choice, "KEEPS_RESULTS", 1.01)
-    folder = _write_library(tmp_path / "samples", count=50)
-    sample = set(precision_choice.sample_files([str(folder)]))
-    assert len(sample) == precision_choice.SAMPLE_FILES
+    folder = _write_library(tmp_path / "samples", count=60)
+    paths = _files(folder)
+    sample = set(pick_sample(paths))
+    assert 20 <= len(sample) < len(paths)
     library = Library(root=tmp_path / "lib", model=str(tiny_model), precision="auto")
     embedder = library.embedder()
-    windows = {p: audio.decode_for_index(p, embedder.sampling_rate).windows for p in _files(folder)}
-    sent: list[int] = []
-    real = embedder.features_for
+    windows = {p: len(audio.decode_for_index(p, embedder.sampling_rate).windows) for p in paths}
+    exact = embedder.fast_tower
+    through: dict[str, int] = {"float32": 0, "int8": 0}
 
-    def counting(chunk):  # noqa: ANN001, ANN202
-        sent.append(len(chunk))
-        return real(chunk)
+    def slow_float32(mel, longer):  # noqa: ANN001, ANN202
+        through["float32"] += len(mel)
+        time.sleep(0.1)  # far more than the timing noise of a busy machine
+        return exact(mel, longer)
 
-    monkeypatch.setattr(embedder, "features_for", counting)
-    phases: list[str] = []
-    report = library.index_folders([str(folder)], progress=lambda p: phases.append(p.phase))
-    assert report.precision.precision == "float32" and report.precision.decided_now
-    # The progress said what the minute before the first file was heard went to.
-    assert "choosing precision" in phases
-    assert phases.index("choosing precision") < phases.index("embedding")
-    assert report.indexed == 50 and not report.failed
-    # Only the ten files outside the sample went through the audio tower during indexing.
-    assert sum(sent) == sum(len(w) for p, w in windows.items() if p not in sample)
-    # And the sample's features are the ones the model gives those files, every one stored.
-    ids, stored = library.catalog.features(embedder.encoder_key)
-    by_id = dict(zip(ids.tolist(), stored, strict=True))
-    for path in sorted(sample)[:8]:
-        expected = real(windows[path]).mean(axis=0)
-        got = by_id[library.catalog.file_by_path(path).id]
-        assert np.abs(got - expected).max() <= 1e-5 * max(1.0, np.abs(expected).max())
+    def candidate(mel, longer):  # noqa: ANN001, ANN202
+        # float32's own tower: it keeps every result, and it is faster than the slowed one.
+        through["int8"] += len(mel)
+        return exact(mel, longer)
+
+    embedder.fast_tower = slow_float32
+    prepare = PrecisionTrial.prepare
+    monkeypatch.setattr(PrecisionTrial, "prepare", lambda e: prepare(
+        e, native=["int8"], towers={"int8": candidate}))
+    seen: list[tuple[str, int, tuple[str, ...]]] = []
+    report = library.index_folders([str(folder)],
+                                   progress=lambda p: seen.append((p.phase, p.done, p.comparing)))
+    choice = report.precision
+    assert choice.precision == "int8" and choice.decided_now
+    assert choice.figures["files"] == len(sample)
+    assert choice.figures["int8"]["top10_overlap"] == {"text": 1.0, "sound_alike": 1.0}
+    assert report.indexed == 60 and not report.failed
+    # The sample went first, and its files were searchable while the choice was being made:
+    # the progress said "comparing" over files already embedded, and nothing before them.
+    # (Events in the order the indexer took the files; the decoders may finish out of order.)
+    order = [detail for _, event, detail in library.timeline.events if event == "decoded"]
+    assert len(order) == 60 and set(order[:len(sample)]) == sample
+    comparing = [done for phase, done, trying in seen if trying == ("int8",)]
+    assert comparing and comparing[0] == 1 and max(comparing) >= len(sample) - 1
+    assert all(phase != "choosing precision" for phase, _, _ in seen)
+    # Every window went through float32 once during the trial or not at all: the sample's,
+    # and at most the rest of the trial's last model call; afterwards only the winner ran.
+    in_sample = sum(windows[p] for p in sample)
+    assert in_sample <= through["float32"] < in_sample + BATCH_WINDOWS
+    assert through["int8"] == sum(windows.values())
+    assert library.embedder().precision == "int8"
+    library.close()
+
+
+def test_a_run_with_too_few_new_files_leaves_the_choice_for_later(
+        tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from clapdesk.core.index import precision_choice
+    from clapdesk.core.index.precision_trial import PrecisionTrial
+    from clapdesk.core.library import Library
+
+    monkeypatch.setattr(PrecisionTrial, "prepare", lambda *a, **k: pytest.fail("no trial"))
+    folder = _write_library(tmp_path / "samples", count=precision_choice.MIN_FILES - 1)
+    library = Library(root=tmp_path / "lib", model=str(tiny_model), precision="auto")
+    report = library.index_folders([str(folder)])
+    assert report.indexed == precision_choice.MIN_FILES - 1 and report.precision is None
+    assert library.catalog.get_meta(
+        precision_choice.meta_key(library.identity.encoder_key)) is None
     library.close()
 
 
@@ -182,6 +213,7 @@ def test_a_precision_set_by_the_producer_wins_over_the_stored_choice(
         tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from clapdesk.core.index import precision_choice
     from clapdesk.core.index.precision_choice import PrecisionChoice
+    from clapdesk.core.index.precision_trial import PrecisionTrial
     from clapdesk.core.library import Library
 
     folder = _write_library(tmp_path / "samples")
@@ -190,7 +222,7 @@ def test_a_precision_set_by_the_producer_wins_over_the_stored_choice(
     library.catalog.set_meta(key, PrecisionChoice("int8", True, "test").to_meta())
     assert library.embedder().precision == "int8"
     library.close()
-    monkeypatch.setattr(precision_choice, "settle", lambda *a, **k: pytest.fail("chose anyway"))
+    monkeypatch.setattr(PrecisionTrial, "prepare", lambda *a, **k: pytest.fail("chose anyway"))
     forced = Library(root=tmp_path / "lib", model=str(tiny_model), precision="float32")
     report = forced.index_folders([str(folder)])
     assert forced.embedder().precision == "float32" and report.precision is None

@@ -19,9 +19,9 @@ from clapdesk.core.embed.hub import DEFAULT_MODEL, ModelIdentity, resolve_model
 from clapdesk.core.index import precision_choice
 from clapdesk.core.index.device_plan import precision_for
 from clapdesk.core.index.indexer import Indexer, IndexReport, Progress
-from clapdesk.core.index.known_windows import KnownWindows
 from clapdesk.core.index.model_loader import Timeline, model_rate
 from clapdesk.core.index.precision_choice import PrecisionChoice
+from clapdesk.core.index.precision_trial import AutoPrecision, PrecisionTrial
 from clapdesk.core.store.catalog import Catalog, CatalogError
 from clapdesk.core.store.connections import CatalogPerThread
 from clapdesk.core.store.model_key import ModelKey
@@ -155,6 +155,22 @@ class Library:
                     self.catalog.set_meta("model", self.model_ref)
             return self._embedder
 
+    def _auto_precision(self, catalog: Catalog) -> AutoPrecision | None:
+        """What an indexing run needs to choose the precision, when "auto" has not chosen yet
+        (once per library, model and CPU: the first indexing's first files decide)."""
+        if self.precision != precision_choice.AUTO or pick_device(self.device) != "cpu":
+            return None
+        key = self.identity.encoder_key
+        self.precision_choice = precision_choice.stored(catalog, key)
+        if self.precision_choice is not None:
+            return None
+
+        def chosen(choice: PrecisionChoice) -> None:
+            self.precision_choice = choice
+            precision_choice.record(catalog, key, choice)
+
+        return AutoPrecision(PrecisionTrial.prepare, chosen)
+
     def _precision_to_load(self, device: str) -> str:
         if self.precision != precision_choice.AUTO:
             return self.precision
@@ -238,23 +254,9 @@ class Library:
                     # Load first: a version that fails falls back to the base model, and the
                     # index must be the base model's, not the broken version's.
                     self.embedder()
-                settle = (self.precision == precision_choice.AUTO
-                          and pick_device(self.device) == "cpu")
-                known = KnownWindows()  # the sample the choice embeds, not embedded twice
-
-                def load() -> ClapEmbedder:
-                    # The automatic precision is decided (once per library and CPU) as part of
-                    # the model's background load, so names are catalogued and the first files
-                    # decode while it runs.
-                    embedder = self.embedder()
-                    if settle:
-                        self.precision_choice = precision_choice.settle(
-                            self, catalog, folders, known, indexer.timeline)
-                    return embedder
-
-                indexer = Indexer(catalog, self.vector_index(), load, workers=workers,
+                indexer = Indexer(catalog, self.vector_index(), self.embedder, workers=workers,
                                   model_rate=lambda: model_rate(self.identity.folder),
-                                  known=known)
+                                  auto=self._auto_precision(catalog))
                 self.timeline = indexer.timeline  # the run's moments, for diagnostics
                 report = indexer.run([os.path.abspath(f) for f in folders], progress, cancel,
                                      purge_missing=purge_missing)

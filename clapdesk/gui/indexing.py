@@ -17,7 +17,7 @@ from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QWidget
 
 from clapdesk.core.index.indexer import IndexReport, Progress
-from clapdesk.core.index.model_loader import CHOOSING_PRECISION
+from clapdesk.core.index.report import CHOOSING_PRECISION
 from clapdesk.core.library import Library, LibraryBusy
 from clapdesk.gui.results_model import NOT_HEARD_TIP
 from clapdesk.gui.theme import icon
@@ -29,10 +29,11 @@ log = logging.getLogger(__name__)
 WATCH_MAX_FOLDERS = 2000  # inotify watches are a shared, limited resource
 WATCH_DEBOUNCE_MS = 2000  # a copy of a whole pack fires many events: wait for quiet
 PROGRESS_MIN_INTERVAL = 0.05  # seconds between progress repaints
-# The minute of a first indexing in which nothing is heard yet: said, not left to guesswork.
-CHOOSING_TIP = ("Once per library and computer, clapdesk times float32 against a faster "
-                "precision on a sample of your own files, and keeps the faster one only if "
-                "search results stay the same. Settings › Model precision skips this.")
+# Why the first files of a first indexing go a little slower: said, not left to guesswork.
+CHOOSING_TIP = ("On the first files of this library, clapdesk also times float32 against a "
+                "faster precision, and goes on in the faster one only if search results stay "
+                "the same. This happens once per library and computer; Settings › Model "
+                "precision skips it.")
 
 
 def folders_to_watch(roots: list[str], cap: int = WATCH_MAX_FOLDERS) -> list[str]:
@@ -119,8 +120,10 @@ class IndexProgress(QWidget):
         if progress.not_heard:
             # Already searchable by name, tags, tempo and key; ranked by sound once heard.
             parts.append(f"{progress.not_heard:,} not heard yet")
+        if progress.comparing:
+            parts.append(CHOOSING_PRECISION)
         self.label.setText(" · ".join(parts))
-        tips = [CHOOSING_TIP] if progress.phase == CHOOSING_PRECISION else []
+        tips = [CHOOSING_TIP] if progress.comparing else []
         if progress.not_heard:
             tips.append(NOT_HEARD_TIP)
         self.label.setToolTip("\n\n".join(tips))

@@ -136,10 +136,12 @@ def test_the_progress_says_what_the_choice_is_doing_and_how_to_skip_it(qtbot) ->
 
     progress = IndexProgress()
     qtbot.addWidget(progress)
-    progress.show_progress(Progress("choosing precision", 0, 400, not_heard=400))
-    assert progress.label.text() == "Choosing precision · 400 not heard yet"
+    progress.show_progress(Progress("embedding", 12, 400, not_heard=388, comparing=("int8",)))
+    assert progress.label.text() == "Embedding · 388 not heard yet · choosing precision"
+    assert progress.bar.maximum() == 400 and progress.bar.value() == 12  # files still count
     tip = progress.label.toolTip()
-    assert "sample of your own files" in tip and "Settings › Model precision" in tip
+    assert "first files of this library" in tip and "Settings › Model precision" in tip
     assert "Not listened to yet" in tip  # the rows' own tip still comes with it
-    progress.show_progress(Progress("embedding", 10, 400, not_heard=390))
+    progress.show_progress(Progress("embedding", 50, 400, not_heard=350))
     assert "precision" not in progress.label.toolTip()
+    assert "precision" not in progress.label.text()

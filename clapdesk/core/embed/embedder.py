@@ -165,14 +165,15 @@ class ClapEmbedder:
 
         if not windows:
             return np.zeros((0, self.feature_dim), np.float32)
+        return self.encode_mel(self.mel_inputs(windows)).cpu().numpy().astype(np.float32)
+
+    def mel_inputs(self, windows: Sequence[np.ndarray]) -> Any:
+        """The audio tower's log-mel inputs for these windows (one model call's worth)."""
         clips = [w[: self.window_samples] if w.size else np.zeros(1, np.float32) for w in windows]
         if self._fast_mel is not None:
-            inputs = self._fast_mel(clips)
-        else:
-            inputs = self.feature_extractor(
-                clips, sampling_rate=self.sampling_rate, return_tensors="pt"
-            )
-        return self.encode_mel(inputs).cpu().numpy().astype(np.float32)
+            return self._fast_mel(clips)
+        return self.feature_extractor(clips, sampling_rate=self.sampling_rate,
+                                      return_tensors="pt")
 
     def encode_mel(self, inputs: Any) -> Any:
         """The audio tower on ready log-mel inputs, in this embedder's precision (float32 out)."""

@@ -10,8 +10,6 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from clapdesk.core.index import decoding
 from clapdesk.core.index.decoding import BrokenProcessPool, DecodePool, DecodeRequest, DecodeResult
 from clapdesk.core.ingest import audio
@@ -40,8 +38,6 @@ class Decoded:
     moved_from: int | None = None
     error: str | None = None
     transient: bool = False
-    # Its windows' features when they were embedded before this run's indexing (known_windows).
-    features: list[np.ndarray] | None = None
 
 
 Pending = deque[tuple[Job, Future[DecodeResult]]]

@@ -150,18 +150,20 @@ class TimeLeft:
         self._unknown.pop(key, None)
         self.windows_left_known += windows
 
-    def embedded_already(self, key: object) -> None:
-        """A planned file's windows were embedded before this run (known_windows): it costs
-        the model nothing, so its windows leave the time left now, not when it is reached."""
-        planned = self._expected.get(key)
-        if planned is None:
-            return
-        windows, size, ext = planned
-        if windows is None:
-            self._unknown.pop(key, None)
-        else:
-            self.windows_left_known -= windows
-        self._expected[key] = (0, size, ext)
+    def aside(self, seconds: float) -> None:
+        """Seconds the indexer's thread spent on neither the model's windows nor the files
+        (the precision trial's candidate towers): left out of both rates."""
+        self._model_since_last += max(0.0, seconds)
+
+    def model_changed(self, seconds_per_window: float | None, now: float) -> None:
+        """The audio tower changed precision mid-run: its time per window starts afresh, from
+        what the precision trial measured of it when known, instead of decaying from the old
+        tower's over a minute."""
+        self._model_seconds = _Decayed()
+        self._model_windows = _Decayed()
+        if seconds_per_window is not None and seconds_per_window > 0:
+            self._model_seconds.add(seconds_per_window * WARM_UP_WINDOWS, now)
+            self._model_windows.add(float(WARM_UP_WINDOWS), now)
 
     def model_call(self, windows: int, seconds: float, now: float) -> None:
         """The model embedded `windows` windows in `seconds` (its own time, nothing else),

@@ -23,7 +23,6 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
 
-from clapdesk.core.analysis.tags import name_tags
 from clapdesk.core.embed.auto_tags import AUTO_TAG_VOCABULARY, auto_tags
 from clapdesk.core.embed.embedder import ClapEmbedder
 from clapdesk.core.index import decoding
@@ -33,10 +32,11 @@ from clapdesk.core.index.decode_queue import Pending, end_stuck, isolate_crash, 
 from clapdesk.core.index.decode_queue import ready_windows as _ready_windows
 from clapdesk.core.index.decoding import BrokenProcessPool, DecodePool, DecodeResult
 from clapdesk.core.index.eta import TimeLeft
+from clapdesk.core.index.file_rows import FileRows
 from clapdesk.core.index.first_catalogue import FirstCatalogue
-from clapdesk.core.index.known_windows import KnownWindows
-from clapdesk.core.index.model_loader import CHOOSING_PRECISION, BackgroundLoad, Timeline
+from clapdesk.core.index.model_loader import BackgroundLoad, Timeline
 from clapdesk.core.index.plan import plan_run
+from clapdesk.core.index.precision_trial import AutoPrecision, PrecisionTrial, pick_sample
 from clapdesk.core.index.report import IndexReport, Progress
 from clapdesk.core.ingest.scan import FoundFile
 from clapdesk.core.store import missing
@@ -73,9 +73,11 @@ class Indexer:
     def __init__(self, catalog: Catalog, index: VectorIndex, embedder: Callable[[], ClapEmbedder],
                  workers: int | None = None, decoders: DecodePool | None = None,
                  model_rate: Callable[[], int] | None = None,
-                 batch_windows: int | None = None, known: KnownWindows | None = None) -> None:
+                 batch_windows: int | None = None, auto: AutoPrecision | None = None) -> None:
         self.catalog = catalog
-        self.known = known  # features the precision choice embedded before this run
+        # The automatic precision, still to choose: made on this run's first files.
+        self.auto = auto
+        self._trial: PrecisionTrial | None = None
         self.index = index
         self.get_embedder = embedder
         # The model's sampling rate without loading it: decoding starts while it loads.
@@ -87,12 +89,13 @@ class Indexer:
         self.decoders = decoders or decoding.shared_pool(workers)
         self.workers = self.decoders.workers
         self._vocabulary: np.ndarray | None = None
-        self._roots: dict[int, str] | None = None
         # Files whose identical twin waits in the unflushed batch: copied once it is embedded.
         self._twins_waiting: list[_Decoded] = []
-        # Features of the leading windows of the queued files, embedded but not yet committed.
+        # Features of the leading windows of the queued files, embedded but not yet committed,
+        # and beside each, the precision trial's features of it (None outside the trial).
         self._rows: list[np.ndarray] = []
-        self._missing_left = missing.count(catalog)  # vanished files that may come back
+        self._trial_rows: list[dict[str, np.ndarray] | None] = []
+        self.rows = FileRows(catalog, index)  # each file's catalog row, written when it is indexed
         self.timeline = Timeline()
         self._model_running = False
         self.time_left = TimeLeft()
@@ -109,11 +112,18 @@ class Indexer:
         jobs, vanished = plan_run(self.catalog, self.index.model_key.encoder, folders, report,
                                   notify)
         self.timeline.mark("scanned", str(len(jobs)))
+        sample = pick_sample([job.found.path for job in jobs]) if self.auto is not None else []
+        if sample:  # the precision trial's files go first (precision_trial.py)
+            chosen = set(sample)
+            jobs = ([job for job in jobs if job.found.path in chosen]
+                    + [job for job in jobs if job.found.path not in chosen])
         loader: BackgroundLoad[ClapEmbedder] | None = None
         try:
             if jobs or self.catalog.files_missing_vectors(self.index.model_key):
                 notify(Progress("loading model", total=len(jobs)))
-                loader = BackgroundLoad(self.get_embedder, self.timeline).start()
+                load = (self.get_embedder if not sample
+                        else lambda: self._load_for_trial(sample))
+                loader = BackgroundLoad(load, self.timeline).start()
             if jobs and loader is not None:
                 self._embed_all(jobs, vanished, loader, report, notify, cancel)
             elif loader is not None:
@@ -171,12 +181,11 @@ class Indexer:
         vanished_hashes = frozenset(h for h in vanished if not h.startswith("lost:"))
         pending: Pending = deque()
         batch: list[_Decoded] = []
-        first = FirstCatalogue(self.catalog, jobs, self._root_path)
+        first = FirstCatalogue(self.catalog, jobs, self.rows.root_path)
         timer = self.time_left
         for job in jobs:
             timer.expect(id(job), None, job.found.size, job.found.path)
         if embedder is not None:
-            self._known_to_timer(jobs)
             timer.start(time.monotonic())
         embedded_from = time.monotonic()
         done = heard = 0
@@ -200,18 +209,15 @@ class Indexer:
                     if not first.finished:
                         self._catalogue_step(first)
                     elif not loader.wait(0.25) and not cancel.is_set():
-                        notify(Progress(self._loading_phase(), 0, len(jobs),
-                                        not_heard=first.written))
+                        notify(Progress("loading model", 0, len(jobs), not_heard=first.written))
                         continue
                     if not loader.ready:
-                        notify(Progress(self._loading_phase(), 0, len(jobs),
-                                        not_heard=first.written))
+                        notify(Progress("loading model", 0, len(jobs), not_heard=first.written))
                         if cancel.is_set():
                             report.cancelled = True
                             break
                         continue
                     embedder = self._model_ready(loader, report)
-                    self._known_to_timer(jobs)
                     if embedder.sampling_rate != rate:  # the folder's file said another rate
                         rate = embedder.sampling_rate
                         pending = deque((job, self._resubmit(f, job, rate, vanished_hashes))
@@ -257,14 +263,14 @@ class Indexer:
                 done += 1
                 heard += job.placeholder is not None
                 decoded = item.decoded
-                timer.file_done(id(job), len(decoded.windows) if decoded and item.features is None
-                                else 0, now,
+                timer.file_done(id(job), len(decoded.windows) if decoded else 0, now,
                                 decoded.info.duration if decoded else None)
                 eta = timer.eta()
                 self.eta_history.append((now, eta))
                 rate_now = done / (now - embedded_from) if now > embedded_from else 0.0
+                trying = self._trial.names if self._trial is not None and self._trial.open else ()
                 notify(Progress("embedding", done, len(jobs), item.job.found.path, rate_now, eta,
-                                not_heard=max(0, first.written - heard)))
+                                not_heard=max(0, first.written - heard), comparing=trying))
                 if cancel.is_set():
                     report.cancelled = True
                     break
@@ -280,6 +286,9 @@ class Indexer:
                 future.cancel()
             if batch and embedder is not None:
                 self._flush(batch, embedder, report, final=True)
+            if (embedder is not None and self._trial is not None and self._trial.open
+                    and not report.cancelled):
+                self._choose(embedder)  # a sample file went unaccounted: decide on the rest
 
     def _model_ready(self, loader: BackgroundLoad[ClapEmbedder], report: IndexReport) -> ClapEmbedder:
         embedder = loader.result()  # a model that failed to load raises its ModelError here
@@ -296,17 +305,37 @@ class Indexer:
         report.reprojected = self._reproject(embedder)
         return embedder
 
-    def _loading_phase(self) -> str:
-        """"loading model", or what the model's load is busy with past the weights."""
-        return (CHOOSING_PRECISION if self.timeline.first(CHOOSING_PRECISION) is not None
-                else "loading model")
+    def _load_for_trial(self, sample: list[str]) -> ClapEmbedder:
+        """The model, and with it the precision trial (its candidate towers are built here, on
+        the loading thread, while the first files decode)."""
+        assert self.auto is not None
+        embedder = self.get_embedder()
+        outcome = self.auto.prepare(embedder)
+        if isinstance(outcome, PrecisionTrial):
+            outcome.sample = set(sample)
+            self._trial = outcome
+            self.timeline.mark("precision trial", ",".join(outcome.names))
+        else:  # nothing to compare here: the reason is the choice
+            self.auto.chosen(outcome)
+        return embedder
 
-    def _known_to_timer(self, jobs: list[_Job]) -> None:
-        """The files the precision choice embedded will not reach the model: not in time left."""
-        if self.known is not None and self.known.paths:
-            for job in jobs:
-                if job.found.path in self.known.paths:
-                    self.time_left.embedded_already(id(job))
+    def _choose(self, embedder: ClapEmbedder) -> None:
+        """The trial's sample is in: take the precision it chose for the rest of the run."""
+        assert self._trial is not None and self.auto is not None
+        choice = self._trial.decide(embedder)
+        if choice is None:  # too few sample files embedded to tell: float32, decided later
+            self.timeline.mark("precision undecided")
+            return
+        if choice.precision != "float32":
+            embedder.use_audio_tower(choice.precision, choice.tower)  # type: ignore[attr-defined]
+            self.time_left.model_changed(self._trial.seconds_per_window(choice.precision),
+                                         time.monotonic())
+        self.timeline.mark("precision chosen", choice.precision)
+        self.auto.chosen(choice)
+
+    def _trial_lost(self, path: str) -> None:
+        if self._trial is not None:
+            self._trial.lost(path)
 
     def _catalogue_step(self, first: FirstCatalogue) -> None:
         first.step()
@@ -334,6 +363,8 @@ class Indexer:
                 report: IndexReport, batch: list[_Decoded]) -> bool:
         """Record a failure, a move or a duplicate at once; queue the rest for the model."""
         found = item.job.found
+        if item.error is not None or item.moved_from is not None:
+            self._trial_lost(found.path)  # the trial compares only files it embeds
         if item.error is not None:
             item.job.settled = True
             report.failed.append((found.path, item.error))
@@ -360,11 +391,13 @@ class Indexer:
         twins = self.catalog.files_with_hash(item.digest, embedder.encoder_key) if item.digest else []
         twins = [t for t in twins if t != item.job.file_id]
         if twins:
-            self._copy_twin(item, twins[0], embedder)
+            self._trial_lost(found.path)
+            self.rows.copy_twin(item, twins[0], embedder)
             report.duplicates += 1
             report.indexed += 1
             return False
         if item.digest is not None and any(d.digest == item.digest for d in batch):
+            self._trial_lost(found.path)
             self._twins_waiting.append(item)
             return False
         if item.decoded is None:
@@ -372,90 +405,48 @@ class Indexer:
             item = received(item.job, decoding.decode_file(request(item.job, embedder.sampling_rate)))
             if item.error is not None:
                 return self._settle(item, vanished, embedder, report, batch)
-        if self.known is not None and item.decoded is not None:
-            item.features = self.known.features_of(item.job.found.path, item.decoded.windows)
         batch.append(item)
         return True
-
-    def _copy_twin(self, item: _Decoded, twin: int, embedder: ClapEmbedder) -> None:
-        """Identical content is embedded once: the copy reuses its twin's feature and vector."""
-        found = item.job.found
-        _, feats = self.catalog.features(embedder.encoder_key, [twin])
-        _, vectors = self.catalog.vectors(embedder.model_key, [twin])
-        # The twin's own vector, not a re-projection: identical files, identical vectors.
-        vector = vectors[0] if len(vectors) else embedder.project_audio(feats)[0]
-        twin_record = self.catalog.get_file(twin)
-        if item.decoded is None and twin_record is not None:
-            item.analysis = {
-                "duration": twin_record.duration, "sample_rate": twin_record.sample_rate,
-                "channels": twin_record.channels, "format": twin_record.format,
-                "subtype": twin_record.subtype, "bpm": twin_record.analysed_bpm,
-                "bpm_source": twin_record.analysed_bpm_source, "musical_key": twin_record.analysed_key,
-                "key_source": twin_record.analysed_key_source, "kind": twin_record.kind,
-                "peak_db": twin_record.peak_db, "loudness_db": twin_record.loudness_db,
-                "brightness": twin_record.brightness, "onset_rate": twin_record.onset_rate,
-            }
-        with self.catalog.transaction():
-            file_id = self._write_row(item)
-            self.catalog.put_feature(file_id, embedder.encoder_key, feats[0])
-            self.catalog.put_vector(file_id, embedder.model_key, vector)
-        self.index.add(np.array([file_id]), vector[None, :])
-        log.debug("%s duplicates file %d", found.path, twin)
-
-    def _write_row(self, item: _Decoded) -> int:
-        found, decoded = item.job.found, item.decoded
-        info = decoded.info if decoded else None
-        fields: dict[str, object] = {"error": None, "error_transient": 0, "ctime_ns": found.ctime_ns}
-        if info is not None:
-            fields.update(duration=info.duration, sample_rate=info.sample_rate,
-                          channels=info.channels, format=info.format, subtype=info.subtype)
-        fields.update(item.analysis)
-        file_id = self.catalog.upsert_file(found.path, item.job.root_id, found.size,
-                                           found.mtime_ns, item.digest, **fields)
-        item.job.settled = True
-        if item.job.file_id is None and self._missing_left:
-            # A new file may be a vanished one come back: its own tags and favourite return.
-            if missing.restore(self.catalog, file_id, found.path, item.digest):
-                self._missing_left -= 1
-        for source, tags in name_tags(found.path, self._root_path(item.job.root_id)).items():
-            self.catalog.set_tags(file_id, [(t, 1.0) for t in tags], source)
-        return file_id
-
-    def _root_path(self, root_id: int) -> str:
-        if self._roots is None or root_id not in self._roots:
-            self._roots = dict(self.catalog.roots())
-        return self._roots.get(root_id, "")
 
     def _flush(self, batch: list[_Decoded], embedder: ClapEmbedder, report: IndexReport,
                final: bool = False) -> None:
         """Embed queued windows exactly batch_windows at a time (the rest too when `final`),
         then commit every file whose windows are all embedded, in one transaction."""
-        windows = [w for d in batch if d.decoded is not None and d.features is None
-                   for w in d.decoded.windows]
+        windows = [w for d in batch if d.decoded is not None for w in d.decoded.windows]
         todo = windows[len(self._rows):]
         size = self.batch_windows
+        trial = self._trial if self._trial is not None and self._trial.open else None
         while len(todo) >= size or (final and todo):
             chunk, todo = todo[:size], todo[size:]
             began = time.monotonic()
-            self._rows.extend(embedder.features_for(chunk))
-            self.time_left.model_call(len(chunk), time.monotonic() - began, time.monotonic())
-        items, pooled, used, taken = [], [], 0, 0
+            if trial is not None:
+                call = trial.embed(embedder, chunk)
+                self._rows.extend(call.features)
+                self._trial_rows.extend(call.candidates)
+                model_seconds = call.float32_seconds
+            else:
+                self._rows.extend(embedder.features_for(chunk))
+                self._trial_rows.extend([None] * len(chunk))
+                model_seconds = time.monotonic() - began
+            # The candidates' time in the trial is neither float32's per window nor per file.
+            self.time_left.model_call(len(chunk), model_seconds, time.monotonic())
+            self.time_left.aside(time.monotonic() - began - model_seconds)
+        items, pooled, trial_rows, used, taken = [], [], [], 0, 0
         for d in batch:
-            if d.features is not None:  # embedded already: it takes none of the rows
-                items.append(d)
-                pooled.append(np.mean(d.features, axis=0))
-                taken += 1
-                continue
             count = len(d.decoded.windows) if d.decoded is not None else 0
             if used + count > len(self._rows):
                 break  # this file's last windows go with the next call
             if count:  # one feature per file: the mean over its windows
                 items.append(d)
                 pooled.append(np.mean(self._rows[used:used + count], axis=0))
+                trial_rows.append(self._trial_rows[used:used + count])
+            else:
+                self._trial_lost(d.job.found.path)
             used += count
             taken += 1
         del batch[:taken]
         del self._rows[:used]
+        del self._trial_rows[:used]
         if not items:
             return
         feats = np.stack(pooled).astype(np.float32)
@@ -463,10 +454,12 @@ class Indexer:
         if self._vocabulary is None:
             self._vocabulary = _vocabulary_vectors(embedder)
         suggestions = auto_tags(vectors, self._vocabulary)
-        ids, kept = [], []
+        ids, kept, compared = [], [], []
         with self.catalog.transaction():
-            for item, feat, vector, tags in zip(items, feats, vectors, suggestions):
+            for item, feat, vector, tags, rows in zip(items, feats, vectors, suggestions,
+                                                      trial_rows):
                 if not (np.isfinite(feat).all() and np.isfinite(vector).all()):
+                    self._trial_lost(item.job.found.path)
                     # A NaN vector would score NaN against every query and break the ANN
                     # graph for everyone: the file fails instead, with the reason.
                     found = item.job.found
@@ -476,22 +469,28 @@ class Indexer:
                                              ctime_ns=found.ctime_ns, error_transient=0)
                     report.failed.append((found.path, NOT_FINITE))
                     continue
-                file_id = self._write_row(item)
+                file_id = self.rows.write(item)
                 self.catalog.put_feature(file_id, embedder.encoder_key, feat)
                 self.catalog.put_vector(file_id, embedder.model_key, vector)
                 self.catalog.set_tags(file_id, tags, "auto")
                 ids.append(file_id)
                 kept.append(vector)
+                compared.append((item.job.found.path, feat, rows))
         if ids:
             self.index.add(np.array(ids), np.stack(kept))
         report.indexed += len(ids)
+        if self._trial is not None and self._trial.open:
+            for path, feat, rows in compared:
+                self._trial.embedded(path, feat, rows)
+            if self._trial.complete:
+                self._choose(embedder)
         waiting, self._twins_waiting = self._twins_waiting, []
         for item in waiting:
             twins = self.catalog.files_with_hash(item.digest or "", embedder.encoder_key)
             if not twins:  # its twin's windows are not all embedded yet
                 self._twins_waiting.append(item)
                 continue
-            self._copy_twin(item, twins[0], embedder)
+            self.rows.copy_twin(item, twins[0], embedder)
             report.duplicates += 1
             report.indexed += 1
 

@@ -28,9 +28,6 @@ T = TypeVar("T")
 # The rate every CLAP checkpoint clapdesk knows uses; said when a folder's preprocessor file
 # does not say it (the loaded model's own rate still wins, see Indexer._check_rate).
 DEFAULT_MODEL_RATE = 48000
-# The part of a first model load in which the automatic precision choice compares precisions
-# on the producer's files (about a minute on a 2-core AVX2 CPU): the progress says so.
-CHOOSING_PRECISION = "choosing precision"
 
 
 @dataclass

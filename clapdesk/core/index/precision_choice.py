@@ -3,7 +3,7 @@
 On the first indexing of a library, clapdesk embeds a sample of the producer's own files in
 float32 and in each reduced precision this CPU runs natively (bfloat16 on AVX512-BF16 or AMX,
 int8 on VNNI, AMX or AVX2's 8-bit multiply-add), times both on the same windows, and compares
-what search would return:
+what search would return (the sample is the run's first files: precision_trial.py):
 the top 10 of a set of text queries and of sound-alike queries (each sample file against the
 others). A candidate is taken only where it keeps at least 95 % of float32's top 10 in both and
 is clearly faster; otherwise the library stays float32. The decision, with its reason and
@@ -18,7 +18,6 @@ import hashlib
 import json
 import logging
 import os
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -26,8 +25,6 @@ from typing import Any
 import numpy as np
 
 from clapdesk.core.embed.cpu_features import INT8_DOT_FLAGS, cpu_flags
-from clapdesk.core.index.known_windows import KnownWindows
-from clapdesk.core.index.model_loader import CHOOSING_PRECISION, Timeline
 
 log = logging.getLogger(__name__)
 
@@ -106,18 +103,6 @@ def stored(catalog: Any, encoder_key: str) -> PrecisionChoice | None:
         return None
 
 
-def sample_files(folders: Sequence[str], count: int = SAMPLE_FILES) -> list[str]:
-    """Up to `count` audio files spread evenly over the folders' files (sorted, so the same
-    library gives the same sample)."""
-    from clapdesk.core.ingest.scan import walk_audio
-
-    paths = sorted({found.path for folder in folders for found in walk_audio(folder).found})
-    if len(paths) <= count:
-        return paths
-    step = len(paths) / count
-    return [paths[int(i * step)] for i in range(count)]
-
-
 def _top(scores: np.ndarray, k: int) -> list[set[int]]:
     order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
     return [set(row.tolist()) for row in order]
@@ -142,45 +127,42 @@ def top_k_overlap(reference: np.ndarray, candidate: np.ndarray, text: np.ndarray
 Tower = Callable[[Any, Any], Any]
 
 
-def _embed(embedder: Any, files: list[list[np.ndarray]], towers: dict[str, Tower]
-           ) -> tuple[dict[str, np.ndarray], dict[str, float], dict[str, np.ndarray]]:
-    """Per-file vectors, total seconds and per-window features for each tower, on the same
-    mel batches, with the towers taking turns on every batch so a busy machine hurts each
-    alike."""
-    import torch
-
-    from clapdesk.core.index.indexer import BATCH_WINDOWS
-
-    flat = [w for windows in files for w in windows]
-    features: dict[str, list[np.ndarray]] = {name: [] for name in towers}
-    seconds = dict.fromkeys(towers, 0.0)
-    for tower in towers.values():  # first-call set-up of the kernels, out of the clock
-        mel = embedder._fast_mel(flat[:BATCH_WINDOWS])["input_features"]
-        tower(mel, torch.zeros((len(mel), 1), dtype=torch.bool))
-    for start in range(0, len(flat), BATCH_WINDOWS):
-        mel = embedder._fast_mel(flat[start:start + BATCH_WINDOWS])["input_features"]
-        longer = torch.zeros((len(mel), 1), dtype=torch.bool)
-        for name, tower in towers.items():
-            began = time.perf_counter()
-            out = tower(mel, longer).pooler_output.float().numpy()
-            seconds[name] += time.perf_counter() - began
-            features[name].append(out)
-    vectors, by_window = {}, {}
-    for name, parts in features.items():
-        feats, pooled, at = np.concatenate(parts), [], 0
-        for windows in files:
-            pooled.append(feats[at:at + len(windows)].mean(axis=0))
-            at += len(windows)
-        vectors[name] = embedder.project_audio(np.stack(pooled).astype(np.float32))
-        by_window[name] = feats
-    return vectors, seconds, by_window
+def judge(embedder: Any, reference: np.ndarray, candidates: dict[str, np.ndarray],
+          seconds: dict[str, float], text: np.ndarray, windows_timed: int, files: int,
+          windows: int) -> PrecisionChoice:
+    """The choice, from each tower's per-file features of the same files (float32's as
+    `reference`) and each tower's seconds over the same `windows_timed` windows."""
+    vectors = {name: embedder.project_audio(feats.astype(np.float32))
+               for name, feats in {"float32": reference, **candidates}.items()}
+    figures: dict[str, Any] = {"files": files, "windows": windows,
+                               "float32_ms_per_window": round(
+                                   1000 * seconds["float32"] / max(1, windows_timed), 1)}
+    best: tuple[float, str] | None = None
+    for precision in candidates:
+        overlap = top_k_overlap(vectors["float32"], vectors[precision], text,
+                                min(TOP_K, files // 2))
+        speedup = seconds["float32"] / max(seconds[precision], 1e-9)
+        figures[precision] = {"top10_overlap": overlap, "speedup": round(speedup, 2)}
+        keeps = min(overlap.values()) >= KEEPS_RESULTS
+        if keeps and speedup >= FASTER and (best is None or speedup > best[0]):
+            best = (speedup, precision)
+    if best is None:
+        lost = [p for p in candidates if min(figures[p]["top10_overlap"].values()) < KEEPS_RESULTS]
+        why = (f"{' and '.join(lost)} changed search results on your files"
+               if lost else "no reduced precision was clearly faster here")
+        return PrecisionChoice("float32", True, why, True, figures)
+    speedup, precision = best
+    overlap = figures[precision]["top10_overlap"]
+    reason = (f"{speedup:.1f}x faster than float32 on this CPU, which runs it natively; "
+              f"{100 * min(overlap.values()):.0f} % of float32's top 10 kept on "
+              f"{files} of your files")
+    return PrecisionChoice(precision, True, reason, True, figures)
 
 
 def decode_sample(paths: Sequence[str], rate: int) -> list[tuple[str, list[np.ndarray]]]:
     """The sample's windows, decoded as the indexer decodes files: in decoder processes, with
     the per-file time and memory limits, so a hostile file cannot hang or exhaust the app and
-    the decoding libraries' notes never reach the terminal. Files that fail are left out (the
-    indexer reports them)."""
+    the decoding libraries' notes never reach the terminal. Files that fail are left out."""
     from clapdesk.core.index.decoding import DecodePool, DecodeRequest, decode_file, decode_seconds
 
     pool = DecodePool(min(2, os.cpu_count() or 1))
@@ -204,93 +186,40 @@ def decode_sample(paths: Sequence[str], rate: int) -> list[tuple[str, list[np.nd
 
 
 def decide(embedder: Any, paths: Sequence[str], native: list[str] | None = None,
-           towers: dict[str, Tower] | None = None, known: KnownWindows | None = None,
-           timeline: Timeline | None = None) -> PrecisionChoice | None:
-    """Compare each native candidate with float32 on `paths`; None when there are too few
-    files to tell (the library stays float32 and decides on a later run).
+           towers: dict[str, Tower] | None = None) -> PrecisionChoice | None:
+    """The choice on `paths` outside an indexing run (benchmarks, tests): the same trial the
+    indexer runs on its first files, here on files decoded for it. None when there are too
+    few files to tell."""
+    from clapdesk.core.index.indexer import BATCH_WINDOWS
+    from clapdesk.core.index.precision_trial import PrecisionTrial, pick_sample
 
-    `towers` replaces the candidates' towers (tests inject a bad one). `known` receives the
-    sample's window features in the precision chosen, for the indexer to reuse; `timeline`
-    (the indexing run's) is marked when the comparison starts, for its progress."""
-    from clapdesk.core.embed.fast_tower import build_fast_tower
-
-    native = native_precisions() if native is None else native
-    reference = embedder.fast_tower
-    if embedder.device != "cpu" or embedder.precision != "float32":
-        return PrecisionChoice("float32", True, "the reduced precisions are chosen on a CPU only")
-    if reference is None:
-        return PrecisionChoice("float32", True, "this model's audio tower runs only as "
-                               "transformers ships it, in float32")
-    if not native:
-        return PrecisionChoice("float32", True, "this CPU runs neither bfloat16 nor int8 natively")
-    if len(paths) < MIN_FILES:
+    sample = pick_sample(paths)
+    if not sample:
         return None  # too few to tell, whatever they decode to: nothing is read
-    if timeline is not None:
-        timeline.mark(CHOOSING_PRECISION, f"{len(paths)} files")
-    decoded = decode_sample(paths, embedder.sampling_rate)
-    files = [windows for _, windows in decoded]
-    if len(files) < MIN_FILES:
-        return None
-    candidates = towers if towers is not None else {}
-    if towers is None:
-        for precision in native:
-            tower = build_fast_tower(embedder.model.audio_model, precision)
-            if tower is not None:
-                candidates[precision] = tower
-    vectors, seconds, by_window = _embed(embedder, files, {"float32": reference, **candidates})
-    text = embedder.embed_text(list(QUERIES))
-    figures: dict[str, Any] = {"files": len(files), "windows": sum(map(len, files)),
-                               "float32_ms_per_window": round(
-                                   1000 * seconds["float32"] / sum(map(len, files)), 1)}
-    best: tuple[float, str] | None = None
-    for precision in candidates:
-        overlap = top_k_overlap(vectors["float32"], vectors[precision], text,
-                                min(TOP_K, len(files) // 2))
-        speedup = seconds["float32"] / max(seconds[precision], 1e-9)
-        figures[precision] = {"top10_overlap": overlap, "speedup": round(speedup, 2)}
-        keeps = min(overlap.values()) >= KEEPS_RESULTS
-        if keeps and speedup >= FASTER and (best is None or speedup > best[0]):
-            best = (speedup, precision)
-    if best is None:
-        lost = [p for p in candidates if min(figures[p]["top10_overlap"].values()) < KEEPS_RESULTS]
-        why = (f"{' and '.join(lost)} changed search results on your files"
-               if lost else "no reduced precision was clearly faster here")
-        if known is not None:
-            known.add([path for path, _ in decoded], files, by_window["float32"])
-        return PrecisionChoice("float32", True, why, True, figures)
-    speedup, precision = best
-    if known is not None:
-        known.add([path for path, _ in decoded], files, by_window[precision])
-    overlap = figures[precision]["top10_overlap"]
-    reason = (f"{speedup:.1f}x faster than float32 on this CPU, which runs it natively; "
-              f"{100 * min(overlap.values()):.0f} % of float32's top 10 kept on "
-              f"{len(files)} of your files")
-    choice = PrecisionChoice(precision, True, reason, True, figures)
-    choice.tower = candidates[precision]  # type: ignore[attr-defined]
-    return choice
+    trial = PrecisionTrial.prepare(embedder, native, towers)
+    if isinstance(trial, PrecisionChoice):
+        return trial
+    decoded = decode_sample(sample, embedder.sampling_rate)
+    trial.sample = {path for path, _ in decoded}
+    flat = [w for _, windows in decoded for w in windows]
+    features: list[np.ndarray] = []
+    rows: list[dict[str, np.ndarray]] = []
+    for start in range(0, len(flat), BATCH_WINDOWS):
+        call = trial.embed(embedder, flat[start:start + BATCH_WINDOWS])
+        features.extend(call.features)
+        rows.extend(call.candidates)
+    at = 0
+    for path, windows in decoded:
+        trial.embedded(path, np.mean(features[at:at + len(windows)], axis=0),
+                       rows[at:at + len(windows)])
+        at += len(windows)
+    return trial.decide(embedder)
 
 
-def settle(library: Any, catalog: Any, folders: Sequence[str],
-           known: KnownWindows | None = None,
-           timeline: Timeline | None = None) -> PrecisionChoice | None:
-    """Make the automatic choice if it is not made yet, switch the loaded model to it, and keep
-    it in the catalog. Returns the choice in force (None: undecided, float32 for now). `known`
-    receives the features of the sample the choice embedded, and `timeline` when it starts
-    (see decide)."""
-    encoder_key = library.identity.encoder_key
-    choice = stored(catalog, encoder_key)
-    if choice is not None:
-        return choice
-    embedder = library.embedder()
-    paths = sample_files([os.path.abspath(f) for f in folders])
-    choice = decide(embedder, paths, known=known, timeline=timeline)
-    if choice is None:
-        return None
-    if choice.precision != "float32":
-        embedder.use_audio_tower(choice.precision, choice.tower)  # type: ignore[attr-defined]
+def record(catalog: Any, encoder_key: str, choice: PrecisionChoice) -> None:
+    """Keep the choice in the catalog, so it is made once per library, model and CPU."""
     try:
         catalog.set_meta(meta_key(encoder_key), choice.to_meta())
     except Exception as exc:  # a read-only library decides again next time
         log.info("precision choice not recorded: %s", exc)
     log.info("%s", choice.note())
-    return choice

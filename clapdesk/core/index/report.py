@@ -11,9 +11,14 @@ if TYPE_CHECKING:
     from clapdesk.core.index.precision_choice import PrecisionChoice
 
 
+# What the progress says while the first files of a first indexing also time the reduced
+# precisions against float32 (precision_trial.py).
+CHOOSING_PRECISION = "choosing precision"
+
+
 @dataclass
 class Progress:
-    phase: str  # "scanning", "loading model", "choosing precision", "embedding", "saving", "done"
+    phase: str  # "scanning", "loading model", "embedding", "saving", "done"
     done: int = 0
     total: int = 0
     current: str = ""
@@ -22,12 +27,15 @@ class Progress:
     # New files already in the catalog (found by name, tags, tempo and key) that the model has
     # not heard yet: they join the sound ranking as their vectors land.
     not_heard: int = 0
+    # The reduced precisions being timed against float32 on these files (the automatic
+    # precision's trial, on the first files of a first indexing), if any.
+    comparing: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {"phase": self.phase, "done": self.done, "total": self.total,
                 "current": display_path(self.current), "rate": round(self.rate, 2),
                 "eta": None if self.eta is None else round(self.eta, 1),
-                "not_heard": self.not_heard}
+                "not_heard": self.not_heard, "comparing": list(self.comparing)}
 
 
 @dataclass
