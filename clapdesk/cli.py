@@ -21,6 +21,7 @@ from typing import Any
 
 from clapdesk import __version__
 from clapdesk.cli_argv import query_words
+from clapdesk.core.index.report import CHOOSING_PRECISION
 
 log = logging.getLogger("clapdesk")
 
@@ -482,7 +483,7 @@ class _ProgressBar:
         filled = int(width * progress.done / progress.total) if progress.total else 0
         eta = f" {progress.eta:.0f}s left" if progress.eta else ""
         rate = f" {progress.rate:.1f} files/s" if progress.rate else ""
-        phase = "choosing precision" if progress.comparing else progress.phase
+        phase = CHOOSING_PRECISION if progress.comparing else progress.phase
         line = (f"\r{phase:<18} [{'#' * filled}{'.' * (width - filled)}] "
                 f"{progress.done}/{progress.total}{rate}{eta}")
         sys.stderr.write(line[:120].ljust(100))
