@@ -81,7 +81,7 @@ class PrecisionTrial:
     _reference: dict[str, np.ndarray] = field(default_factory=dict)
     _trial: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     _lost: set[str] = field(default_factory=set)
-    chosen: PrecisionChoice | None = None
+    decided: PrecisionChoice | None = None  # once judged (AutoPrecision.chosen then hears it)
 
     @classmethod
     def prepare(cls, embedder: Any, native: Sequence[str] | None = None,
@@ -115,7 +115,7 @@ class PrecisionTrial:
     @property
     def open(self) -> bool:
         """Still comparing: some sample file is neither embedded nor lost."""
-        return self.chosen is None and bool(self.sample)
+        return self.decided is None and bool(self.sample)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -184,7 +184,7 @@ class PrecisionTrial:
                        self.windows_timed, files=len(paths), windows=self.windows)
         if choice.precision != "float32":
             choice.tower = self.candidates[choice.precision]  # type: ignore[attr-defined]
-        self.chosen = choice
+        self.decided = choice
         return choice
 
     def seconds_per_window(self, precision: str) -> float | None:
