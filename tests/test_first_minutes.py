@@ -135,6 +135,40 @@ def test_files_not_heard_yet_join_the_sound_ranking_after_it(tiny_model: Path,
     library.close()
 
 
+def test_what_the_model_has_heard_shows_from_the_first_file_of_a_large_run(
+        tiny_model: Path, tmp_path: Path) -> None:
+    """240 kicks, the first model call's four heard: a search for "kick" still shows them,
+    ranked by their sound, above the named files. The named files' share of 50 places, rounded
+    up (236 of 240 waiting), used to take all 50."""
+    from clapdesk.core.library import Library
+    from clapdesk.core.search.ranking import search_text
+
+    folder = tmp_path / "Kicks"
+    for i in range(240):
+        write_sound(folder / f"Kick {i:03d}.wav", tone(0.3, freq=50.0 + i / 4, seed=i))
+    library = Library(model=str(tiny_model))
+    first_heard = _Gate()
+
+    def progress(p: Progress) -> None:
+        if (p.phase == "embedding" and not first_heard.reached.is_set()
+                and len(library.vector_index()) > 0):
+            first_heard.hold()
+
+    thread, errors = _index_in_thread(library, folder, progress)
+    try:
+        assert first_heard.reached.wait(120), errors
+        response = search_text(library, "kick", k=50)
+        heard = [h for h in response.hits if h.heard]
+        assert response.not_heard > 200 and len(response.hits) == 50
+        assert heard and all(h.cosine is not None for h in heard), response.not_heard
+        assert response.hits[0].heard  # the sound ranking first, the named files after it
+    finally:
+        first_heard.release.set()
+        thread.join(120)
+    assert not errors, errors
+    library.close()
+
+
 def test_the_model_loads_while_the_first_files_decode(tiny_model: Path, tmp_path: Path) -> None:
     """The model's load cannot finish until three files have decoded: a pipeline that loaded
     first and decoded after would never get there (the load would time out and the run fail)."""

@@ -166,7 +166,8 @@ def _with_not_heard(library: Library, hits: list[Hit], parsed: ParsedQuery, filt
     named = _by_name(library, parsed, filters, k, {h.file.id for h in hits}, heard_too=False)
     if not named:
         return hits
-    share = unheard.share_of_results(k, waiting, max(waiting + len(library.vector_index()), 1))
+    share = unheard.share_of_results(k, waiting, max(waiting + len(library.vector_index()), 1),
+                                     heard_hits=len(hits))
     named = named[:share]
     return hits[: max(0, k - len(named))] + named
 

@@ -52,9 +52,13 @@ def by_name(catalog: Catalog, text: str, not_heard_by: str | None) -> list[tuple
     return scored
 
 
-def share_of_results(k: int, not_heard: int, total: int) -> int:
+def share_of_results(k: int, not_heard: int, total: int, heard_hits: int = 0) -> int:
     """How many of k places files not heard yet may take: their share of the library, at
-    least one (so a name match always shows), at most k."""
+    least one (so a name match always shows), at most k, and at most k - 1 when the sound
+    ranking has hits. Early in a first run nearly every file waits (1,996 of 2,000): rounded
+    up, their share was all 50 places, so what the model had heard never showed until 2 % of
+    the library was in."""
     if not_heard <= 0 or total <= 0 or k <= 0:
         return 0
-    return max(1, min(k, math.ceil(k * not_heard / total)))
+    most = k - 1 if heard_hits > 0 and k > 1 else k
+    return max(1, min(most, math.ceil(k * not_heard / total)))
