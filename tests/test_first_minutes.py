@@ -414,3 +414,41 @@ def test_the_decoders_pace_leaves_out_the_wait_for_a_full_read_ahead() -> None:
     bound = estimator.decode_bound()
     # 937 files still to decode at 5 a second: 187 s. Over the wait it would say 1,000 s.
     assert bound is not None and abs(bound - 937 / 5) < 0.1 * 937 / 5, bound
+
+
+def test_after_a_precision_switch_the_decoders_old_pace_does_not_hold_the_time_left() -> None:
+    # The trial (float32 and a candidate, 0.3 s a file) keeps the read-ahead full, so the
+    # decoders finish a file each time the model takes one: 0.3 s apart, though they could
+    # do one in 0.05 s. Then the run goes on in the candidate at 0.08 s a file.
+    files, trial, ahead, ready = 1000, 40, 32, 5.0
+    cost = [(0.1, 0.2) if i < trial else (0.075, 0.0) for i in range(files)]  # model, aside
+    decoded, consumed = [0.0] * files, [0.0] * files
+    for i in range(files):
+        allowed = consumed[i - ahead] if i >= ahead else 0.0
+        decoded[i] = max(decoded[i - 1] if i else 0.0, allowed) + 0.05
+        consumed[i] = (max(decoded[i], consumed[i - 1] if i else ready)
+                       + sum(cost[i]) + 0.005)
+    estimator = TimeLeft()
+    for i in range(files):
+        estimator.expect(i, 1.0, 44_100, f"{i}.wav")
+    events = sorted([(t, 0, i) for i, t in enumerate(decoded)]
+                    + [(t, 1, i) for i, t in enumerate(consumed)])
+    estimator.start(ready)
+    after_switch: list[tuple[float, float]] = []
+    for at, kind, index in events:
+        if kind == 0:
+            estimator.file_decoded(at)
+            continue
+        model, aside = cost[index]
+        estimator.model_call(1, model, at)
+        estimator.aside(aside)
+        estimator.file_done(index, 1, at, 1.0)
+        if index == trial - 1:
+            estimator.model_changed(0.075, at)
+        elif index >= trial and at < consumed[trial - 1] + 20.0:
+            eta = estimator.eta()
+            assert eta is not None
+            after_switch.append((eta, consumed[-1] - at))
+    worst = max(abs(eta - real) / real for eta, real in after_switch)
+    # Before the decoders' marks were dropped at the switch: 2.7x the real time left.
+    assert len(after_switch) > 200 and worst <= 0.2, worst

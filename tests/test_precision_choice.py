@@ -169,8 +169,13 @@ def test_the_choice_is_made_on_the_first_files_and_the_rest_runs_in_the_winner(
     monkeypatch.setattr(PrecisionTrial, "prepare", lambda e: prepare(
         e, native=["int8"], towers={"int8": candidate}))
     seen: list[tuple[str, int, tuple[str, ...]]] = []
-    report = library.index_folders([str(folder)],
-                                   progress=lambda p: seen.append((p.phase, p.done, p.comparing)))
+    told: list[tuple[tuple[str, ...], float | None]] = []
+
+    def progress(p) -> None:  # noqa: ANN001
+        seen.append((p.phase, p.done, p.comparing))
+        told.append((p.comparing, p.eta))
+
+    report = library.index_folders([str(folder)], progress=progress)
     choice = report.precision
     assert choice.precision == "int8" and choice.decided_now
     assert choice.figures["files"] == len(sample)
@@ -184,6 +189,10 @@ def test_the_choice_is_made_on_the_first_files_and_the_rest_runs_in_the_winner(
     comparing = [done for phase, done, trying in seen if trying == ("int8",)]
     assert comparing and comparing[0] == 1 and max(comparing) >= len(sample) - 1
     assert all(phase != "choosing precision" for phase, _, _ in seen)
+    # No time left while comparing (it would be float32's and the candidate's together); one
+    # once the rest runs in the winner.
+    assert all(eta is None for trying, eta in told if trying)
+    assert any(eta is not None for trying, eta in told if not trying)
     # Every window went through float32 once during the trial or not at all: the sample's,
     # and at most the rest of the trial's last model call; afterwards only the winner ran.
     in_sample = sum(windows[p] for p in sample)

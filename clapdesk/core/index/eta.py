@@ -161,6 +161,11 @@ class TimeLeft:
         tower's over a minute."""
         self._model_seconds = _Decayed()
         self._model_windows = _Decayed()
+        # While the read-ahead was full the decoders finished a file each time the old tower
+        # took one: that pace says nothing of theirs now. Kept, it held the time left at the
+        # old tower's for DECODE_MARKS more files (2.7x too long, tests/test_first_minutes.py).
+        with self._decode_lock:
+            self._decoded_marks.clear()
         if seconds_per_window is not None and seconds_per_window > 0:
             self._model_seconds.add(seconds_per_window * WARM_UP_WINDOWS, now)
             self._model_windows.add(float(WARM_UP_WINDOWS), now)
