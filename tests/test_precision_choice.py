@@ -159,8 +159,12 @@ def test_the_choice_is_made_on_the_first_files_and_the_rest_runs_in_the_winner(
         time.sleep(0.1)  # far more than the timing noise of a busy machine
         return exact(mel, longer)
 
+    searchable_at_first_candidate: list[int] = []
+
     def candidate(mel, longer):  # noqa: ANN001, ANN202
         # float32's own tower: it keeps every result, and it is faster than the slowed one.
+        if not searchable_at_first_candidate:
+            searchable_at_first_candidate.append(len(library.vector_index()))
         through["int8"] += len(mel)
         return exact(mel, longer)
 
@@ -199,6 +203,39 @@ def test_the_choice_is_made_on_the_first_files_and_the_rest_runs_in_the_winner(
     assert in_sample <= through["float32"] < in_sample + BATCH_WINDOWS
     assert through["int8"] == sum(windows.values())
     assert library.embedder().precision == "int8"
+    # The candidate ran only once the first model call's files were in the index: the trial
+    # never holds a file back from the search.
+    assert searchable_at_first_candidate[0] >= 1
+    library.close()
+
+
+def test_a_trial_whose_towers_cannot_be_built_keeps_float32_and_says_why(
+        tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from clapdesk.core.embed import fast_tower
+    from clapdesk.core.index.precision_trial import PrecisionTrial
+    from clapdesk.core.library import Library
+
+    built_with_files_in: list[int] = []
+    build = fast_tower.build_fast_tower
+
+    def no_tower(model, precision, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if precision == "float32":  # the model's own tower, built as it loads
+            return build(model, precision, *args, **kwargs)
+        built_with_files_in.append(len(library.vector_index()))
+        return None
+
+    monkeypatch.setattr(fast_tower, "build_fast_tower", no_tower)
+    prepare = PrecisionTrial.prepare
+    monkeypatch.setattr(PrecisionTrial, "prepare", lambda e: prepare(e, native=["int8"]))
+    folder = _write_library(tmp_path / "samples", count=30)
+    library = Library(root=tmp_path / "lib", model=str(tiny_model), precision="auto")
+    report = library.index_folders([str(folder)])
+    assert report.indexed == 30 and not report.failed
+    assert report.precision.precision == "float32"
+    assert "no reduced-precision tower could be built" in report.precision.reason
+    assert library.embedder().precision == "float32"
+    # The build was tried once, after the first files were searchable.
+    assert len(built_with_files_in) == 1 and built_with_files_in[0] >= 1
     library.close()
 
 

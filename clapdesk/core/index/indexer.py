@@ -308,8 +308,8 @@ class Indexer:
         return embedder
 
     def _load_for_trial(self, sample: list[str]) -> ClapEmbedder:
-        """The model, and with it the precision trial (its candidate towers are built here, on
-        the loading thread, while the first files decode)."""
+        """The model, and with it the precision trial (its candidate towers are built after
+        the first files are committed: PrecisionTrial.catch_up)."""
         assert self.auto is not None
         embedder = self.get_embedder()
         outcome = self.auto.prepare(embedder)
@@ -421,7 +421,7 @@ class Indexer:
         while len(todo) >= size or (final and todo):
             chunk, todo = todo[:size], todo[size:]
             began = time.monotonic()
-            if trial is not None:
+            if trial is not None:  # float32 now, the candidates once the files are in
                 call = trial.embed(embedder, chunk)
                 self._rows.extend(call.features)
                 self._trial_rows.extend(call.candidates)
@@ -430,9 +430,7 @@ class Indexer:
                 self._rows.extend(embedder.features_for(chunk))
                 self._trial_rows.extend([None] * len(chunk))
                 model_seconds = time.monotonic() - began
-            # The candidates' time in the trial is neither float32's per window nor per file.
             self.time_left.model_call(len(chunk), model_seconds, time.monotonic())
-            self.time_left.aside(time.monotonic() - began - model_seconds)
         items, pooled, trial_rows, used, taken = [], [], [], 0, 0
         for d in batch:
             count = len(d.decoded.windows) if d.decoded is not None else 0
@@ -482,6 +480,10 @@ class Indexer:
             self.index.add(np.array(ids), np.stack(kept))
         report.indexed += len(ids)
         if self._trial is not None and self._trial.open:
+            began = time.monotonic()
+            self._trial.catch_up(embedder)
+            # The candidates' time is neither float32's per window nor per file.
+            self.time_left.aside(time.monotonic() - began)
             for path, feat, rows in compared:
                 self._trial.embedded(path, feat, rows)
             if self._trial.complete:

@@ -208,6 +208,7 @@ def decide(embedder: Any, paths: Sequence[str], native: list[str] | None = None,
         call = trial.embed(embedder, flat[start:start + BATCH_WINDOWS])
         features.extend(call.features)
         rows.extend(call.candidates)
+    trial.catch_up(embedder)
     at = 0
     for path, windows in decoded:
         trial.embedded(path, np.mean(features[at:at + len(windows)], axis=0),

@@ -5,12 +5,15 @@ embedded in float32 and in the candidate, and only then did indexing start. On a
 CPU that kept the first sound-ranked answer back by almost a minute (72 s against 17 s).
 
 Now the indexing run takes the sample files first, in float32, so they are searchable at once.
-Every model call on them also runs each candidate on the same log-mel batch, right after
-float32, so both are timed on the same windows, under the same load. When the last sample file
-is in, the candidate's vectors of those files are compared with float32's (precision_choice
-judges: top 10 kept, clearly faster), and the rest of the run goes on in the winner. The sample
-stays in the catalog as float32 embedded it: a precision is taken only where its search
-results agree with float32's, so the two can live in one library.
+Each candidate then runs on the same log-mel batches as float32, once the files of a model call
+are committed (catch_up), so both are timed on the same windows and the candidates never hold a
+file back from the search: their towers are built at the first catch-up, after the first files
+are in (building them while the model loaded, and running them before the commit, kept the
+first sound-ranked answer back by 5-10 s on 2 cores). When the last sample file is in, the
+candidates' vectors of those files are compared with float32's (precision_choice judges: top 10
+kept, clearly faster), and the rest of the run goes on in the winner. The sample stays in the
+catalog as float32 embedded it: a precision is taken only where its search results agree with
+float32's, so the two can live in one library.
 """
 
 from __future__ import annotations
@@ -60,19 +63,23 @@ class AutoPrecision:
 @dataclass
 class TrialCall:
     """One model call of the trial: float32's features, and each candidate's of the same
-    windows (one dict per window), with float32's own seconds."""
+    windows (one dict per window, filled by PrecisionTrial.catch_up), with float32's own
+    seconds."""
 
     features: np.ndarray
     candidates: list[dict[str, np.ndarray]]
     float32_seconds: float  # the log-mel inputs and the float32 tower, as an indexing call
+    mel: Any = None  # the log-mel batch the candidates run on, until they have
+    timed: bool = False
 
 
 @dataclass
 class PrecisionTrial:
     """Compares the candidate towers with float32 on the sample, one model call at a time."""
 
-    candidates: dict[str, Tower]
-    text: np.ndarray  # the comparison's text queries (precision_choice.QUERIES), as vectors
+    planned: tuple[str, ...]  # the candidate precisions, in the order they are tried
+    candidates: dict[str, Tower] = field(default_factory=dict)  # built at the first catch-up
+    text: np.ndarray | None = None  # precision_choice.QUERIES as vectors, with the towers
     sample: set[str] = field(default_factory=set)
     seconds: dict[str, float] = field(default_factory=dict)
     windows_timed: int = 0  # windows each tower was timed on (all of the trial's calls but the first)
@@ -81,15 +88,17 @@ class PrecisionTrial:
     _reference: dict[str, np.ndarray] = field(default_factory=dict)
     _trial: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     _lost: set[str] = field(default_factory=set)
+    _waiting: list[TrialCall] = field(default_factory=list)  # calls the candidates owe
+    _built: bool = False
+    _no_tower: PrecisionChoice | None = None  # the choice when no candidate could be built
     decided: PrecisionChoice | None = None  # once judged (AutoPrecision.chosen then hears it)
 
     @classmethod
     def prepare(cls, embedder: Any, native: Sequence[str] | None = None,
                 towers: dict[str, Tower] | None = None) -> PrecisionTrial | PrecisionChoice:
         """The trial for this model, or, where none can run, the choice already made (float32,
-        with the reason). Builds the candidate towers (about 5 s for int8 on a 2-core CPU),
-        so it runs on the model's loading thread. `towers` replaces them (tests)."""
-        from clapdesk.core.embed.fast_tower import build_fast_tower
+        with the reason). Cheap: the candidate towers are built at the first catch-up (about
+        5 s for int8 on a 2-core CPU). `towers` replaces them (tests)."""
         from clapdesk.core.index.precision_choice import native_precisions
 
         if embedder.device != "cpu" or embedder.precision != "float32":
@@ -97,20 +106,29 @@ class PrecisionTrial:
         if embedder.fast_tower is None:
             return PrecisionChoice("float32", True, "this model's audio tower runs only as "
                                    "transformers ships it, in float32")
+        if towers is not None:
+            return cls(tuple(towers), dict(towers))
         native = native_precisions() if native is None else list(native)
         if not native:
             return PrecisionChoice("float32", True,
                                    "this CPU runs neither bfloat16 nor int8 natively")
-        candidates = dict(towers) if towers is not None else {}
-        if towers is None:
-            for precision in native:
+        return cls(tuple(native))
+
+    def _build(self, embedder: Any) -> None:
+        """The candidate towers and the comparison's text vectors, once."""
+        from clapdesk.core.embed.fast_tower import build_fast_tower
+
+        self._built = True
+        if not self.candidates:
+            for precision in self.planned:
                 tower = build_fast_tower(embedder.model.audio_model, precision)
                 if tower is not None:
-                    candidates[precision] = tower
-        if not candidates:
-            return PrecisionChoice("float32", True, "no reduced-precision tower could be built "
-                                   "for this model here")
-        return cls(candidates, embedder.embed_text(list(QUERIES)))
+                    self.candidates[precision] = tower
+        if not self.candidates:  # nothing to compare: float32, with the reason
+            self._no_tower = PrecisionChoice("float32", True, "no reduced-precision tower "
+                                             "could be built for this model here")
+            return
+        self.text = embedder.embed_text(list(QUERIES))
 
     @property
     def open(self) -> bool:
@@ -119,33 +137,45 @@ class PrecisionTrial:
 
     @property
     def names(self) -> tuple[str, ...]:
-        return tuple(self.candidates)
+        return self.planned
 
     def embed(self, embedder: Any, windows: Sequence[np.ndarray]) -> TrialCall:
-        """One model call: float32 as the indexer runs it, then each candidate on the same
-        log-mel inputs. Only the towers are timed for the comparison."""
-        import torch
-
+        """One model call in float32, as the indexer runs it; the candidates run on the same
+        log-mel inputs at the next catch_up. Only the towers are timed for the comparison."""
         mel_began = time.perf_counter()
         inputs = embedder.mel_inputs(windows)
         began = time.perf_counter()
         features = embedder.encode_mel(inputs).cpu().numpy().astype(np.float32)
         ended = time.perf_counter()
-        timed = self._calls >= UNTIMED_CALLS
-        if timed:
+        call = TrialCall(features, [{} for _ in windows], ended - mel_began,
+                         inputs["input_features"], self._calls >= UNTIMED_CALLS)
+        if call.timed:
             self.seconds["float32"] = self.seconds.get("float32", 0.0) + ended - began
-        mel = inputs["input_features"]
-        longer = torch.zeros((len(mel), 1), dtype=torch.bool)
-        by_name = {}
-        for name, tower in self.candidates.items():
-            began = time.perf_counter()
-            by_name[name] = tower(mel, longer).pooler_output.float().numpy()
-            if timed:
-                self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - began
+            self.windows_timed += len(windows)
         self._calls += 1
-        self.windows_timed += len(windows) if timed else 0
-        rows = [{name: out[i] for name, out in by_name.items()} for i in range(len(windows))]
-        return TrialCall(features, rows, ended - mel_began)
+        self._waiting.append(call)
+        return call
+
+    def catch_up(self, embedder: Any) -> None:
+        """Each candidate on the calls float32 has made since the last catch-up (their files
+        are searchable by now): fills those calls' per-window dicts."""
+        import torch
+
+        if not self._built:
+            self._build(embedder)
+        waiting, self._waiting = self._waiting, []
+        if self._no_tower is not None:
+            return
+        for call in waiting:
+            longer = torch.zeros((len(call.mel), 1), dtype=torch.bool)
+            for name, tower in self.candidates.items():
+                began = time.perf_counter()
+                out = tower(call.mel, longer).pooler_output.float().numpy()
+                if call.timed:
+                    self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - began
+                for row, vector in zip(call.candidates, out):
+                    row[name] = vector
+            call.mel = None
 
     def embedded(self, path: str, feature: np.ndarray,
                  candidate_rows: Sequence[dict[str, np.ndarray] | None]) -> None:
@@ -153,7 +183,8 @@ class PrecisionTrial:
         each of its windows' candidate features (None for a window the trial did not see)."""
         if path not in self.sample:
             return
-        if not candidate_rows or any(row is None for row in candidate_rows):
+        # None: a window the trial did not see; {}: one the candidates have not caught up on.
+        if not candidate_rows or not all(candidate_rows):
             self._lost.add(path)
             return
         self._reference[path] = np.asarray(feature, np.float32)
@@ -168,13 +199,19 @@ class PrecisionTrial:
 
     @property
     def complete(self) -> bool:
-        return self.open and self.sample <= (self._lost | set(self._reference))
+        """Every sample file is in or lost, or the towers could not be built: decide now."""
+        return self.open and (self._no_tower is not None
+                              or self.sample <= (self._lost | set(self._reference)))
 
     def decide(self, embedder: Any) -> PrecisionChoice | None:
         """The choice from the files compared so far; None when too few (float32 stays and a
         later run decides)."""
+        if self._no_tower is not None:
+            self.sample = set()
+            self.decided = self._no_tower
+            return self.decided
         paths = sorted(self._reference)
-        if len(paths) < MIN_FILES or self.windows_timed == 0:
+        if len(paths) < MIN_FILES or self.windows_timed == 0 or self.text is None:
             self.sample = set()  # closed: the run goes on in float32
             return None
         reference = np.stack([self._reference[p] for p in paths])
