@@ -34,6 +34,7 @@ Nothing is said while the model loads or before WARM_UP_WINDOWS windows have bee
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
@@ -43,6 +44,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from clapdesk.core.ingest.audio import MAX_WINDOWS, WINDOW_SECONDS
+
+log = logging.getLogger(__name__)
 
 HALF_LIFE_SECONDS = 30.0
 # Bytes per ten-second window of a file whose header gave no length, until a file of the same
@@ -256,3 +259,10 @@ def estimate_errors(history: list[tuple[float, float | None]], end: float, start
     errors.sort()
     return {"points": len(errors), "max_error": round(errors[-1], 4),
             "median_error": round(errors[len(errors) // 2], 4)}
+
+
+def log_estimates(history: list[tuple[float, float | None]], end: float, start: float) -> None:
+    """A run's estimates against the real time left, in the log (for a producer's report)."""
+    if history:
+        log.info("time-left estimates against the real time left, after the first minute: %s",
+                 estimate_errors(history, end, start))

@@ -13,7 +13,6 @@ model and the rest of the pipeline cost per window and per file (eta).
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections import deque
@@ -31,7 +30,7 @@ from clapdesk.core.index.decode_queue import Job as _Job
 from clapdesk.core.index.decode_queue import Pending, end_stuck, isolate_crash, received, request
 from clapdesk.core.index.decode_queue import ready_windows as _ready_windows
 from clapdesk.core.index.decoding import BrokenProcessPool, DecodePool, DecodeResult
-from clapdesk.core.index.eta import TimeLeft
+from clapdesk.core.index.eta import TimeLeft, log_estimates
 from clapdesk.core.index.file_rows import FileRows
 from clapdesk.core.index.first_catalogue import FirstCatalogue
 from clapdesk.core.index.model_loader import BackgroundLoad, Timeline
@@ -43,7 +42,6 @@ from clapdesk.core.store import missing
 from clapdesk.core.store.catalog import Catalog
 from clapdesk.core.store.vector_index import VectorIndex
 
-log = logging.getLogger(__name__)
 __all__ = ["FoundFile", "IndexReport", "Indexer", "Progress"]
 _received = received  # the name older callers use
 
@@ -143,17 +141,9 @@ class Indexer:
         notify(Progress("saving"))
         self.index.save()
         report.seconds = time.monotonic() - started
-        self._log_estimate(started)
+        log_estimates(self.eta_history, time.monotonic(), started)
         notify(Progress("done", report.indexed, report.indexed))
         return report
-
-    def _log_estimate(self, started: float) -> None:
-        from clapdesk.core.index.eta import estimate_errors
-
-        if self.eta_history:
-            errors = estimate_errors(self.eta_history, time.monotonic(), started)
-            log.info("time-left estimates against the real time left, after the first minute: %s",
-                     errors)
 
     def _reproject(self, embedder: ClapEmbedder) -> int:
         """Files with stored features but no vector for the active head: no decoding needed."""
