@@ -290,3 +290,22 @@ def test_the_cli_says_which_precision_and_its_flag_overrides(
                  "--json", "index", str(folder)]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert "precision" not in result
+
+
+def test_the_trial_times_float32_only_on_calls_the_candidates_also_ran(tiny_model: Path) -> None:
+    from clapdesk.core.embed.embedder import load_embedder
+    from clapdesk.core.index.precision_trial import PrecisionTrial
+
+    embedder = load_embedder(str(tiny_model), device="cpu")
+    trial = PrecisionTrial.prepare(embedder, towers={"int8": embedder.fast_tower})
+    rng = np.random.default_rng(0)
+    windows = [0.1 * rng.standard_normal(embedder.window_samples).astype(np.float32)
+               for _ in range(4)]
+    calls = [trial.embed(embedder, windows) for _ in range(3)]
+    assert trial.windows_timed == 0 and not trial.seconds  # the candidates owe all three
+    trial.catch_up(embedder)
+    # The first call builds kernels: left out for both towers, the other two timed for both.
+    assert trial.windows_timed == 8 and set(trial.seconds) == {"float32", "int8"}
+    assert all(row.keys() == {"int8"} for call in calls for row in call.candidates)
+    trial.embed(embedder, windows)  # a run that ends here: the candidate never runs on it
+    assert trial.windows_timed == 8

@@ -71,6 +71,7 @@ class TrialCall:
     float32_seconds: float  # the log-mel inputs and the float32 tower, as an indexing call
     mel: Any = None  # the log-mel batch the candidates run on, until they have
     timed: bool = False
+    tower_seconds: float = 0.0  # float32's tower alone, counted once the candidates ran too
 
 
 @dataclass
@@ -148,10 +149,7 @@ class PrecisionTrial:
         features = embedder.encode_mel(inputs).cpu().numpy().astype(np.float32)
         ended = time.perf_counter()
         call = TrialCall(features, [{} for _ in windows], ended - mel_began,
-                         inputs["input_features"], self._calls >= UNTIMED_CALLS)
-        if call.timed:
-            self.seconds["float32"] = self.seconds.get("float32", 0.0) + ended - began
-            self.windows_timed += len(windows)
+                         inputs["input_features"], self._calls >= UNTIMED_CALLS, ended - began)
         self._calls += 1
         self._waiting.append(call)
         return call
@@ -167,6 +165,11 @@ class PrecisionTrial:
         if self._no_tower is not None:
             return
         for call in waiting:
+            # Counted here, not when float32 ran: a call the candidates never caught up on
+            # (a run that ends mid-trial) is then in no tower's time, not in float32's alone.
+            if call.timed:
+                self.seconds["float32"] = self.seconds.get("float32", 0.0) + call.tower_seconds
+                self.windows_timed += len(call.candidates)
             longer = torch.zeros((len(call.mel), 1), dtype=torch.bool)
             for name, tower in self.candidates.items():
                 began = time.perf_counter()
