@@ -46,6 +46,27 @@ def test_hub_id_resolves_from_the_offline_cache(hub_model: str) -> None:
     assert embedder.sampling_rate == 48000
 
 
+def test_a_folder_models_weights_are_hashed_once_while_unchanged(tiny_model: Path,
+                                                                tmp_path: Path) -> None:
+    import shutil
+
+    from clapdesk.core.embed.hub import resolve_model
+
+    folder = tmp_path / "my-clap"
+    shutil.copytree(tiny_model, folder)
+    first = resolve_model(str(folder)).revision
+    # Same size and time stamp, other bytes: only a fresh hash would notice.
+    weights = next(folder.glob("*.safetensors"))
+    stat = weights.stat()
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert resolve_model(str(folder)).revision == first  # from the cache: not read again
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert resolve_model(str(folder)).revision != first  # touched: hashed again
+
+
 def test_tokenizer_and_text_vectors_tell_prompts_apart(tiny_model: Path) -> None:
     embedder = ClapEmbedder(resolve_model(str(tiny_model)))
     prompts = ["warm lo-fi piano", "punchy kick drum", "airy vocal pad"]

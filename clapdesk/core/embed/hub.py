@@ -72,7 +72,9 @@ class ModelIdentity:
 def _weights_digest(folder: Path) -> str:
     """A hash of a plain folder's weights, cached by size and mtime so it is paid once."""
     weights = sorted(folder.glob("*.safetensors"))
-    stamp = [(w.name, w.stat().st_size, w.stat().st_mtime_ns) for w in weights]
+    # Lists, as JSON gives them back: tuples never compared equal, so every start of a folder
+    # model hashed all its weights again (0.8 s for 776 MB from a warm page cache here).
+    stamp = [[w.name, w.stat().st_size, w.stat().st_mtime_ns] for w in weights]
     from clapdesk.core.store.paths import cache_dir
 
     cache_file = cache_dir() / "weight-digests.json"
