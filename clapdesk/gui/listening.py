@@ -51,8 +51,11 @@ def search_before_model(window: MainWindow, text: str, parsed: ParsedQuery,
 
 
 def live_refresh(window: MainWindow) -> None:
-    """Every few seconds while indexing: the browsed place read again, or the search run again
-    when it lists sounds not heard yet."""
+    """Every few seconds while indexing: the side panel's counts and folders, and the browsed
+    place read again, or the search run again when it lists sounds not heard yet. (The side
+    panel used to wait for the run's end: "All sounds (0)" and no folder for a whole first
+    run, while its files were already searchable.)"""
+    window.refresh_overview()
     text = window.search.text().strip()
     if not text and not window.search.similar_to:
         window.browse(keep_scroll=True)

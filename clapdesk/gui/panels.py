@@ -49,6 +49,8 @@ class SidePanel(QWidget):
         self.history = self._section("Search history", "history", None)
         for section in (self.folders, self.history):
             section.setExpanded(True)
+        self._folders_shown: tuple[list[str], set[str]] | None = None
+        self._history_shown: list[str] | None = None
 
     def _section(self, title: str, icon_name: str, place: tuple[str, str] | None) -> QTreeWidgetItem:
         item = QTreeWidgetItem(self.tree, [title])
@@ -67,6 +69,12 @@ class SidePanel(QWidget):
         self.duplicates.setText(0, f"Duplicates ({duplicates})")
 
     def set_folders(self, folders: list[str], offline: set[str] | None = None) -> None:
+        # The overview is read again every few seconds while indexing: rebuilt only on a
+        # change, so a selected folder stays selected.
+        shown = (list(folders), set(offline or ()))
+        if self._folders_shown == shown:
+            return
+        self._folders_shown = shown
         self.folders.takeChildren()
         labels = distinguishing_names(folders)
         for folder in folders:
@@ -81,6 +89,9 @@ class SidePanel(QWidget):
         self.folders.setExpanded(True)
 
     def set_history(self, queries: list[str]) -> None:
+        if self._history_shown == queries[:HISTORY_SHOWN]:
+            return
+        self._history_shown = list(queries[:HISTORY_SHOWN])
         self.history.takeChildren()
         for query in queries[:HISTORY_SHOWN]:
             child = QTreeWidgetItem(self.history, [query])
@@ -133,8 +144,12 @@ class FailuresPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.tree)
+        self._shown: list[tuple[str, str]] | None = None
 
     def set_failures(self, failures: list[tuple[str, str]]) -> None:
+        if self._shown == failures:
+            return  # unchanged: the producer's scroll and selection stay
+        self._shown = list(failures)
         self.tree.clear()
         for path, reason in failures:
             item = QTreeWidgetItem(self.tree, [display_path(path), reason])

@@ -260,6 +260,8 @@ class SearchBar(QWidget):
 
     # -- history ------------------------------------------------------------------------------
     def set_history(self, queries: list[str]) -> None:
+        if queries == self.history_model.stringList():
+            return  # read again while indexing: an open list keeps its selection
         self.history_model.setStringList(queries)
         if self.history.isVisible():
             self._filter_history()

@@ -82,3 +82,42 @@ def test_rows_not_heard_yet_say_so_and_sort_after_the_ranked_ones() -> None:
     assert model.index(rows["kick b.wav"], MATCH).data(SORT_ROLE) < \
         model.index(rows["kick a.wav"], MATCH).data(SORT_ROLE)
     assert model.not_heard() == 1
+
+
+def test_the_side_panel_follows_a_first_run_before_it_ends(
+        qtbot, make_window, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """The model held back: the folder and its six catalogued sounds show in the side panel
+    while the run goes on (they waited for its end), and a selected folder stays selected."""
+    folder = tmp_path / "samples"
+    for i in range(3):
+        write_sound(folder / "Drums" / f"Kick {i} Punchy.wav", family_sound("kick", i))
+        write_sound(folder / "Pads" / f"Warm Pad {i}.wav", family_sound("pad", i))
+    window = make_window(start=False)
+    library = window.library
+    release = threading.Event()
+    real_embedder = library.embedder
+
+    def held_model():  # noqa: ANN202
+        assert release.wait(120), "the test never let the model load"
+        return real_embedder()
+
+    monkeypatch.setattr(library, "embedder", held_model)
+    window.start()
+    qtbot.waitUntil(lambda: window.model_ctl.state != "checking", timeout=30000)
+    try:
+        window.indexing.index([str(folder)])
+        qtbot.waitUntil(lambda: "6 not heard yet" in window.progress.label.text(), timeout=60000)
+        side = window.side
+        qtbot.waitUntil(lambda: side.library.text(0) == "All sounds (6)", timeout=15000)
+        assert side.folder_paths() == [str(folder)]
+        assert window.indexing.running and not library.model_loaded
+        side.tree.setCurrentItem(side.folders.child(0))
+        ticks = []
+        window.live_timer.timeout.connect(lambda: ticks.append(1))
+        qtbot.waitUntil(lambda: len(ticks) >= 2, timeout=15000)
+        qtbot.wait(200)  # the overview read on those ticks has been shown
+        assert side.tree.currentItem() is side.folders.child(0)  # not rebuilt under the hand
+    finally:
+        release.set()
+    with qtbot.waitSignal(window.indexing.finished, timeout=120000):
+        pass
