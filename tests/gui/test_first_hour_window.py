@@ -351,3 +351,20 @@ def test_quitting_while_indexing_takes_under_3_seconds(
     took = time.perf_counter() - started
     assert took < 3.0, f"quitting took {took:.1f} s"
     assert os.path.isdir(folder)
+
+
+def test_the_match_column_holds_not_heard_yet_whole_in_the_theme(
+        qtbot, themed, make_window) -> None:  # noqa: ANN001
+    """A first run's rows read "not heard yet" in the Match column: whole, not "not heard …".
+    The column was sized from the font before the theme's style sheet (10 pt) applied."""
+    from PySide6.QtWidgets import QStyle
+
+    from clapdesk.gui.results_model import MATCH, NOT_HEARD
+
+    window = make_window(start=False)
+    view = window.view
+    qtbot.waitExposed(window)
+    # Item views keep (focus frame margin + 1) clear on each side of a cell's text.
+    margin = view.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, view) + 1
+    needed = view.fontMetrics().horizontalAdvance(NOT_HEARD) + 2 * margin
+    assert view.columnWidth(MATCH) >= needed, (view.columnWidth(MATCH), needed)
