@@ -3,8 +3,9 @@
 While the model loads, a text search is answered at once by names, folders, tags, tempo and key
 (core/search/unheard.py) on the general pool, since the model's lane is busy loading it; it is
 searched again by sound as soon as the model is ready. While indexing goes on, a result list that
-shows sounds not heard yet is searched again every few seconds (keeping the scroll position and
-the selection), so those sounds take their place in the ranking as their vectors land.
+shows sounds not heard yet, or nothing, is searched again every few seconds (keeping the scroll
+position and the selection), so those sounds take their place in the ranking as their vectors
+land, and files catalogued since show at all.
 """
 
 from __future__ import annotations
@@ -60,8 +61,16 @@ def live_refresh(window: MainWindow) -> None:
     if not text and not window.search.similar_to:
         window.browse(keep_scroll=True)
         return
-    if window.search.similar_to or not window.model.not_heard() or not window.model_ctl.ready:
+    if window.search.similar_to:
         return
+    # An empty list is read again too: a query typed the moment a folder was added found
+    # nothing, and kept "0 results" until the model was ready, though its files were
+    # catalogued a second later.
+    if window.model.not_heard() == 0 and window.model.rowCount() > 0:
+        return
+    ready = window.model_ctl.ready
+    if not ready and not window.library.model_loading:
+        return  # nothing can answer yet: the title says when it will
     window.generation += 1
     kind, value = window.place
     filters = Filters(folder=value) if kind == jobs.FOLDER else Filters()
@@ -76,5 +85,7 @@ def live_refresh(window: MainWindow) -> None:
 
     window.runner.submit(jobs.run_search, window.library, window.generation,
                          lambda: window.generation, text, window.search.parsed,
-                         window.settings.get("results"), filters, pool="model",
+                         window.settings.get("results"), filters,
+                         # While the model loads its lane is busy: by names, on the general one.
+                         pool="model" if ready else "general",
                          name="search again", on_result=show, on_error=window._search_failed)

@@ -121,3 +121,36 @@ def test_the_side_panel_follows_a_first_run_before_it_ends(
         release.set()
     with qtbot.waitSignal(window.indexing.finished, timeout=120000):
         pass
+
+
+def test_a_query_typed_before_the_files_were_catalogued_finds_them_while_the_model_loads(
+        qtbot, make_window, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    folder = tmp_path / "samples"
+    for i in range(3):
+        write_sound(folder / "Drums" / f"Kick {i} Punchy.wav", family_sound("kick", i))
+        write_sound(folder / "Pads" / f"Warm Pad {i}.wav", family_sound("pad", i))
+    window = make_window(start=False)
+    library = window.library
+    release = threading.Event()
+    real_embedder = library.embedder
+
+    def held_model():  # noqa: ANN202
+        assert release.wait(120), "the test never let the model load"
+        return real_embedder()
+
+    monkeypatch.setattr(library, "embedder", held_model)
+    window.start()
+    qtbot.waitUntil(lambda: window.model_ctl.state != "checking", timeout=30000)
+    window.search.set_text("punchy kick")  # nothing in the library yet
+    window.search.fire()
+    assert window.model.rowCount() == 0
+    try:
+        window.indexing.index([str(folder)])
+        # Read again every few seconds while the model still loads: the kicks show by name.
+        qtbot.waitUntil(lambda: window.model.rowCount() == 3, timeout=20000)
+        assert library.model_loading and not library.model_loaded
+        assert "while the model loads" in window.title.text()
+    finally:
+        release.set()
+    with qtbot.waitSignal(window.indexing.finished, timeout=120000):
+        pass
