@@ -14,6 +14,30 @@ from clapdesk.gui.results_model import MATCH, NAME, NOT_HEARD
 from .test_main_window import MAX_UI_GAP_S, GapMeter
 
 
+def _kicks_and_pads(tmp_path: Path) -> Path:
+    folder = tmp_path / "samples"
+    for i in range(3):
+        write_sound(folder / "Drums" / f"Kick {i} Punchy.wav", family_sound("kick", i))
+        write_sound(folder / "Pads" / f"Warm Pad {i}.wav", family_sound("pad", i))
+    return folder
+
+
+def _started_with_the_model_held(qtbot, make_window, monkeypatch):  # noqa: ANN001, ANN202
+    """The window started, its library's model load held until the returned event is set."""
+    window = make_window(start=False)
+    release = threading.Event()
+    real_embedder = window.library.embedder
+
+    def held_model():  # noqa: ANN202
+        assert release.wait(120), "the test never let the model load"
+        return real_embedder()
+
+    monkeypatch.setattr(window.library, "embedder", held_model)
+    window.start()
+    qtbot.waitUntil(lambda: window.model_ctl.state != "checking", timeout=30000)
+    return window, release
+
+
 def test_a_search_while_the_model_loads_lists_sounds_not_heard_yet(
         qtbot, make_window, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     folder = tmp_path / "samples"
@@ -88,22 +112,9 @@ def test_the_side_panel_follows_a_first_run_before_it_ends(
         qtbot, make_window, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     """The model held back: the folder and its six catalogued sounds show in the side panel
     while the run goes on (they waited for its end), and a selected folder stays selected."""
-    folder = tmp_path / "samples"
-    for i in range(3):
-        write_sound(folder / "Drums" / f"Kick {i} Punchy.wav", family_sound("kick", i))
-        write_sound(folder / "Pads" / f"Warm Pad {i}.wav", family_sound("pad", i))
-    window = make_window(start=False)
+    folder = _kicks_and_pads(tmp_path)
+    window, release = _started_with_the_model_held(qtbot, make_window, monkeypatch)
     library = window.library
-    release = threading.Event()
-    real_embedder = library.embedder
-
-    def held_model():  # noqa: ANN202
-        assert release.wait(120), "the test never let the model load"
-        return real_embedder()
-
-    monkeypatch.setattr(library, "embedder", held_model)
-    window.start()
-    qtbot.waitUntil(lambda: window.model_ctl.state != "checking", timeout=30000)
     try:
         window.indexing.index([str(folder)])
         qtbot.waitUntil(lambda: "6 not heard yet" in window.progress.label.text(), timeout=60000)
@@ -125,22 +136,9 @@ def test_the_side_panel_follows_a_first_run_before_it_ends(
 
 def test_a_query_typed_before_the_files_were_catalogued_finds_them_while_the_model_loads(
         qtbot, make_window, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
-    folder = tmp_path / "samples"
-    for i in range(3):
-        write_sound(folder / "Drums" / f"Kick {i} Punchy.wav", family_sound("kick", i))
-        write_sound(folder / "Pads" / f"Warm Pad {i}.wav", family_sound("pad", i))
-    window = make_window(start=False)
+    folder = _kicks_and_pads(tmp_path)
+    window, release = _started_with_the_model_held(qtbot, make_window, monkeypatch)
     library = window.library
-    release = threading.Event()
-    real_embedder = library.embedder
-
-    def held_model():  # noqa: ANN202
-        assert release.wait(120), "the test never let the model load"
-        return real_embedder()
-
-    monkeypatch.setattr(library, "embedder", held_model)
-    window.start()
-    qtbot.waitUntil(lambda: window.model_ctl.state != "checking", timeout=30000)
     window.search.set_text("punchy kick")  # nothing in the library yet
     window.search.fire()
     assert window.model.rowCount() == 0
