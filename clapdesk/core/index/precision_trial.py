@@ -90,7 +90,6 @@ class PrecisionTrial:
     _trial: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     _lost: set[str] = field(default_factory=set)
     _waiting: list[TrialCall] = field(default_factory=list)  # calls the candidates owe
-    _built: bool = False
     _no_tower: PrecisionChoice | None = None  # the choice when no candidate could be built
     decided: PrecisionChoice | None = None  # once judged (AutoPrecision.chosen then hears it)
 
@@ -119,7 +118,6 @@ class PrecisionTrial:
         """The candidate towers and the comparison's text vectors, once."""
         from clapdesk.core.embed.fast_tower import build_fast_tower
 
-        self._built = True
         if not self.candidates:
             for precision in self.planned:
                 tower = build_fast_tower(embedder.model.audio_model, precision)
@@ -138,7 +136,9 @@ class PrecisionTrial:
 
     @property
     def names(self) -> tuple[str, ...]:
-        return self.planned
+        """What is being compared: those planned until the towers are built, then those
+        that could be."""
+        return tuple(self.candidates) or self.planned
 
     def embed(self, embedder: Any, windows: Sequence[np.ndarray]) -> TrialCall:
         """One model call in float32, as the indexer runs it; the candidates run on the same
@@ -159,7 +159,7 @@ class PrecisionTrial:
         are searchable by now): fills those calls' per-window dicts."""
         import torch
 
-        if not self._built:
+        if self.text is None and self._no_tower is None:  # the first catch-up
             self._build(embedder)
         waiting, self._waiting = self._waiting, []
         if self._no_tower is not None:
