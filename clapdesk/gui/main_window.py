@@ -69,7 +69,6 @@ THUMB_WIDTH = 96
 MODEL_START_LATEST_MS = 1000
 
 QUIT_WAIT_MS = 1500  # at most this long for background jobs to stop when the window closes
-LIVE_REFRESH_MS = 3000  # while indexing, the browsed place is re-read this often
 
 
 class MainWindow(WindowCommands, QMainWindow):
@@ -128,8 +127,9 @@ class MainWindow(WindowCommands, QMainWindow):
         self.indexing.removed.connect(self._folder_removed)
         self.progress.cancel.clicked.connect(self.on_cancel_indexing)
         self.live_timer = QTimer(self)
-        self.live_timer.setInterval(LIVE_REFRESH_MS)
+        self.live_timer.setInterval(listening.LIVE_REFRESH_MS)
         self.live_timer.timeout.connect(self._live_refresh)
+        self.live_pace = listening.LivePace(self.live_timer)
         self.map_panel = install_map(self)  # View › Map of the library, beside the table
         self.sound_search = install_sound_search(self)  # drop, record, steer, aspects
         self._restore_layout()
@@ -245,9 +245,11 @@ class MainWindow(WindowCommands, QMainWindow):
             self.model_ctl.start()
 
     # -- places and browsing ------------------------------------------------------------------
-    def refresh_overview(self) -> None:
-        self.runner.submit(jobs.load_overview, self.library.paths.catalog, name="read library",
-                           on_result=self._show_overview)
+    def refresh_overview(self, pace: listening.LivePace | None = None) -> None:
+        read, show = jobs.load_overview, self._show_overview
+        if pace is not None:
+            read, show = pace.measured(read, show)
+        self.runner.submit(read, self.library.paths.catalog, name="read library", on_result=show)
 
     def _show_overview(self, overview: jobs.Overview) -> None:
         self.side.set_folders(overview.roots, overview.offline)
@@ -268,13 +270,15 @@ class MainWindow(WindowCommands, QMainWindow):
         self.search.field.clear()
         self.search.fire()  # an empty query browses the place
 
-    def browse(self, keep_scroll: bool = False) -> None:
+    def browse(self, keep_scroll: bool = False, pace: listening.LivePace | None = None) -> None:
         self.generation += 1
         generation = self.generation
         kind, value = self.place
-        self.runner.submit(
-            jobs.load_place, self.library.paths.catalog, kind, value, name="browse",
-            on_result=lambda hits: self._show_browse(generation, hits, keep_scroll))
+        read, show = jobs.load_place, lambda hits: self._show_browse(generation, hits, keep_scroll)
+        if pace is not None:  # a live refresh while indexing: what it costs spaces the next
+            read, show = pace.measured(read, show)
+        self.runner.submit(read, self.library.paths.catalog, kind, value, name="browse",
+                           on_result=show)
 
     def _show_browse(self, generation: int, hits: list[Hit], keep_scroll: bool = False) -> None:
         if not self._model_started:

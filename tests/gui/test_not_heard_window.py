@@ -4,6 +4,7 @@ the sounds the model has not heard yet say so, in the table and beside the progr
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 from conftest import family_sound, write_sound
@@ -22,9 +23,11 @@ def _kicks_and_pads(tmp_path: Path) -> Path:
     return folder
 
 
-def _started_with_the_model_held(qtbot, make_window, monkeypatch):  # noqa: ANN001, ANN202
+def _started_with_the_model_held(qtbot, make_window, monkeypatch, before_start=None):  # noqa: ANN001, ANN202
     """The window started, its library's model load held until the returned event is set."""
     window = make_window(start=False)
+    if before_start is not None:
+        before_start(window.library)
     release = threading.Event()
     real_embedder = window.library.embedder
 
@@ -152,3 +155,70 @@ def test_a_query_typed_before_the_files_were_catalogued_finds_them_while_the_mod
         release.set()
     with qtbot.waitSignal(window.indexing.finished, timeout=120000):
         pass
+
+
+def _catalogue_many(library, count: int) -> None:  # noqa: ANN001
+    """`count` files already in the catalog, each with tags and a vector, as a large library."""
+    catalog = library.catalog
+    root_id = catalog.add_root("/elsewhere/large library")
+    with catalog.transaction():
+        catalog.db.executemany(
+            "INSERT INTO files(path, root_id, size, mtime_ns, content_hash, duration, "
+            "sample_rate, channels, format, subtype, indexed_at, kind) "
+            "VALUES (?, ?, 1000, 1, ?, 1.5, 44100, 2, 'WAV', 'PCM_16', 0, 'one-shot')",
+            [(f"/elsewhere/large library/pack {i // 500:03d}/hit {i:05d}.wav".encode(), root_id,
+              f"{i:040x}") for i in range(count)])
+        catalog.db.execute("INSERT INTO tags(file_id, tag, source, score) "
+                           "SELECT id, 'kick', 'auto', 0.5 FROM files")
+
+
+def test_the_live_refresh_waits_longer_where_it_costs_more(
+        qtbot, make_window, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """20,000 files catalogued: reading the overview and 5,000 rows again and redrawing them
+    costs enough that every 3 s it would take a good share of a core from the indexing; the
+    next refresh waits until they are within LIVE_SHARE of the time."""
+    from clapdesk.gui import listening
+
+    folder = _kicks_and_pads(tmp_path)
+    window, release = _started_with_the_model_held(
+        qtbot, make_window, monkeypatch, before_start=lambda lib: _catalogue_many(lib, 20_000))
+    costs: list[float] = []
+    real_add = window.live_pace.add
+    monkeypatch.setattr(window.live_pace, "add", lambda s: (costs.append(s), real_add(s))[1])
+    ticks: list[int] = []
+    window.live_timer.timeout.connect(lambda: ticks.append(window.live_timer.interval()))
+    try:
+        window.indexing.index([str(folder)])
+        qtbot.waitUntil(lambda: len(ticks) >= 2, timeout=30000)
+        assert ticks[0] == listening.LIVE_REFRESH_MS  # nothing measured before the first
+        assert costs  # the first refresh's reads and redraws were measured
+        # Spaced by what the first refresh cost: more than the 3 s of before.
+        assert ticks[1] > listening.LIVE_REFRESH_MS
+        assert ticks[1] <= listening.LIVE_REFRESH_LONGEST_MS
+        assert window.model.rowCount() == 5000  # and it still refreshed the rows
+    finally:
+        release.set()
+    with qtbot.waitSignal(window.indexing.finished, timeout=120000):
+        pass
+
+
+def test_live_pace_keeps_the_refreshes_within_their_share_of_the_time(qtbot) -> None:  # noqa: ANN001
+    from PySide6.QtCore import QTimer
+
+    from clapdesk.gui.listening import LIVE_REFRESH_LONGEST_MS, LIVE_REFRESH_MS, LivePace
+
+    timer = QTimer()
+    pace = LivePace(timer)
+    pace.next_refresh()
+    assert timer.interval() == LIVE_REFRESH_MS  # cheap: as often as before
+    read, show = pace.measured(lambda n: sum(i * i for i in range(n)), lambda _: None)
+    began = time.thread_time()
+    show(read(3_000_000))  # CPU time on this thread, as a worker's read
+    spent = time.thread_time() - began
+    pace.next_refresh()
+    assert abs(timer.interval() - max(LIVE_REFRESH_MS, spent / 0.02 * 1000)) <= 0.1 * timer.interval()
+    pace.add(60.0)  # a refresh that took a minute: still at least every 30 s
+    pace.next_refresh()
+    assert timer.interval() == LIVE_REFRESH_LONGEST_MS
+    pace.next_refresh()  # what was measured is spent: back to the floor
+    assert timer.interval() == LIVE_REFRESH_MS
