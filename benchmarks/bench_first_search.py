@@ -12,7 +12,8 @@ thread searches again and again, as a producer typing would, and records:
 - model_loaded: when the model had loaded; model_ready: when the indexer took its first decoded
   file to the model (decoders run at idle priority: on a busy machine they wait for a core).
 Then indexing is cancelled, unless --complete: then the run goes to the end and the time-left
-estimates it showed are compared with the real time left (after the first minute).
+estimates it showed are compared with the real time left (after the first minute), and the
+ranges it showed while choosing the precision are checked for holding it.
 
 The model is the full larger_clap_music architecture with random weights (its text tower's
 health check is let through: the timing is what is measured), or a tiny random model with
@@ -91,6 +92,7 @@ def run(model: Path, folder: Path, library_dir: Path, complete: bool, limit: flo
 
     marks: dict[str, float] = {}
     history: list[tuple[float, float | None]] = []
+    ranges: list[tuple[float, float | None, float]] = []  # (when, fast end, float32's end)
     cancel = threading.Event()
     errors: list[BaseException] = []
     began = time.monotonic()
@@ -108,7 +110,10 @@ def run(model: Path, folder: Path, library_dir: Path, complete: bool, limit: flo
         now = time.monotonic()
         if p.phase == "embedding":
             marks.setdefault("model_ready", now)
-            history.append((now, p.eta))
+            # While the precision is chosen the time left is a range, judged on its own.
+            history.append((now, None if p.comparing else p.eta))
+            if p.comparing and p.eta is not None:
+                ranges.append((now, p.eta_low, p.eta))
 
     def index() -> None:
         try:
@@ -169,7 +174,22 @@ def run(model: Path, folder: Path, library_dir: Path, complete: bool, limit: flo
         out["precision"] = library.precision_choice.note()
     if complete:
         out["time_left_estimates"] = estimate_errors(history, end, began, after=60.0)
+        out["time_left_while_choosing"] = range_fit(ranges, end)
     return out
+
+
+def range_fit(ranges: list[tuple[float, float | None, float]], end: float) -> dict[str, object]:
+    """How the ranges said while the precision was chosen held the real time left: the share
+    that held it, and where it fell in them (0 at the fast end, 1 at float32's)."""
+    if not ranges:
+        return {"points": 0}
+    places = []
+    for at, low, high in ranges:
+        low = high if low is None else low
+        places.append((end - at - low) / (high - low) if high > low else 0.0)
+    return {"points": len(places),
+            "held": round(sum(0.0 <= p <= 1.0 for p in places) / len(places), 3),
+            "median_place": round(float(np.median(places)), 3)}
 
 
 def main() -> None:

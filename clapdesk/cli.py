@@ -482,6 +482,8 @@ class _ProgressBar:
         width = 30
         filled = int(width * progress.done / progress.total) if progress.total else 0
         eta = f" {progress.eta:.0f}s left" if progress.eta else ""
+        if progress.eta and progress.eta_low is not None and progress.eta_low < progress.eta:
+            eta = f" {progress.eta_low:.0f}-{progress.eta:.0f}s left"  # choosing the precision
         rate = f" {progress.rate:.1f} files/s" if progress.rate else ""
         phase = CHOOSING_PRECISION if progress.comparing else progress.phase
         line = (f"\r{phase:<18} [{'#' * filled}{'.' * (width - filled)}] "

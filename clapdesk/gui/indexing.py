@@ -32,8 +32,9 @@ PROGRESS_MIN_INTERVAL = 0.05  # seconds between progress repaints
 # Why the first files of a first indexing go a little slower: said, not left to guesswork.
 CHOOSING_TIP = ("On the first files of this library, clapdesk also times float32 against a "
                 "faster precision, and goes on in the faster one only if search results stay "
-                "the same. This happens once per library and computer; Settings › Model "
-                "precision skips it.")
+                "the same. Until then the time left is a range: from the faster precision's "
+                "pace to float32's. This happens once per library and computer; Settings › "
+                "Model precision skips it.")
 
 
 def folders_to_watch(roots: list[str], cap: int = WATCH_MAX_FOLDERS) -> list[str]:
@@ -54,15 +55,32 @@ def folders_to_watch(roots: list[str], cap: int = WATCH_MAX_FOLDERS) -> list[str
     return out
 
 
-def format_eta(seconds: float | None) -> str:
+def format_eta(seconds: float | None, low: float | None = None) -> str:
+    """"3 min 20 s left"; with `low` (while the precision is chosen), "2–4 min left"."""
     if seconds is None:
         return ""
+    if low is not None and low < seconds:
+        fast, slow = _rough(low), _rough(seconds)
+        if fast == slow:
+            return f"about {slow} left"
+        if fast.endswith(" min") and slow.endswith(" min") and " h " not in slow:
+            return f"{fast[:-4]}–{slow} left"
+        return f"{fast} – {slow} left"
     seconds = int(seconds)
     if seconds < 60:
         return f"{seconds} s left"
     if seconds < 3600:
         return f"{seconds // 60} min {seconds % 60:02d} s left"
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min left"
+
+
+def _rough(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds // 3600} h {round(seconds % 3600 / 60):02d} min"
 
 
 def describe_report(report: IndexReport) -> str:
@@ -116,7 +134,7 @@ class IndexProgress(QWidget):
         if progress.rate:
             parts.append(f"{progress.rate:.1f} files/s")
         if progress.eta is not None:
-            parts.append(format_eta(progress.eta))
+            parts.append(format_eta(progress.eta, progress.eta_low))
         if progress.not_heard:
             # Already searchable by name, tags, tempo and key; ranked by sound once heard.
             parts.append(f"{progress.not_heard:,} not heard yet")

@@ -142,6 +142,23 @@ def test_the_progress_says_what_the_choice_is_doing_and_how_to_skip_it(qtbot) ->
     tip = progress.label.toolTip()
     assert "first files of this library" in tip and "Settings › Model precision" in tip
     assert "Not listened to yet" in tip  # the rows' own tip still comes with it
+    # Once the candidate is timed, the time left is a range: its pace to float32's.
+    progress.show_progress(Progress("embedding", 20, 400, eta=250, eta_low=130, not_heard=380,
+                                    comparing=("int8",)))
+    assert progress.label.text() == ("Embedding · 2–4 min left · 380 not heard yet · "
+                                     "choosing precision")
+    assert "the time left is a range" in progress.label.toolTip()
     progress.show_progress(Progress("embedding", 50, 400, not_heard=350))
     assert "precision" not in progress.label.toolTip()
     assert "precision" not in progress.label.text()
+
+
+def test_a_time_left_range_reads_in_the_units_of_its_ends() -> None:
+    from clapdesk.gui.indexing import format_eta
+
+    assert format_eta(200) == "3 min 20 s left"
+    assert format_eta(45, 30) == "30 s – 45 s left"
+    assert format_eta(250, 130) == "2–4 min left"
+    assert format_eta(150, 140) == "about 2 min left"  # both ends round alike
+    assert format_eta(5400, 2000) == "33 min – 1 h 30 min left"
+    assert format_eta(200, 250) == "3 min 20 s left"  # a low end above the high one: no range

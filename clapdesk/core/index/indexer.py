@@ -256,13 +256,13 @@ class Indexer:
                 timer.file_done(id(job), len(decoded.windows) if decoded else 0, now,
                                 decoded.info.duration if decoded else None)
                 trying = self._trial.names if self._trial is not None and self._trial.open else ()
-                # While comparing, the rate is float32's and the candidates': the time left
-                # would read several times too long (610 s for a 100 s run), so none is said.
-                eta = None if trying else timer.eta()
-                self.eta_history.append((now, eta))
+                # While comparing, a range: from the fastest candidate's pace to float32's.
+                eta_low, eta = self._trial.time_left(timer) if trying else (None, timer.eta())
+                self.eta_history.append((now, None if trying else eta))
                 rate_now = done / (now - embedded_from) if now > embedded_from else 0.0
                 notify(Progress("embedding", done, len(jobs), item.job.found.path, rate_now, eta,
-                                not_heard=max(0, first.written - heard), comparing=trying))
+                                eta_low, not_heard=max(0, first.written - heard),
+                                comparing=trying))
                 if cancel.is_set():
                     report.cancelled = True
                     break

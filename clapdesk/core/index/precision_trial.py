@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from clapdesk.core.index.eta import TimeLeft
 from clapdesk.core.index.precision_choice import (
     MIN_FILES,
     QUERIES,
@@ -226,6 +227,22 @@ class PrecisionTrial:
             choice.tower = self.candidates[choice.precision]  # type: ignore[attr-defined]
         self.decided = choice
         return choice
+
+    def time_left(self, timer: TimeLeft) -> tuple[float | None, float | None]:
+        """While comparing: (the time left if the run goes on in the fastest candidate, if it
+        stays in float32), each with what the candidates still cost on the sample; (None, None)
+        until the candidates have been timed. The run's own pace (`timer`) is float32's: the
+        candidates' time is set aside from it (TimeLeft.aside)."""
+        float32 = timer.eta()
+        paces = [p for p in map(self.seconds_per_window, self.candidates) if p]
+        if float32 is None or not paces:
+            return None, None
+        # The sample files still to come, at the run's windows per file, through every candidate.
+        sample_left = len(self.sample - self._lost - set(self._reference))
+        windows_per_file = timer.windows_left() / max(1, timer.files_left)
+        owed = sample_left * windows_per_file * sum(paces)
+        fastest = timer.eta(min(paces))
+        return (None if fastest is None else fastest + owed), float32 + owed
 
     def seconds_per_window(self, precision: str) -> float | None:
         """The trial's measured time per window in `precision`, for the time left."""

@@ -24,6 +24,9 @@ class Progress:
     current: str = ""
     rate: float = 0.0  # files per second
     eta: float | None = None  # seconds left (see eta.py)
+    # While the precision is being chosen the time left is a range: from eta_low, if the run
+    # goes on in the fastest candidate, to eta, if it stays in float32.
+    eta_low: float | None = None
     # New files already in the catalog (found by name, tags, tempo and key) that the model has
     # not heard yet: they join the sound ranking as their vectors land.
     not_heard: int = 0
@@ -35,6 +38,7 @@ class Progress:
         return {"phase": self.phase, "done": self.done, "total": self.total,
                 "current": display_path(self.current), "rate": round(self.rate, 2),
                 "eta": None if self.eta is None else round(self.eta, 1),
+                "eta_low": None if self.eta_low is None else round(self.eta_low, 1),
                 "not_heard": self.not_heard, "comparing": list(self.comparing)}
 
 
