@@ -232,15 +232,17 @@ class TimeLeft:
             return 0.0
         return self._other_seconds.value / self._other_files.value
 
-    def eta(self, seconds_per_window: float | None = None) -> float | None:
+    def eta(self, seconds_per_window: float | None = None, decoders: bool = True
+            ) -> float | None:
         """Seconds left, or None while there is not enough to go on. `seconds_per_window`
-        replaces the model's measured time per window (what another precision would take)."""
+        replaces the model's measured time per window (what another precision would take);
+        `decoders=False` leaves out the decoders' bound (while their pace is the model's)."""
         per_window = self.seconds_per_window()
         if self._last is None or per_window is None or self._windows_done < WARM_UP_WINDOWS:
             return None
         per_window = per_window if seconds_per_window is None else seconds_per_window
         model_bound = per_window * self.windows_left() + self.seconds_per_file() * self.files_left
-        decode_bound = self.decode_bound()
+        decode_bound = self.decode_bound() if decoders else None
         return model_bound if decode_bound is None else max(model_bound, decode_bound)
 
 

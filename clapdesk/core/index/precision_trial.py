@@ -232,8 +232,12 @@ class PrecisionTrial:
         """While comparing: (the time left if the run goes on in the fastest candidate, if it
         stays in float32), each with what the candidates still cost on the sample; (None, None)
         until the candidates have been timed. The run's own pace (`timer`) is float32's: the
-        candidates' time is set aside from it (TimeLeft.aside)."""
-        float32 = timer.eta()
+        candidates' time is set aside from it (TimeLeft.aside). The decoders' bound is left
+        out: while the trial holds the model back, the read-ahead is full and the decoders
+        finish a file each time the model takes one, so their pace is the trial's (it put
+        every range of a 1,000-file run above the real time left, AVX2 EPYC; without it the
+        ranges closed in on it within 10 s of the first, and held it from then on)."""
+        float32 = timer.eta(decoders=False)
         paces = [p for p in map(self.seconds_per_window, self.candidates) if p]
         if float32 is None or not paces:
             return None, None
@@ -241,7 +245,7 @@ class PrecisionTrial:
         sample_left = len(self.sample - self._lost - set(self._reference))
         windows_per_file = timer.windows_left() / max(1, timer.files_left)
         owed = sample_left * windows_per_file * sum(paces)
-        fastest = timer.eta(min(paces))
+        fastest = timer.eta(min(paces), decoders=False)
         return (None if fastest is None else fastest + owed), float32 + owed
 
     def seconds_per_window(self, precision: str) -> float | None:
