@@ -416,10 +416,11 @@ def test_the_decoders_pace_leaves_out_the_wait_for_a_full_read_ahead() -> None:
     assert bound is not None and abs(bound - 937 / 5) < 0.1 * 937 / 5, bound
 
 
-def test_after_a_precision_switch_the_decoders_old_pace_does_not_hold_the_time_left() -> None:
-    # The trial (float32 and a candidate, 0.3 s a file) keeps the read-ahead full, so the
-    # decoders finish a file each time the model takes one: 0.3 s apart, though they could
-    # do one in 0.05 s. Then the run goes on in the candidate at 0.08 s a file.
+def _trial_schedule() -> tuple[list[tuple[float, float]], list[float], list[float]]:
+    """The trial (float32 and a candidate, 0.3 s a file) keeps the read-ahead full, so the
+    decoders finish a file each time the model takes one: 0.3 s apart, though they could do
+    one in 0.05 s. Then the run goes on in the candidate at 0.08 s a file. Returns each file's
+    (model, aside) seconds, and when it was decoded and when the model was done with it."""
     files, trial, ahead, ready = 1000, 40, 32, 5.0
     cost = [(0.1, 0.2) if i < trial else (0.075, 0.0) for i in range(files)]  # model, aside
     decoded, consumed = [0.0] * files, [0.0] * files
@@ -428,6 +429,50 @@ def test_after_a_precision_switch_the_decoders_old_pace_does_not_hold_the_time_l
         decoded[i] = max(decoded[i - 1] if i else 0.0, allowed) + 0.05
         consumed[i] = (max(decoded[i], consumed[i - 1] if i else ready)
                        + sum(cost[i]) + 0.005)
+    return cost, decoded, consumed
+
+
+def test_while_choosing_the_time_left_range_holds_the_real_one() -> None:
+    """The same trial: the range from the candidate's pace to float32's holds the real time
+    left once both have been timed. With the decoders' bound in it (their pace is the trial's
+    then) its fast end rose to 2.5x the real time left by the end of the trial."""
+    from clapdesk.core.index.precision_trial import PrecisionTrial
+
+    cost, decoded, consumed = _trial_schedule()
+    files, trial_files, ready = len(cost), 40, 5.0
+    trial = PrecisionTrial(("int8",), {"int8": lambda mel, longer: None},
+                           sample={str(i) for i in range(trial_files)})
+    estimator = TimeLeft()
+    for i in range(files):
+        estimator.expect(i, 1.0, 44_100, f"{i}.wav")
+    events = sorted([(t, 0, i) for i, t in enumerate(decoded)]
+                    + [(t, 1, i) for i, t in enumerate(consumed)])
+    estimator.start(ready)
+    held = []
+    for at, kind, index in events:
+        if kind == 0:
+            estimator.file_decoded(at)
+            continue
+        if index >= trial_files:
+            break
+        model, _ = cost[index]
+        estimator.model_call(1, model, at)
+        estimator.aside(0.2)
+        estimator.file_done(index, 1, at, 1.0)
+        trial.seconds = {"float32": model * (index + 1), "int8": 0.075 * (index + 1)}
+        trial.windows_timed = index + 1
+        trial._reference[str(index)] = np.zeros(4, np.float32)
+        low, high = trial.time_left(estimator)
+        if index >= 10:
+            real = consumed[-1] - at
+            held.append(low is not None and 0.9 * low <= real <= 1.1 * high)
+    assert len(held) == 30 and all(held), held
+
+
+def test_after_a_precision_switch_the_decoders_old_pace_does_not_hold_the_time_left() -> None:
+    cost, decoded, consumed = _trial_schedule()
+    files, trial = len(cost), 40
+    ready = 5.0
     estimator = TimeLeft()
     for i in range(files):
         estimator.expect(i, 1.0, 44_100, f"{i}.wav")
