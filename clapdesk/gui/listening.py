@@ -8,10 +8,10 @@ position and the selection), so those sounds take their place in the ranking as 
 land, and files catalogued since show at all.
 
 What those refreshes cost grows with the library: on 100,000 files the side panel's overview
-and the browsed place (5,000 rows) took about 370 ms of the workers' CPU and 65 ms of the
-window's own thread each time (2-core EPYC), so at every 3 s they took 14 % of a core from the
-indexing, and the window stalled for a few frames every 3 s. LivePace spaces them so that they
-take at most LIVE_SHARE of the time: every 22 s there (benchmarks/bench_live_refresh.py).
+and the browsed place (5,000 rows) took 360-435 ms each time, 40-65 ms of it on the window's own
+thread (2-core EPYC), so at every 3 s they took 12-14 % of a core from the indexing. LivePace
+spaces them so that they take at most LIVE_SHARE of a core: every 7-9 s there, and every 3 s
+on a library of 3,000 files (benchmarks/bench_live_refresh.py).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 LIVE_REFRESH_MS = 3000  # while indexing, the browsed place is re-read this often at most
 LIVE_REFRESH_LONGEST_MS = 30_000  # and at least this often, however much it costs
-LIVE_SHARE = 0.02  # the share of the time the refreshes' reads and redraws may take
+LIVE_SHARE = 0.05  # the share of one core the refreshes' reads and redraws may take
 
 
 class LivePace:
