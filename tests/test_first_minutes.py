@@ -432,6 +432,20 @@ def _trial_schedule() -> tuple[list[tuple[float, float]], list[float], list[floa
     return cost, decoded, consumed
 
 
+def _replay_start(decoded: list[float], consumed: list[float]
+                  ) -> tuple[TimeLeft, list[tuple[float, int, int]]]:
+    """An estimator expecting the schedule's one-second files, started when the model was
+    ready (5 s), and the schedule's events in time order: (when, 0, file) as a decoder finished
+    it, (when, 1, file) as the model was done with it."""
+    estimator = TimeLeft()
+    for i in range(len(decoded)):
+        estimator.expect(i, 1.0, 44_100, f"{i}.wav")
+    estimator.start(5.0)
+    events = sorted([(t, 0, i) for i, t in enumerate(decoded)]
+                    + [(t, 1, i) for i, t in enumerate(consumed)])
+    return estimator, events
+
+
 def test_while_choosing_the_time_left_range_holds_the_real_one() -> None:
     """The same trial: the range from the candidate's pace to float32's holds the real time
     left once both have been timed. With the decoders' bound in it (their pace is the trial's
@@ -439,15 +453,10 @@ def test_while_choosing_the_time_left_range_holds_the_real_one() -> None:
     from clapdesk.core.index.precision_trial import PrecisionTrial
 
     cost, decoded, consumed = _trial_schedule()
-    files, trial_files, ready = len(cost), 40, 5.0
+    trial_files = 40
     trial = PrecisionTrial(("int8",), {"int8": lambda mel, longer: None},
                            sample={str(i) for i in range(trial_files)})
-    estimator = TimeLeft()
-    for i in range(files):
-        estimator.expect(i, 1.0, 44_100, f"{i}.wav")
-    events = sorted([(t, 0, i) for i, t in enumerate(decoded)]
-                    + [(t, 1, i) for i, t in enumerate(consumed)])
-    estimator.start(ready)
+    estimator, events = _replay_start(decoded, consumed)
     held = []
     for at, kind, index in events:
         if kind == 0:
@@ -471,14 +480,8 @@ def test_while_choosing_the_time_left_range_holds_the_real_one() -> None:
 
 def test_after_a_precision_switch_the_decoders_old_pace_does_not_hold_the_time_left() -> None:
     cost, decoded, consumed = _trial_schedule()
-    files, trial = len(cost), 40
-    ready = 5.0
-    estimator = TimeLeft()
-    for i in range(files):
-        estimator.expect(i, 1.0, 44_100, f"{i}.wav")
-    events = sorted([(t, 0, i) for i, t in enumerate(decoded)]
-                    + [(t, 1, i) for i, t in enumerate(consumed)])
-    estimator.start(ready)
+    trial = 40
+    estimator, events = _replay_start(decoded, consumed)
     after_switch: list[tuple[float, float]] = []
     for at, kind, index in events:
         if kind == 0:

@@ -59,28 +59,25 @@ def format_eta(seconds: float | None, low: float | None = None) -> str:
     """"3 min 20 s left"; with `low` (while the precision is chosen), "2–4 min left"."""
     if seconds is None:
         return ""
-    if low is not None and low < seconds:
-        fast, slow = _rough(low), _rough(seconds)
-        if fast == slow:
-            return f"about {slow} left"
-        if fast.endswith(" min") and slow.endswith(" min") and " h " not in slow:
-            return f"{fast[:-4]}–{slow} left"
-        return f"{fast} – {slow} left"
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds} s left"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s left"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min left"
+    if low is None or low >= seconds:
+        return f"{_duration(seconds)} left"
+    fast, slow = _duration(low, rough=True), _duration(seconds, rough=True)
+    if fast == slow:
+        return f"about {slow} left"
+    if fast.endswith(" min") and slow.endswith(" min") and " h " not in slow:
+        return f"{fast[:-4]}–{slow} left"
+    return f"{fast} – {slow} left"
 
 
-def _rough(seconds: float) -> str:
+def _duration(seconds: float, rough: bool = False) -> str:
+    """"3 min 20 s", or rounded to the minute ("3 min") for a range's ends."""
     seconds = int(seconds)
     if seconds < 60:
         return f"{seconds} s"
     if seconds < 3600:
-        return f"{round(seconds / 60)} min"
-    return f"{seconds // 3600} h {round(seconds % 3600 / 60):02d} min"
+        return f"{round(seconds / 60)} min" if rough else f"{seconds // 60} min {seconds % 60:02d} s"
+    minutes = min(59, round(seconds % 3600 / 60)) if rough else seconds % 3600 // 60
+    return f"{seconds // 3600} h {minutes:02d} min"
 
 
 def describe_report(report: IndexReport) -> str:
