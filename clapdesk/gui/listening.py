@@ -10,7 +10,7 @@ land, and files catalogued since show at all.
 What those refreshes cost grows with the library: on 100,000 files the side panel's overview
 and the browsed place (5,000 rows) took 360-435 ms each time, 40-65 ms of it on the window's own
 thread (2-core EPYC), so at every 3 s they took 12-14 % of a core from the indexing. LivePace
-spaces them so that they take at most LIVE_SHARE of a core: every 7-9 s there, and every 3 s
+spaces them so that they take at most LIVE_SHARE of a core: every 7-9 s there, and about every 3 s
 on a library of 3,000 files (benchmarks/bench_live_refresh.py).
 """
 
@@ -70,7 +70,7 @@ class LivePace:
 
     def next_refresh(self) -> None:
         """A refresh begins: the one after it waits LIVE_REFRESH_MS, or long enough that what
-        the refreshes cost stays within LIVE_SHARE of the time."""
+        the refreshes cost stays within LIVE_SHARE of a core."""
         with self._lock:
             cost, self._cost = self._cost, 0.0
         wanted = int(cost / LIVE_SHARE * 1000)
