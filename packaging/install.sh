@@ -113,21 +113,27 @@ if [ "$torch_choice" = auto ]; then
 fi
 
 # Prints "cuda VERSION" or "cpu VERSION" for what pip would install for a requirement; a
-# CUDA build depends on NVIDIA's packages or carries "+cu" in its version.
+# CUDA build depends on NVIDIA's packages or carries "+cu" in its version. --ignore-installed:
+# on a second run torch is already in the venv, and pip's report would list nothing to install.
 torch_build_of() {
-  local report
+  local report status
   report=$(mktemp)
-  if ! "${pip[@]}" install --dry-run --no-deps -q --report "$report" "$@" >/dev/null 2>&1; then
+  if ! "${pip[@]}" install --dry-run --no-deps --ignore-installed -q --report "$report" "$@" >/dev/null 2>&1; then
     rm -f "$report"; return 1
   fi
-  .venv/bin/python - "$report" <<'EOF'
+  "${pip[0]}" - "$report" <<'EOF'
 import json, sys
-item = json.load(open(sys.argv[1]))["install"][0]["metadata"]
+chosen = json.load(open(sys.argv[1]))["install"]
+if not chosen:
+    sys.exit(1)
+item = chosen[0]["metadata"]
 needs = " ".join(item.get("requires_dist") or [])
 cuda = "+cu" in item["version"] or "nvidia-" in needs
 print("cuda" if cuda else "cpu", item["version"])
 EOF
+  status=$?
   rm -f "$report"
+  return $status
 }
 
 installed_torch=$(.venv/bin/python -c "import torch; print(torch.__version__)" 2>/dev/null || true)

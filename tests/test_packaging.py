@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import configparser
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -60,6 +61,51 @@ def test_install_script_refuses_an_unknown_torch_build() -> None:
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 2
     assert "--torch takes cpu, cuda or auto, not 'rocm'" in done.stderr
+
+
+def _wheel(folder: Path, name: str, version: str, requires: list[str]) -> Path:
+    """A metadata-only wheel: all pip's resolver reads in a dry run."""
+    import zipfile
+
+    info = f"{name}-{version}.dist-info"
+    path = folder / f"{name}-{version}-py3-none-any.whl"
+    metadata = (f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+                + "".join(f"Requires-Dist: {r}\n" for r in requires))
+    with zipfile.ZipFile(path, "w") as wheel:
+        wheel.writestr(f"{info}/METADATA", metadata)
+        wheel.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\n"
+                                        "Root-Is-Purelib: true\nTag: py3-none-any\n")
+        wheel.writestr(f"{info}/RECORD", "")
+    return path
+
+
+def test_install_script_tells_the_torch_build_apart_with_torch_already_installed(tmp_path) -> None:
+    """A second run of the install finds torch in the venv. pip's dry run then reports nothing to
+    install, and the probe used to fail with a traceback, so the install warned of a CUDA-only
+    index. Served from a local folder (--no-index): no traffic leaves the machine."""
+    import torch
+
+    script = (ROOT / "packaging" / "install.sh").read_text()
+    probe = re.search(r"^torch_build_of\(\) \{\n.*?^\}\n", script, re.M | re.S)
+    assert probe is not None
+    installed = torch.__version__
+    public = installed.split("+")[0]
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    _wheel(wheels, "torch", installed, ["filelock"])
+    program = (f"pip=({sys.executable} -m pip)\n{probe.group(0)}\n"
+               f"torch_build_of --no-index --find-links {wheels} 'torch=={public}'")
+    done = subprocess.run(["bash", "-c", program], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PIP_FIND_LINKS": "", "PIP_CONSTRAINT": ""})
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["cpu", installed]
+    # A CUDA build is told by what it depends on, installed or not.
+    (wheels / f"torch-{installed}-py3-none-any.whl").unlink()
+    _wheel(wheels, "torch", f"{public}+cu130", ["nvidia-cublas"])
+    done = subprocess.run(["bash", "-c", program], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PIP_FIND_LINKS": "", "PIP_CONSTRAINT": ""})
+    assert done.stdout.split() == ["cuda", f"{public}+cu130"], done.stderr
 
 
 def test_qt_xcb_plugin_finds_every_library() -> None:
