@@ -2,21 +2,20 @@
 
 The window only arranges and forwards: indexing lives in indexing.py, the model in
 model_control.py, audition rules in audition.py, catalog reads and searches in jobs.py, all run
-through one TaskRunner. The window is usable before the model has loaded.
+through one TaskRunner; the menu commands are in commands.py and the table's selection, clicks
+and keys in result_rows.py. The window is usable before the model has loaded.
 """
 
 from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import QEvent, QItemSelectionModel, QModelIndex, QObject, Qt, QTimer
-from PySide6.QtGui import QCloseEvent, QKeyEvent
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
-    QApplication,
     QDockWidget,
     QLabel,
     QMainWindow,
-    QMenu,
     QMessageBox,
     QSplitter,
     QVBoxLayout,
@@ -33,7 +32,7 @@ from clapdesk.core.search.ranking import Filters, Hit
 from clapdesk.core.store.catalog import display_path
 from clapdesk.core.store.user_tags import tags_for_display
 from clapdesk.gui import jobs, listening, model_notices
-from clapdesk.gui.actions import ROW_MENU, build_actions
+from clapdesk.gui.actions import build_actions
 from clapdesk.gui.audition import AuditionController, TransportBar
 from clapdesk.gui.commands import WindowCommands
 from clapdesk.gui.indexing import IndexingController, IndexProgress, describe_report
@@ -42,6 +41,7 @@ from clapdesk.gui.model_control import READY, UNAVAILABLE, DownloadDialog, Model
 from clapdesk.gui.panels import QUERY, FailuresPanel, SidePanel
 from clapdesk.gui.player import Player
 from clapdesk.gui.project_audition import ProjectAudition
+from clapdesk.gui.result_rows import ResultRows
 from clapdesk.gui.results_model import (
     MATCH,
     NAME,
@@ -71,7 +71,7 @@ MODEL_START_LATEST_MS = 1000
 QUIT_WAIT_MS = 1500  # at most this long for background jobs to stop when the window closes
 
 
-class MainWindow(WindowCommands, QMainWindow):
+class MainWindow(ResultRows, WindowCommands, QMainWindow):
     def __init__(self, library: Library, settings: Settings | None = None,
                  player: Player | None = None) -> None:
         super().__init__()
@@ -371,78 +371,6 @@ class MainWindow(WindowCommands, QMainWindow):
             self.search.set_history(self.queries)
 
     # -- rows ---------------------------------------------------------------------------------
-    def selected_hits(self) -> list[Hit]:
-        return self.view.selected_hits()
-
-    def selected_paths(self) -> list[str]:
-        return [h.file.path for h in self.view.selected_hits()]
-
-    def current_hit(self) -> Hit | None:
-        return self.view.current_hit()
-
-    def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
-        if not current.isValid() or self._restoring:
-            return
-        hit = current.data(OBJECT_ROLE)
-        ahead = []
-        for offset in range(1, 5):
-            below = current.siblingAtRow(current.row() + offset)
-            if below.isValid():
-                ahead.append(below.data(OBJECT_ROLE).file.path)
-        if QApplication.mouseButtons() != Qt.MouseButton.NoButton:
-            self.audition.player.predecode(ahead)  # a click plays from `pressed`, at once
-            return
-        self.audition.selection_moved(hit.file.path, ahead)
-
-    def _pressed(self, index: QModelIndex) -> None:
-        if QApplication.keyboardModifiers() != Qt.KeyboardModifier.NoModifier:
-            return  # Ctrl/Shift-click builds a selection; it should not blast sounds
-        hit = index.data(OBJECT_ROLE)
-        if hit is not None:
-            self.audition.clicked(hit.file.path, self._current_at_press == hit.file.path)
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is self.view.viewport() and event.type() == QEvent.Type.MouseButtonPress:
-            current = self.current_hit()
-            self._current_at_press = current.file.path if current else None
-        elif watched is self.search.field and event.type() == QEvent.Type.KeyPress:
-            key = event.key() if isinstance(event, QKeyEvent) else None
-            plain = isinstance(event, QKeyEvent) and not event.modifiers() & (
-                Qt.KeyboardModifier.AltModifier | Qt.KeyboardModifier.ControlModifier)
-            if plain and key in (Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_PageUp,
-                                 Qt.Key.Key_PageDown) and self.proxy.rowCount():
-                # Arrowing from the search field goes to the results: Down to the first row,
-                # the best match, which plays. Giving the view focus first would make row 0
-                # current on its own and the key would then move past it.
-                self.search.hide_history()
-                if key == Qt.Key.Key_Down:
-                    self.go_to_first_row()
-                    return True
-                self.view.setFocus()
-                QApplication.sendEvent(self.view, event)
-                return True
-        return super().eventFilter(watched, event)
-
-    def go_to_first_row(self) -> None:
-        """Select the first row and audition it, as arrowing onto it would."""
-        first = self.proxy.index(0, NAME)
-        was_current = self.view.currentIndex().row() == 0
-        self.view.selectionModel().setCurrentIndex(
-            first, QItemSelectionModel.SelectionFlag.ClearAndSelect
-            | QItemSelectionModel.SelectionFlag.Rows)
-        self.view.setFocus(Qt.FocusReason.OtherFocusReason)
-        self.view.scrollTo(first)
-        if was_current:  # no currentRowChanged: play it all the same
-            self._current_changed(first, first)
-
-    def _row_menu(self, at: object) -> None:
-        if self.current_hit() is None:
-            return
-        menu = QMenu(self)
-        for name in ROW_MENU:
-            menu.addAction(self.actions_by_name[name])
-        menu.popup(self.view.viewport().mapToGlobal(at))  # type: ignore[arg-type]
-
     def refresh_tags(self, file_ids: list[int]) -> None:
         """Tags were edited: the rows show them at once, the producer's own first."""
         self.model.update_tags(tags_for_display(self.library.catalog, file_ids))
