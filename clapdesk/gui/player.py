@@ -43,13 +43,13 @@ import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import CancelledError, Future
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
 from clapdesk.core.audition.audio_cache import CACHE_BYTES, AudioCache
+from clapdesk.core.audition.voice import Voice
 from clapdesk.core.ingest.audio import DecodeError, read_for_playback
 from clapdesk.gui import portaudio
 from clapdesk.gui.workers import TaskRunner
@@ -60,28 +60,6 @@ PREDECODE_MAX_FILE_BYTES = 64 * 1024 * 1024
 PREDECODE_AHEAD = 4
 # A little above PortAudio's "low" so a busy GUI thread holding the GIL does not cause clicks.
 OUTPUT_LATENCY = 0.03
-
-
-
-@dataclass
-class _Voice:
-    """One file being played: read by the audio callback, moved by `seek`."""
-
-    path: str
-    data: np.ndarray  # (frames, channels) float32 at the stream's rate
-    rate: int
-    requested_at: float
-    pos: int = 0
-    finished: bool = False
-    first_callback_at: float | None = field(default=None)
-    # A buffer still being rendered plays up to `ready` and waits there (silence, not the end).
-    ready: int | None = None
-    # A start on the beat: the perf_counter() second the first frame should reach the DAC.
-    start_at: float | None = None
-    pad: int = 0  # silent frames still to write before the first frame
-    pad_frames_total: int = 0
-    sounded_at: float | None = None  # when the first frame reached the DAC (as PortAudio says)
-
 
 PLAY_LANE, AHEAD_LANE = "play", "ahead"
 
@@ -110,7 +88,7 @@ class Player(QObject):
         self._urgent_pending: dict[str, Future[tuple[np.ndarray, int]]] = {}
         self._futures_lock = threading.Lock()
 
-        self._voice: _Voice | None = None
+        self._voice: Voice | None = None
         self._voice_lock = threading.Lock()  # shared with the audio callback; held briefly
         self._stream: Any = None
         self._stream_key: tuple[Any, int, int] | None = None
@@ -370,9 +348,9 @@ class Player(QObject):
             if stream.samplerate != rate:  # the device refused the file's rate
                 data = portaudio.resample_block(data, rate, int(stream.samplerate))
                 rate = int(stream.samplerate)
-            voice = _Voice(path, data, rate, requested_at,
-                           pos=int(np.clip(start * rate, 0, len(data))), ready=ready,
-                           start_at=start_at)
+            voice = Voice(path, data, rate, requested_at,
+                          pos=int(np.clip(start * rate, 0, len(data))), ready=ready,
+                          start_at=start_at)
             with self._voice_lock:
                 if request != self._request:
                     return  # stop() or another play() won the race
@@ -460,46 +438,16 @@ class Player(QObject):
                 out.fill(0)
                 self._stream_ending = True
                 raise portaudio.load().CallbackStop  # type: ignore[union-attr]
-        written = 0
         if voice.first_callback_at is None:
-            voice.first_callback_at = now = time.perf_counter()
-            self._last_latency = voice.first_callback_at - voice.requested_at
-            # This block reaches the DAC after the stream's latency: a start on the beat pads
-            # the silence up to its moment, to the frame.
-            # (Some ALSA plugins report no delay: the stream's latency is then the estimate.)
+            now = time.perf_counter()
+            self._last_latency = now - voice.requested_at
+            # This block reaches the DAC after the stream's latency (some ALSA plugins report
+            # no delay: the stream's latency is then the estimate).
             dac_delay = time_info.outputBufferDacTime - time_info.currentTime
             if not time_info.currentTime or dac_delay <= 0:
                 dac_delay = float(self._stream.latency or 0.0)
-            if voice.start_at is not None:
-                voice.pad = max(0, round((voice.start_at - now - dac_delay) * voice.rate))
-                voice.pad_frames_total = voice.pad
-            voice.sounded_at = now + dac_delay + voice.pad / voice.rate
-        if voice.pad:
-            written = min(voice.pad, frames)
-            out[:written].fill(0)
-            voice.pad -= written
-        data, loop, ready = voice.data, self._loop, voice.ready
-        end = len(data) if ready is None else min(ready, len(data))
-        while written < frames:
-            count = min(frames - written, end - voice.pos)
-            if count <= 0:
-                if ready is not None and end < len(data):
-                    break  # the rest is still rendering: wait for it in silence
-                if loop and len(data):
-                    voice.pos = 0
-                    continue
-                break
-            chunk = data[voice.pos:voice.pos + count]
-            if chunk.shape[1] == out.shape[1] or chunk.shape[1] == 1:
-                out[written:written + count] = chunk  # mono broadcasts to both channels
-            else:
-                out[written:written + count] = chunk.mean(axis=1, keepdims=True)
-            voice.pos += count
-            written += count
-        if written < frames:
-            out[written:].fill(0)
-            if ready is None or end >= len(data):
-                voice.finished = True  # the next callback ends the stream after this block plays
+            voice.first_block(now, dac_delay)
+        voice.fill(out, self._loop)
         volume = self._volume
         if volume != 1.0:
             out *= volume
