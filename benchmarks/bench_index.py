@@ -378,9 +378,9 @@ def main() -> None:
         result["bfloat16_vs_float32_top10_overlap"] = top10_overlap(
             model_folder, roots, contenders, unique, other="bfloat16")
     # What the automatic choice takes on these files (precision_choice.py), and its speed.
-    from clapdesk.core.index.precision_choice import decide
+    from clapdesk.core.index.precision_trial import choose_on_files
 
-    choice = decide(f32, [str(p) for p in unique])
+    choice = choose_on_files(f32, [str(p) for p in unique])
     if choice is not None:
         chosen = result.get(f"clapdesk_{choice.precision}", {})
         result["automatic_choice"] = {"precision": choice.precision, "reason": choice.reason,

@@ -41,14 +41,15 @@ def test_overlap_is_one_for_the_same_vectors_and_falls_with_changed_ones() -> No
 
 def test_a_cpu_without_native_support_stays_float32(tiny_model: Path, tmp_path: Path) -> None:
     from clapdesk.core.embed.embedder import load_embedder
-    from clapdesk.core.index.precision_choice import decide, native_precisions
+    from clapdesk.core.index.precision_choice import native_precisions
+    from clapdesk.core.index.precision_trial import choose_on_files
 
     assert native_precisions(frozenset({"sse4_2", "fma"})) == []
     assert native_precisions(frozenset({"avx2", "fma"})) == ["int8"]
     assert native_precisions(frozenset({"avx512_vnni"})) == ["int8"]
     assert native_precisions(frozenset({"amx_bf16", "amx_int8"})) == ["bfloat16", "int8"]
     embedder = load_embedder(str(tiny_model), device="cpu")
-    choice = decide(embedder, _files(_write_library(tmp_path / "lib")), native=[])
+    choice = choose_on_files(embedder, _files(_write_library(tmp_path / "lib")), native=[])
     assert choice.precision == "float32" and "natively" in choice.reason
 
 
@@ -57,7 +58,7 @@ def test_a_candidate_that_loses_results_is_refused(tiny_model: Path, tmp_path: P
 
     from clapdesk.core.embed.embedder import load_embedder
     from clapdesk.core.embed.fast_tower import TowerOutput
-    from clapdesk.core.index.precision_choice import decide
+    from clapdesk.core.index.precision_trial import choose_on_files
 
     embedder = load_embedder(str(tiny_model), device="cpu")
     generator = torch.Generator().manual_seed(3)
@@ -66,7 +67,7 @@ def test_a_candidate_that_loses_results_is_refused(tiny_model: Path, tmp_path: P
         # Fast, but its features are noise: search would return other sounds.
         return TowerOutput(torch.randn(len(mel), embedder.feature_dim, generator=generator))
 
-    choice = decide(embedder, _files(_write_library(tmp_path / "lib")), native=["bfloat16"],
+    choice = choose_on_files(embedder, _files(_write_library(tmp_path / "lib")), native=["bfloat16"],
                     towers={"bfloat16": bad})
     assert choice.precision == "float32"
     assert "bfloat16 changed search results" in choice.reason
@@ -77,7 +78,7 @@ def test_a_candidate_that_loses_results_is_refused(tiny_model: Path, tmp_path: P
 
 def test_a_faster_candidate_that_keeps_results_is_taken(tiny_model: Path, tmp_path: Path) -> None:
     from clapdesk.core.embed.embedder import load_embedder
-    from clapdesk.core.index.precision_choice import decide
+    from clapdesk.core.index.precision_trial import choose_on_files
 
     embedder = load_embedder(str(tiny_model), device="cpu")
     exact = embedder.fast_tower
@@ -88,7 +89,7 @@ def test_a_faster_candidate_that_keeps_results_is_taken(tiny_model: Path, tmp_pa
 
     # float32 made slow; the "candidate" is float32's own tower, so it keeps every result.
     embedder.fast_tower = slow
-    choice = decide(embedder, _files(_write_library(tmp_path / "lib")), native=["int8"],
+    choice = choose_on_files(embedder, _files(_write_library(tmp_path / "lib")), native=["int8"],
                     towers={"int8": exact})
     assert choice.precision == "int8" and choice.decided_now
     assert choice.figures["int8"]["top10_overlap"] == {"text": 1.0, "sound_alike": 1.0}
@@ -96,17 +97,17 @@ def test_a_faster_candidate_that_keeps_results_is_taken(tiny_model: Path, tmp_pa
     assert "faster than float32" in choice.reason and "natively" in choice.reason
     # One that keeps the results but is slower is not taken.
     embedder.fast_tower = exact
-    choice = decide(embedder, _files(tmp_path / "lib"), native=["int8"], towers={"int8": slow})
+    choice = choose_on_files(embedder, _files(tmp_path / "lib"), native=["int8"], towers={"int8": slow})
     assert choice.precision == "float32" and "no reduced precision was clearly faster" in choice.reason
 
 
 def test_too_few_files_leave_the_choice_for_a_later_run(tiny_model: Path, tmp_path: Path) -> None:
     from clapdesk.core.embed.embedder import load_embedder
-    from clapdesk.core.index.precision_choice import decide
+    from clapdesk.core.index.precision_trial import choose_on_files
 
     embedder = load_embedder(str(tiny_model), device="cpu")
     files = _files(_write_library(tmp_path / "lib", count=6))
-    assert decide(embedder, files, native=["bfloat16"]) is None
+    assert choose_on_files(embedder, files, native=["bfloat16"]) is None
 
 
 def test_first_indexing_decides_once_and_the_catalog_keeps_it(

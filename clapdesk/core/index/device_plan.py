@@ -21,7 +21,11 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-CPU_BATCH_WINDOWS = 4  # the CPU's best batch (see indexer.BATCH_WINDOWS)
+# Windows per model call on a CPU (indexer.BATCH_WINDOWS). Measured on a quiet 2-core CPU with
+# torch 2.13 (benchmarks/bench_index.py): batches of 4 cost the least per window (about 0.12 s
+# float32, 0.065 s int8), 2 about 25 % more and 8 about 5-10 % more (the activations leave the
+# cache).
+CPU_BATCH_WINDOWS = 4
 # Bounds of a GPU batch. The upper one is host memory: each 10-second window waits decoded as
 # about 1.9 MB of float32 samples, and two batches are read ahead (2 x 128 x 1.9 MB = 490 MB).
 GPU_MIN_BATCH = 8

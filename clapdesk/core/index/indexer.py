@@ -30,6 +30,7 @@ from clapdesk.core.index.decode_queue import Job as _Job
 from clapdesk.core.index.decode_queue import Pending, end_stuck, isolate_crash, received, request
 from clapdesk.core.index.decode_queue import ready_windows as _ready_windows
 from clapdesk.core.index.decoding import BrokenProcessPool, DecodePool, DecodeResult
+from clapdesk.core.index.device_plan import CPU_BATCH_WINDOWS
 from clapdesk.core.index.eta import TimeLeft, log_estimates
 from clapdesk.core.index.file_rows import FileRows
 from clapdesk.core.index.first_catalogue import FirstCatalogue
@@ -46,10 +47,8 @@ __all__ = ["FoundFile", "IndexReport", "Indexer", "Progress"]
 _received = received  # the name older callers use
 
 # Windows per model call. Every call gets exactly this many (a file's windows may straddle two
-# calls). Measured on a quiet 2-core CPU with torch 2.13 (benchmarks/bench_index.py): batches of
-# 4 cost the least per window (about 0.12 s float32, 0.065 s int8), 2 about 25 % more and 8
-# about 5-10 % more (the activations leave the cache).
-BATCH_WINDOWS = 4
+# calls); device_plan says why four on a CPU, and sizes a GPU's batches.
+BATCH_WINDOWS = CPU_BATCH_WINDOWS
 # How far decoding runs ahead of the model. The decoders run at idle priority, mostly in the
 # model's pauses, and a run of long files (each several windows and a 30 s analysis) can take
 # longer to decode than the model takes to embed the short files queued before it. On the

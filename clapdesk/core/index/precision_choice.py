@@ -17,8 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -157,64 +156,6 @@ def judge(embedder: Any, reference: np.ndarray, candidates: dict[str, np.ndarray
               f"{100 * min(overlap.values()):.0f} % of float32's top 10 kept on "
               f"{files} of your files")
     return PrecisionChoice(precision, True, reason, True, figures)
-
-
-def decode_sample(paths: Sequence[str], rate: int) -> list[tuple[str, list[np.ndarray]]]:
-    """The sample's windows, decoded as the indexer decodes files: in decoder processes, with
-    the per-file time and memory limits, so a hostile file cannot hang or exhaust the app and
-    the decoding libraries' notes never reach the terminal. Files that fail are left out."""
-    from clapdesk.core.index.decoding import DecodePool, DecodeRequest, decode_file, decode_seconds
-
-    pool = DecodePool(min(2, os.cpu_count() or 1))
-    files: list[tuple[str, list[np.ndarray]]] = []
-    try:
-        for path in paths:
-            try:
-                st = os.stat(path)
-                future = pool.submit(decode_file, DecodeRequest(
-                    path, st.st_size, st.st_mtime_ns, rate, idle=False))
-                result = future.result(timeout=decode_seconds())
-            except Exception as exc:  # a stuck decoder is ended; the indexer reports the file
-                log.info("precision sample: %s skipped (%s)", path, exc or type(exc).__name__)
-                pool.kill()
-                continue
-            if result.decoded is not None and result.decoded.windows:
-                files.append((path, result.decoded.windows))
-    finally:
-        pool.close()
-    return files
-
-
-def decide(embedder: Any, paths: Sequence[str], native: list[str] | None = None,
-           towers: dict[str, Tower] | None = None) -> PrecisionChoice | None:
-    """The choice on `paths` outside an indexing run (benchmarks, tests): the same trial the
-    indexer runs on its first files, here on files decoded for it. None when there are too
-    few files to tell."""
-    from clapdesk.core.index.indexer import BATCH_WINDOWS
-    from clapdesk.core.index.precision_trial import PrecisionTrial, pick_sample
-
-    sample = pick_sample(paths)
-    if not sample:
-        return None  # too few to tell, whatever they decode to: nothing is read
-    trial = PrecisionTrial.prepare(embedder, native, towers)
-    if isinstance(trial, PrecisionChoice):
-        return trial
-    decoded = decode_sample(sample, embedder.sampling_rate)
-    trial.sample = {path for path, _ in decoded}
-    flat = [w for _, windows in decoded for w in windows]
-    features: list[np.ndarray] = []
-    rows: list[dict[str, np.ndarray]] = []
-    for start in range(0, len(flat), BATCH_WINDOWS):
-        call = trial.embed(embedder, flat[start:start + BATCH_WINDOWS])
-        features.extend(call.features)
-        rows.extend(call.candidates)
-    trial.catch_up(embedder)
-    at = 0
-    for path, windows in decoded:
-        trial.embedded(path, np.mean(features[at:at + len(windows)], axis=0),
-                       rows[at:at + len(windows)])
-        at += len(windows)
-    return trial.decide(embedder)
 
 
 def record(catalog: Any, encoder_key: str, choice: PrecisionChoice) -> None:

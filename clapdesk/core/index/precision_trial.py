@@ -19,6 +19,7 @@ float32's, so the two can live in one library.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from clapdesk.core.index.device_plan import CPU_BATCH_WINDOWS
 from clapdesk.core.index.eta import TimeLeft
 from clapdesk.core.index.precision_choice import (
     MIN_FILES,
@@ -254,3 +256,57 @@ class PrecisionTrial:
             return None
         return self.seconds[precision] / self.windows_timed
 
+
+def decode_sample(paths: Sequence[str], rate: int) -> list[tuple[str, list[np.ndarray]]]:
+    """The sample's windows, decoded as the indexer decodes files: in decoder processes, with
+    the per-file time and memory limits, so a hostile file cannot hang or exhaust the app and
+    the decoding libraries' notes never reach the terminal. Files that fail are left out."""
+    from clapdesk.core.index.decoding import DecodePool, DecodeRequest, decode_file, decode_seconds
+
+    pool = DecodePool(min(2, os.cpu_count() or 1))
+    files: list[tuple[str, list[np.ndarray]]] = []
+    try:
+        for path in paths:
+            try:
+                st = os.stat(path)
+                future = pool.submit(decode_file, DecodeRequest(
+                    path, st.st_size, st.st_mtime_ns, rate, idle=False))
+                result = future.result(timeout=decode_seconds())
+            except Exception as exc:  # a stuck decoder is ended; the indexer reports the file
+                log.info("precision sample: %s skipped (%s)", path, exc or type(exc).__name__)
+                pool.kill()
+                continue
+            if result.decoded is not None and result.decoded.windows:
+                files.append((path, result.decoded.windows))
+    finally:
+        pool.close()
+    return files
+
+
+def choose_on_files(embedder: Any, paths: Sequence[str], native: list[str] | None = None,
+                    towers: dict[str, Tower] | None = None) -> PrecisionChoice | None:
+    """The choice on `paths` outside an indexing run (benchmarks, tests): the same trial the
+    indexer runs on its first files, here on files decoded for it. None when there are too
+    few files to tell."""
+    sample = pick_sample(paths)
+    if not sample:
+        return None  # too few to tell, whatever they decode to: nothing is read
+    trial = PrecisionTrial.prepare(embedder, native, towers)
+    if isinstance(trial, PrecisionChoice):
+        return trial
+    decoded = decode_sample(sample, embedder.sampling_rate)
+    trial.sample = {path for path, _ in decoded}
+    flat = [w for _, windows in decoded for w in windows]
+    features: list[np.ndarray] = []
+    rows: list[dict[str, np.ndarray]] = []
+    for start in range(0, len(flat), CPU_BATCH_WINDOWS):
+        call = trial.embed(embedder, flat[start:start + CPU_BATCH_WINDOWS])
+        features.extend(call.features)
+        rows.extend(call.candidates)
+    trial.catch_up(embedder)
+    at = 0
+    for path, windows in decoded:
+        trial.embedded(path, np.mean(features[at:at + len(windows)], axis=0),
+                       rows[at:at + len(windows)])
+        at += len(windows)
+    return trial.decide(embedder)
