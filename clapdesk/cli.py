@@ -205,7 +205,7 @@ def open_library(args: argparse.Namespace) -> Any:
     library = Library(args.library, model=args.model, device=args.device,
                       precision=args.precision or "auto")
     if getattr(args, "command", None) != "search":  # a refused search says it in its own line
-        from clapdesk.core.embed.known_models import untrained_text_notice
+        from clapdesk.core.model_switch import untrained_text_notice
 
         notice = untrained_text_notice(library)
         if notice:

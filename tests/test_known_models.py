@@ -10,6 +10,7 @@ import pytest
 from conftest import family_sound, write_sound
 
 from clapdesk.cli import main
+from clapdesk.core import model_switch
 from clapdesk.core.embed import known_models
 from clapdesk.core.embed.hub import DEFAULT_MODEL
 from clapdesk.core.library import Library
@@ -47,7 +48,7 @@ def test_a_larger_clap_music_library_is_told_once(tiny_model: Path, tmp_path: Pa
         write_sound(tmp_path / "samples" / f"{family}_{i}.wav", family_sound(family, i))
     library = Library(model=str(tiny_model))
     library.index_folders([str(tmp_path / "samples")])
-    assert known_models.untrained_text_notice(library) is None  # the tiny model is fine
+    assert model_switch.untrained_text_notice(library) is None  # the tiny model is fine
     library.catalog.set_meta("model", "laion/larger_clap_music")  # as an older clapdesk left it
     library.close()
 

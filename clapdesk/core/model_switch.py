@@ -18,10 +18,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from clapdesk.core.embed import known_models
+
 if TYPE_CHECKING:
     from clapdesk.core.index.indexer import IndexReport
     from clapdesk.core.library import Library
     from clapdesk.core.store.catalog import Catalog
+
+# Catalog meta: the model whose untrained text tower a library was told about.
+TOLD_KEY = "told_untrained_text_tower"
 
 SPEED_KEY = "seconds_per_file"
 # Until this library has been indexed once: about 6 files a second on a 2-core CPU with the full
@@ -89,3 +94,29 @@ def after_index(library: Library, catalog: Catalog, report: IndexReport) -> None
         return
     if not catalog.files_missing_vectors(library.model_key):
         catalog.set_meta("model", library.model_ref)
+
+
+def untrained_text_notice(library: Library) -> str | None:
+    """Once per library: why text search is off with its model, and what switching costs.
+
+    Only for a library that already holds sounds embedded with a model whose text tower is
+    known to be untrained (laion/larger_clap_music); remembered in the catalog once said."""
+    # The model of its vectors, which may not be the one loaded now.
+    model = known_models.known(library.catalog.get_meta("model") or library.model_ref)
+    if model is None or model.text_search or library.catalog.get_meta(TOLD_KEY) == model.id:
+        return None
+    files = library.catalog.count_files()
+    if not files:
+        return None
+    try:
+        library.catalog.set_meta(TOLD_KEY, model.id)
+    except Exception:  # a read-only library: said again next time, which is still right
+        pass
+    noun = "file" if files == 1 else "files"
+    recommended = known_models.RECOMMENDED
+    takes = known_models.describe_duration(known_models.reembed_seconds(files))
+    return (f"This library's sounds were embedded with {model.id}, whose text tower is reported "
+            "untrained, so text search is off with it (sound-alikes still work). "
+            f"{recommended} has the same audio tower and a trained text tower: switching "
+            f"re-embeds {files} {noun}, {takes} on a 2-core "
+            f"CPU (clapdesk --model {recommended} index, or Settings › Model).")

@@ -9,7 +9,8 @@ from PySide6.QtWidgets import QFormLayout, QLabel, QLineEdit, QMessageBox, QWidg
 
 from clapdesk.core.embed.health import TextSearchOff
 from clapdesk.core.embed.hub import ModelError
-from clapdesk.core.embed.known_models import RECOMMENDED, untrained_text_notice
+from clapdesk.core.embed.known_models import RECOMMENDED
+from clapdesk.core.model_switch import untrained_text_notice
 
 if TYPE_CHECKING:
     from clapdesk.gui.main_window import MainWindow

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from conftest import family_sound, write_sound
 
-from clapdesk.core.embed.known_models import RECOMMENDED, TOLD_KEY
+from clapdesk.core.embed.known_models import RECOMMENDED
 from clapdesk.core.library import Library
+from clapdesk.core.model_switch import TOLD_KEY
 from clapdesk.gui.model_control import READY, UNAVAILABLE
 from clapdesk.gui.results_model import MATCH
 

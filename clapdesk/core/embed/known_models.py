@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from clapdesk.core.library import Library
 
 RECOMMENDED = "laion/larger_clap_general"
 # Indexing speed of the HTSAT-base tower (larger_clap_*), float32 on this project's 2-core CPU,
@@ -91,29 +87,3 @@ def describe_duration(seconds: float) -> str:
     if minutes < 90:
         return f"about {round(minutes)} minutes"
     return f"about {minutes / 60:.1f} hours"
-
-
-TOLD_KEY = "told_untrained_text_tower"  # catalog meta: the model a library was told about
-
-
-def untrained_text_notice(library: Library) -> str | None:
-    """Once per library: why text search is off with its model, and what switching costs.
-
-    Only for a library that already holds sounds embedded with a model whose text tower is
-    known to be untrained (laion/larger_clap_music); remembered in the catalog once said."""
-    model = known(library.catalog.get_meta("model") or library.model_ref)  # its vectors' model
-    if model is None or model.text_search or library.catalog.get_meta(TOLD_KEY) == model.id:
-        return None
-    files = library.catalog.count_files()
-    if not files:
-        return None
-    try:
-        library.catalog.set_meta(TOLD_KEY, model.id)
-    except Exception:  # a read-only library: said again next time, which is still right
-        pass
-    noun = "file" if files == 1 else "files"
-    return (f"This library's sounds were embedded with {model.id}, whose text tower is reported "
-            "untrained, so text search is off with it (sound-alikes still work). "
-            f"{RECOMMENDED} has the same audio tower and a trained text tower: switching "
-            f"re-embeds {files} {noun}, {describe_duration(reembed_seconds(files))} on a 2-core "
-            f"CPU (clapdesk --model {RECOMMENDED} index, or Settings › Model).")
