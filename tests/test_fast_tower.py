@@ -112,6 +112,64 @@ def test_the_check_at_build_time_refuses_a_tower_that_disagrees(monkeypatch: pyt
     assert fast_tower.build_fast_tower(tower, "float32") is None
 
 
+def _counting_stock_calls(tower):  # noqa: ANN001, ANN202
+    """The tower, with a list that grows by one at every call of its stock forward."""
+    calls: list[int] = []
+    forward = tower.forward
+
+    def counted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls.append(1)
+        return forward(*args, **kwargs)
+
+    tower.forward = counted
+    return tower, calls
+
+
+def test_a_passed_check_is_remembered_for_the_same_weights_and_nothing_else() -> None:
+    import torch
+
+    from clapdesk.core.embed.fast_tower import build_fast_tower
+
+    tower, stock_calls = _counting_stock_calls(_audio_tower())
+    first = build_fast_tower(tower, "float32", "tiny@0123")
+    assert first is not None and len(stock_calls) == 1  # checked against the stock tower
+    again = build_fast_tower(tower, "float32", "tiny@0123")
+    assert again is not None and len(stock_calls) == 1  # remembered: no stock run
+    mel, longer = _mel(2), torch.zeros((2, 1), dtype=torch.bool)
+    assert torch.equal(again(mel, longer).pooler_output, first(mel, longer).pooler_output)
+    # Other weights, another precision, or no key at all: checked again.
+    assert build_fast_tower(tower, "float32", "tiny@4567") is not None
+    assert build_fast_tower(tower, "int8", "tiny@0123") is not None
+    assert build_fast_tower(tower, "float32") is not None
+    assert len(stock_calls) == 4
+
+
+def test_a_tower_that_fails_its_check_is_never_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    from clapdesk.core.embed import fast_tower
+
+    tower, stock_calls = _counting_stock_calls(_audio_tower())
+    with monkeypatch.context() as broken:
+        broken.setattr(fast_tower._Block, "__call__", lambda self, x: x * 1.01)
+        assert fast_tower.build_fast_tower(tower, "float32", "tiny@0123") is None
+        assert fast_tower.build_fast_tower(tower, "float32", "tiny@0123") is None
+    assert len(stock_calls) == 2
+    # Mended (another clapdesk, say), the same weights are checked, and pass.
+    assert fast_tower.build_fast_tower(tower, "float32", "tiny@0123") is not None
+    assert len(stock_calls) == 3
+
+
+def test_the_check_is_remembered_per_tower_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    from clapdesk.core.embed import fast_tower
+
+    tower, stock_calls = _counting_stock_calls(_audio_tower())
+    assert fast_tower.build_fast_tower(tower, "float32", "tiny@0123") is not None
+    key = fast_tower._check_key("tiny@0123", "float32")
+    monkeypatch.setattr(fast_tower, "__file__", __file__)  # the tower's code changed
+    assert fast_tower._check_key("tiny@0123", "float32") != key
+    assert fast_tower.build_fast_tower(tower, "float32", "tiny@0123") is not None
+    assert len(stock_calls) == 2
+
+
 def test_the_embedder_uses_the_fast_tower_on_cpu_with_the_same_vectors(tiny_model: Path) -> None:
     import torch
     from transformers import ClapModel

@@ -27,3 +27,18 @@ def has_int8_dot(flags: frozenset[str] | None = None) -> bool:
     """True where 8-bit products are summed in 32 bits without clipping (VNNI or AMX)."""
     flags = cpu_flags() if flags is None else flags
     return any(flag in flags for flag in INT8_DOT_FLAGS)
+
+
+@lru_cache(maxsize=1)
+def cpu_identity() -> str:
+    """Short and stable per CPU model and instruction set (all its flags)."""
+    import hashlib
+
+    name = ""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
+            name = next((line for line in cpuinfo if line.startswith("model name")), "")
+    except OSError:
+        pass
+    text = f"{name.strip()}|{','.join(sorted(cpu_flags()))}"
+    return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()

@@ -86,7 +86,8 @@ class ClapEmbedder:
         if self.device == "cpu" and precision in ("float32", "bfloat16", "int8"):
             from clapdesk.core.embed.fast_tower import build_fast_tower
 
-            self.fast_tower = build_fast_tower(model.audio_model, precision)
+            self.fast_tower = build_fast_tower(model.audio_model, precision,
+                                               identity.encoder_key)
         if precision == "int8":
             # Per-channel weight scales: half the error of one scale per matrix (embedding
             # cosine to float32 0.9998 against 0.9996, measured) at the same speed. The stock

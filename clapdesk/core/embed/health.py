@@ -24,9 +24,7 @@ cache matters for the first window of every later start.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -34,6 +32,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from clapdesk.core.embed.hub import ModelError
+from clapdesk.core.store.known_facts import KnownFacts
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +96,7 @@ def measure(embed_text: Callable[[Sequence[str]], np.ndarray], model_key: str) -
 
 def cached(model_key: str) -> ModelHealth | None:
     """The health measured before for `model_key`, or None."""
-    kept = _read_cache().get(f"{model_key} {_PROBES_ID}")
+    kept = _facts().get(f"{model_key} {_PROBES_ID}")
     if isinstance(kept, dict):
         try:
             return ModelHealth(**{**kept, "cached": True})
@@ -115,7 +114,7 @@ def check(embed_text: Callable[[Sequence[str]], np.ndarray], model_key: str) -> 
     if not health.text_ok:
         log.warning("the text tower of %s looks untrained (text spread %.3f > %.2f)",
                     model_key, health.text_spread, TEXT_SPREAD_LIMIT)
-    _write_cache(f"{model_key} {_PROBES_ID}", {**asdict(health), "cached": False})
+    _facts().put(f"{model_key} {_PROBES_ID}", {**asdict(health), "cached": False})
     return health
 
 
@@ -135,32 +134,5 @@ def refusal(model_name: str, health: ModelHealth, fine_tuned: bool = False) -> s
             f"To search by description, {fix}.")
 
 
-# -- the cache: one small JSON file in the app's cache folder ---------------------------------
-
-def _cache_file() -> str:
-    from clapdesk.core.store.paths import cache_dir
-
-    return str(cache_dir() / "model-health.json")
-
-
-def _read_cache() -> dict[str, object]:
-    try:
-        with open(_cache_file(), encoding="utf-8") as handle:
-            data = json.load(handle)
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def _write_cache(key: str, value: dict[str, object]) -> None:
-    path = _cache_file()
-    data = _read_cache()
-    data[key] = value
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(data, handle)
-        os.replace(tmp, path)
-    except OSError as exc:  # only a cache: a read-only disk measures again next time
-        log.info("model health not cached: %s", exc)
+def _facts() -> KnownFacts:
+    return KnownFacts("model-health")

@@ -75,30 +75,20 @@ def _weights_digest(folder: Path) -> str:
     # Lists, as JSON gives them back: tuples never compared equal, so every start of a folder
     # model hashed all its weights again (0.8 s for 776 MB from a warm page cache here).
     stamp = [[w.name, w.stat().st_size, w.stat().st_mtime_ns] for w in weights]
-    from clapdesk.core.store.paths import cache_dir
+    from clapdesk.core.store.known_facts import KnownFacts
 
-    cache_file = cache_dir() / "weight-digests.json"
-    try:
-        cache = json.loads(cache_file.read_text())
-    except (OSError, ValueError):
-        cache = {}
+    facts = KnownFacts("weight-digests")
     key = str(folder.resolve())
-    if cache.get(key, {}).get("stamp") == stamp:
-        return str(cache[key]["digest"])
+    known = facts.get(key)
+    if isinstance(known, dict) and known.get("stamp") == stamp:
+        return str(known["digest"])
     digest = hashlib.blake2b(digest_size=16)
     for weight in weights:
         with open(weight, "rb") as handle:
             while chunk := handle.read(1 << 22):
                 digest.update(chunk)
     value = digest.hexdigest()
-    cache[key] = {"stamp": stamp, "digest": value}
-    try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(cache))
-        os.replace(tmp, cache_file)
-    except OSError:
-        pass  # only a cache
+    facts.put(key, {"stamp": stamp, "digest": value})
     return value
 
 

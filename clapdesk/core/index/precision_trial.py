@@ -123,7 +123,8 @@ class PrecisionTrial:
 
         if not self.candidates:
             for precision in self.planned:
-                tower = build_fast_tower(embedder.model.audio_model, precision)
+                tower = build_fast_tower(embedder.model.audio_model, precision,
+                                         embedder.encoder_key)
                 if tower is not None:
                     self.candidates[precision] = tower
         if not self.candidates:  # nothing to compare: float32, with the reason
