@@ -276,7 +276,7 @@ def test_int8_layer_runs_on_onednn_int8_kernels_close_to_float32() -> None:
     x[..., 3] *= 8.0  # one loud channel, as activations have: it sets the input's scale
     with torch.inference_mode():
         exact = linear(x)
-        layer = Int8Linear(linear)
+        layer = Int8Linear(linear.weight, linear.bias)
         assert not any(p.dtype == torch.float32 and p.dim() == 2 for p in vars(layer).values()
                        if isinstance(p, torch.Tensor)), "the float weight matrix was kept"
         out = layer(x)
@@ -311,7 +311,7 @@ def test_int8_layer_is_right_when_neighbouring_products_are_all_large() -> None:
         linear.weight.uniform_(0.9, 1.0)  # every weight near its row's largest: close to 127
     x = torch.rand(16, 512) * 0.1 + 0.9  # every input near the range's top: close to 255
     with torch.inference_mode():
-        layer = Int8Linear(linear)
+        layer = Int8Linear(linear.weight, linear.bias)
         expected_steps = INPUT_STEPS_8BIT if has_int8_dot() else INPUT_STEPS_7BIT
         assert layer._steps == expected_steps
         error = ((layer(x) - linear(x)).norm() / linear(x).norm()).item()

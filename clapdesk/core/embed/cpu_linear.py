@@ -131,16 +131,16 @@ def use_onednn_linears(tower: nn.Module) -> int:
 class Int8Linear(nn.Module):
     """`nn.Linear` with int8 weights (one scale per output row) and uint8 inputs (per call)."""
 
-    def __init__(self, linear: nn.Linear) -> None:
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> None:
         super().__init__()
-        self.in_features, self.out_features = linear.in_features, linear.out_features
-        weight = linear.weight.detach().float()
+        self.out_features, self.in_features = weight.shape
+        weight = weight.detach().float()
         scales = (weight.abs().amax(dim=1) / 127.0).clamp(min=1e-12)
         quantised = torch.round(weight / scales[:, None]).clamp(-127, 127).to(torch.int8)
         self._packed = torch.ops.onednn.qlinear_prepack(quantised, None)
         self._scales = scales.contiguous()
         self._zeros = torch.zeros(len(scales), dtype=torch.long)
-        self.bias = None if linear.bias is None else linear.bias.detach().float().contiguous()
+        self.bias = None if bias is None else bias.detach().float().contiguous()
         self._steps = INPUT_STEPS_8BIT if has_int8_dot() else INPUT_STEPS_7BIT
 
     def forward(self, x: torch.Tensor, gelu: bool = False,
@@ -207,5 +207,5 @@ def quantise_linears(tower: nn.Module) -> int:
     swaps = [(parent, name, child) for parent in tower.modules()
              for name, child in parent.named_children() if isinstance(child, nn.Linear)]
     for parent, name, child in swaps:
-        setattr(parent, name, Int8Linear(child))
+        setattr(parent, name, Int8Linear(child.weight, child.bias))
     return len(swaps)

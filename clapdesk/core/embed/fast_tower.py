@@ -129,12 +129,7 @@ def _linear(weight: torch.Tensor, bias: torch.Tensor | None, precision: str,
     if precision == "int8":
         from clapdesk.core.embed.cpu_linear import Int8Linear
 
-        linear = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
-        with torch.no_grad():
-            linear.weight.copy_(weight)
-            if bias is not None:
-                linear.bias.copy_(bias)
-        return Int8Linear(linear)
+        return Int8Linear(weight, bias)
     return _Linear(weight, bias, STREAM_DTYPE[precision], onednn)
 
 
