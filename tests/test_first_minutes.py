@@ -218,6 +218,52 @@ def test_the_model_loads_while_the_first_files_decode(tiny_model: Path, tmp_path
     library.close()
 
 
+def test_a_folder_new_to_the_library_loads_the_model_while_it_is_scanned(
+        tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scan of a new folder cannot finish until the model has begun to load: a run that
+    loaded after scanning would never get there (the scan would time out and the run fail).
+    A run over the same folder, unchanged, loads no model at all."""
+    from clapdesk.core.index import plan
+    from clapdesk.core.index.indexer import Indexer
+    from clapdesk.core.index.model_loader import model_rate
+    from clapdesk.core.library import Library
+    from clapdesk.core.store.catalog import Catalog
+
+    folder = _folder(tmp_path)
+    library = Library(model=str(tiny_model))
+    loading = threading.Event()
+    loads: list[int] = []
+
+    def model():  # noqa: ANN202
+        loads.append(1)
+        loading.set()
+        return library.embedder()
+
+    walk = plan.walk_audio
+
+    def walk_once_the_model_loads(folder_path):  # noqa: ANN001, ANN202
+        assert loading.wait(120), "the scan finished before the model began to load"
+        return walk(folder_path)
+
+    catalog = Catalog(library.paths.catalog)
+    try:
+        with monkeypatch.context() as patched:
+            patched.setattr(plan, "walk_audio", walk_once_the_model_loads)
+            first = Indexer(catalog, library.vector_index(), model,
+                            model_rate=lambda: model_rate(library.identity.folder))
+            report = first.run([str(folder)])
+        assert report.indexed == 9 and loads == [1]
+        assert first.timeline.first("model loading") < first.timeline.first("scanned")
+        again = Indexer(catalog, library.vector_index(), model,
+                        model_rate=lambda: model_rate(library.identity.folder))
+        report = again.run([str(folder)])
+        assert report.indexed == 0 and report.unchanged == 9
+        assert loads == [1] and again.timeline.first("model loading") is None
+    finally:
+        catalog.close()
+    library.close()
+
+
 # -- the time left ------------------------------------------------------------------------------
 def _schedule(seed: int = 0) -> tuple[list[tuple[str, float, int]], float, float]:
     """A made-up library in the order a scan finds it: 500 one-shots, then 300 loops, then 150

@@ -12,6 +12,12 @@ from clapdesk.core.store import retries
 from clapdesk.core.store.catalog import Catalog
 
 
+def adds_folders(catalog: Catalog, folders: list[str]) -> bool:
+    """Some of `folders` is not in the library yet: every file found there is new."""
+    known = {os.path.abspath(path) for _, path in catalog.roots()}
+    return any(os.path.abspath(folder) not in known for folder in folders)
+
+
 def plan_run(catalog: Catalog, encoder_key: str, folders: list[str], report: IndexReport,
              notify: Callable[[Progress], None]) -> tuple[list[Job], dict[str, int | None]]:
     """Decide per file: unchanged, changed, new or vanished. Nothing is decoded here.
