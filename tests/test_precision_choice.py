@@ -261,6 +261,42 @@ def test_a_run_with_too_few_new_files_leaves_the_choice_for_later(
     library.close()
 
 
+def test_the_indexing_thread_never_asks_for_the_device_before_the_model_is_loaded(
+        tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asking for the device imports torch: on the indexing thread that held the scan of a new
+    folder back by 2.4 s. The model's own load (its thread) is where the device is decided."""
+    import threading
+    from types import SimpleNamespace
+
+    from clapdesk.core import library as library_module
+    from clapdesk.core.library import Library
+
+    asked_on: list[str] = []
+    real = library_module.pick_device
+
+    def pick_device(requested=None):  # noqa: ANN001, ANN202
+        asked_on.append(threading.current_thread().name)
+        return real(requested)
+
+    monkeypatch.setattr(library_module, "pick_device", pick_device)
+    folder = _write_library(tmp_path / "samples")
+    library = Library(root=tmp_path / "lib", model=str(tiny_model), precision="auto")
+    indexing = threading.current_thread().name
+    report = library.index_folders([str(folder)])
+    assert report.indexed == 24 and report.precision is not None
+    assert asked_on and indexing not in asked_on, asked_on
+    # On a GPU the run has nothing to choose, and records no choice.
+    from clapdesk.core.store.catalog import Catalog
+
+    fresh = Library(root=tmp_path / "other", model=str(tiny_model), precision="auto")
+    catalog = Catalog(fresh.paths.catalog)
+    auto = fresh._auto_precision(catalog)
+    assert auto is not None and auto.prepare(SimpleNamespace(device="cuda")) is None
+    catalog.close()
+    library.close()
+    fresh.close()
+
+
 def test_a_precision_set_by_the_producer_wins_over_the_stored_choice(
         tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from clapdesk.core.index import precision_choice

@@ -158,18 +158,25 @@ class Library:
     def _auto_precision(self, catalog: Catalog) -> AutoPrecision | None:
         """What an indexing run needs to choose the precision, when "auto" has not chosen yet
         (once per library, model and CPU: the first indexing's first files decide)."""
-        if self.precision != precision_choice.AUTO or pick_device(self.device) != "cpu":
+        if self.precision != precision_choice.AUTO:
             return None
         key = self.identity.encoder_key
         self.precision_choice = precision_choice.stored(catalog, key)
         if self.precision_choice is not None:
             return None
 
+        def prepare(embedder: ClapEmbedder) -> PrecisionTrial | PrecisionChoice | None:
+            # The device is known once the model is: asking before would import torch on the
+            # indexing thread, 2.4 s before the folders are even scanned on a 2-core CPU.
+            if embedder.device != "cpu":
+                return None  # a GPU runs half precision (device_plan): nothing to choose
+            return PrecisionTrial.prepare(embedder)
+
         def chosen(choice: PrecisionChoice) -> None:
             self.precision_choice = choice
             precision_choice.record(catalog, key, choice)
 
-        return AutoPrecision(PrecisionTrial.prepare, chosen)
+        return AutoPrecision(prepare, chosen)
 
     def _precision_to_load(self, device: str) -> str:
         if self.precision != precision_choice.AUTO:

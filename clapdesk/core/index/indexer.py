@@ -313,7 +313,7 @@ class Indexer:
             outcome.sample = set(self._sample)
             self._trial = outcome
             self.timeline.mark("precision trial", ",".join(outcome.names))
-        else:  # nothing to compare here: the reason is the choice
+        elif outcome is not None:  # nothing to compare here: the reason is the choice
             self.auto.chosen(outcome)
 
     def _choose(self, embedder: ClapEmbedder) -> None:

@@ -59,7 +59,7 @@ class AutoPrecision:
     """What an indexing run needs to make the automatic choice: the trial to prepare once the
     model is loaded (or the choice, where no trial can run), and what to do with the choice."""
 
-    prepare: Callable[[Any], PrecisionTrial | PrecisionChoice]
+    prepare: Callable[[Any], PrecisionTrial | PrecisionChoice | None]  # None: not on this device
     chosen: Callable[[PrecisionChoice], None]
 
 
