@@ -111,7 +111,7 @@ class Indexer:
         try:
             if adds_folders(self.catalog, folders):
                 # A folder new to the library will want the model: it loads while the folder is
-                # scanned (2 s for 2,000 files on a 2-core CPU), not after.
+                # scanned and its names catalogued, not after the scan.
                 loader = BackgroundLoad(self.get_embedder, self.timeline).start()
             jobs, vanished = plan_run(self.catalog, self.index.model_key.encoder, folders,
                                       report, notify)
