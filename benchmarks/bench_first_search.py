@@ -20,6 +20,7 @@ health check is let through: the timing is what is measured), or a tiny random m
 --quick. Prints one JSON object, with the load average (the machine may be shared).
 
     python benchmarks/bench_first_search.py [--files 2000] [--quick] [--complete] [--precision P]
+                                            [--series FILE]
 """
 
 from __future__ import annotations
@@ -85,13 +86,14 @@ def write_folder(folder: Path, count: int, seed: int = 0) -> None:
 
 
 def run(model: Path, folder: Path, library_dir: Path, complete: bool, limit: float,
-        precision: str = "auto") -> dict:
+        precision: str = "auto", series: str | None = None) -> dict:
     from clapdesk.core.index.eta import estimate_errors
     from clapdesk.core.library import Library
     from clapdesk.core.search.ranking import search_text
 
     marks: dict[str, float] = {}
     history: list[tuple[float, float | None]] = []
+    done: list[int] = []  # files done at each of history's moments
     ranges: list[tuple[float, float | None, float]] = []  # (when, fast end, float32's end)
     cancel = threading.Event()
     errors: list[BaseException] = []
@@ -112,6 +114,7 @@ def run(model: Path, folder: Path, library_dir: Path, complete: bool, limit: flo
             marks.setdefault("model_ready", now)
             # While the precision is chosen the time left is a range, judged on its own.
             history.append((now, None if p.comparing else p.eta))
+            done.append(p.done)
             if p.comparing and p.eta is not None:
                 ranges.append((now, p.eta_low, p.eta))
 
@@ -174,6 +177,10 @@ def run(model: Path, folder: Path, library_dir: Path, complete: bool, limit: flo
         out["precision"] = library.precision_choice.note()
     if complete:
         out["time_left_estimates"] = estimate_errors(history, end, began, after=60.0)
+        if series:  # every estimate against the real time left, to see where it went wrong
+            Path(series).write_text(json.dumps(
+                [[round(at - began, 2), None if eta is None else round(eta, 1), round(end - at, 1),
+                  files] for (at, eta), files in zip(history, done, strict=True)]))
         out["time_left_while_choosing"] = range_fit(ranges, end)
     return out
 
@@ -202,6 +209,8 @@ def main() -> None:
     parser.add_argument("--precision", default="auto",
                         help="as Settings › Model precision (default auto, the app's default: "
                              "on an empty library it makes the automatic choice first)")
+    parser.add_argument("--series", help="with --complete: write every time-left estimate, "
+                                         "as [seconds in, said, real, files done], to this file")
     args = parser.parse_args()
     model = tiny_model() if args.quick else full_model()
     with tempfile.TemporaryDirectory() as scratch:
@@ -209,7 +218,7 @@ def main() -> None:
         write_folder(folder, args.files)
         load_before = load_average()
         result = run(model, folder, Path(scratch) / "library", args.complete, args.limit,
-                     args.precision)
+                     args.precision, args.series)
     print(json.dumps({"benchmark": "first_search", "files": args.files,
                       "model": "tiny random" if args.quick else "larger_clap_music, random weights",
                       "seconds_from_empty_library": result,
