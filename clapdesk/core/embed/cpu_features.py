@@ -30,15 +30,19 @@ def has_int8_dot(flags: frozenset[str] | None = None) -> bool:
 
 
 @lru_cache(maxsize=1)
+def cpu_model_line() -> str:
+    """The OS's "model name" line for this CPU, as it stands (empty where it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
+            return next((line for line in cpuinfo if line.startswith("model name")), "")
+    except OSError:
+        return ""
+
+
+@lru_cache(maxsize=1)
 def cpu_identity() -> str:
     """Short and stable per CPU model and instruction set (all its flags)."""
     import hashlib
 
-    name = ""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
-            name = next((line for line in cpuinfo if line.startswith("model name")), "")
-    except OSError:
-        pass
-    text = f"{name.strip()}|{','.join(sorted(cpu_flags()))}"
+    text = f"{cpu_model_line().strip()}|{','.join(sorted(cpu_flags()))}"
     return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from clapdesk.core.embed.cpu_features import INT8_DOT_FLAGS, cpu_flags
+from clapdesk.core.embed.cpu_features import INT8_DOT_FLAGS, cpu_flags, cpu_model_line
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +75,8 @@ def native_precisions(flags: frozenset[str] | None = None) -> list[str]:
 def cpu_signature() -> str:
     """Short and stable per CPU model and instruction set: a decision made on one computer is
     not trusted on another."""
-    name = ""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
-            name = next((line for line in cpuinfo if line.startswith("model name")), "")
-    except OSError:
-        pass
     flags = sorted(f for fs in NATIVE_FLAGS.values() for f in fs if f in cpu_flags())
-    return hashlib.sha1(f"{name}|{','.join(flags)}".encode()).hexdigest()[:12]
+    return hashlib.sha1(f"{cpu_model_line()}|{','.join(flags)}".encode()).hexdigest()[:12]
 
 
 def meta_key(encoder_key: str) -> str:
