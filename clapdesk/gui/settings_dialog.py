@@ -68,14 +68,11 @@ def gpu_devices() -> tuple[str, ...]:
     return tuple(found)
 
 
-@lru_cache(maxsize=1)
 def cpu_has_native_bf16() -> bool:
     """AVX512-BF16 or AMX: what makes bfloat16 pay on a CPU (Linux tells; elsewhere, no)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
+    from clapdesk.core.index.precision_choice import native_precisions
+
+    return "bfloat16" in native_precisions()
 
 
 def offered(setting: Setting, current: Any) -> list[str]:

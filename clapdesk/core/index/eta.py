@@ -27,7 +27,7 @@ machine that gets busy, or a cooler CPU that slows, moves the estimate within a 
 two-minute half-life the slow first seconds after the model's load (kernels built, decoders
 settling at idle priority) kept a real 30-second stretch 2.5x too long throughout (tiny model,
 700 files, load 11-13); with 30 s the same kind of run read 6-34 % off, and the synthetic
-schedules in tests/test_first_minutes.py stay within 4 % and 9 %.
+schedules in tests/test_time_left.py stay within 4 % and 9 %.
 Nothing is said while the model loads or before WARM_UP_WINDOWS windows have been embedded
 (the first model call also builds its kernels and costs several times a normal one).
 """
@@ -126,7 +126,7 @@ class _UnknownLengths:
 
 class TimeLeft:
     """The estimator of one run. Every method takes the time (monotonic seconds) it is called at,
-    so a recorded or made-up timeline can be replayed exactly (tests/test_first_minutes.py)."""
+    so a recorded or made-up timeline can be replayed exactly (tests/test_time_left.py)."""
 
     def __init__(self) -> None:
         self._expected: dict[object, tuple[int | None, int, str]] = {}  # key -> windows, size, ext
@@ -210,7 +210,7 @@ class TimeLeft:
         self._model_windows = _Decayed()
         # While the read-ahead was full the decoders finished a file each time the old tower
         # took one: that pace says nothing of theirs now. Kept, it held the time left at the
-        # old tower's for DECODE_MARKS more files (2.7x too long, tests/test_first_minutes.py).
+        # old tower's for DECODE_MARKS more files (2.7x too long, tests/test_time_left.py).
         with self._decode_lock:
             self._decoded_marks.clear()
         if seconds_per_window is not None and seconds_per_window > 0:
