@@ -6,6 +6,7 @@
 #   bash packaging/build.sh            # after bash packaging/install.sh (it runs it if needed)
 #   bash packaging/build.sh --smoke    # then opens the built app under Xvfb and uses it
 #                                      # (packaging/smoke_window.py; needs install.sh --test)
+#   bash packaging/build.sh --newest   # the newest PyInstaller, not packaging/constraints.txt's
 #
 # Start the app with dist/clapdesk/clapdesk; it runs from that folder alone, anywhere.
 # macOS and Windows: see packaging/clapdesk.spec.
@@ -13,15 +14,25 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 smoke=0
-[ "${1:-}" = "--smoke" ] && smoke=1
+pins=(-c packaging/constraints.txt)
+for arg in "$@"; do
+  case "$arg" in
+    --smoke) smoke=1 ;;
+    --newest) pins=() ;;  # the newest PyInstaller, not the pinned one (packaging/pin_versions.py)
+    *) echo "build.sh: unknown option '$arg' (--smoke, --newest)" >&2; exit 2 ;;
+  esac
+done
 say() { echo "build.sh: $*"; }
 
-[ -x .venv/bin/python ] || bash packaging/install.sh --torch cpu
+if [ ! -x .venv/bin/python ]; then
+  if [ ${#pins[@]} -eq 0 ]; then bash packaging/install.sh --torch cpu --newest
+  else bash packaging/install.sh --torch cpu; fi
+fi
 if ! .venv/bin/python -c "import sys, torch; sys.exit(1 if torch.version.cuda else 0)"; then
   say "the virtual environment has a CUDA build of torch: bash packaging/install.sh --torch cpu" >&2
   exit 1
 fi
-.venv/bin/python -m pip install -q "pyinstaller>=6.10"
+.venv/bin/python -m pip install -q "${pins[@]}" "pyinstaller>=6.10"
 
 started=$(date +%s)
 .venv/bin/python -m PyInstaller --noconfirm --clean --log-level WARN \

@@ -5,6 +5,10 @@
 #   bash packaging/install.sh                 # the app
 #   bash packaging/install.sh --test          # the app, its test suite, and Xvfb for the window test
 #   bash packaging/install.sh --torch cpu     # torch build: cpu, cuda or auto (the default)
+#   bash packaging/install.sh --newest        # the newest releases, not packaging/constraints.txt
+#
+# Every package but torch is installed at the release pinned in packaging/constraints.txt (the
+# ones the suite and the bundle last passed with); packaging/pin_versions.py refreshes the pins.
 #
 # --torch auto picks the CUDA build when an NVIDIA driver is loaded (nvidia-smi or
 # /proc/driver/nvidia), otherwise the CPU build. What the configured package index would give is
@@ -18,13 +22,15 @@ TORCH_VERSION=${CLAPDESK_TORCH_VERSION:-2.13.0}
 TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu
 
 with_tests=0
+newest=0
 torch_choice=auto
 while [ $# -gt 0 ]; do
   case "$1" in
     --test) with_tests=1 ;;
+    --newest) newest=1 ;;
     --torch) torch_choice=${2:-}; shift ;;
     --torch=*) torch_choice=${1#--torch=} ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -175,12 +181,21 @@ else
 fi
 
 # -- clapdesk -----------------------------------------------------------------------------------
-if [ "$with_tests" = 1 ]; then
-  # The cluster extra too: its tests run a real local Ray.
-  "${pip[@]}" install -q -e ".[test,cluster]"
-else
-  "${pip[@]}" install -q -e .
+pins=(-c packaging/constraints.txt)
+pinned="pinned $(sha256sum packaging/constraints.txt | cut -c1-16)"
+if [ "$newest" = 1 ]; then pins=(); pinned=newest; fi
+project=.
+# The cluster extra too: its tests run a real local Ray.
+[ "$with_tests" = 1 ] && project=".[test,cluster]"
+if ! "${pip[@]}" install -q "${pins[@]}" -e "$project"; then
+  if [ "$newest" = 0 ]; then
+    say "the pinned releases (packaging/constraints.txt) did not install with $(.venv/bin/python -V);" >&2
+    say "       bash packaging/install.sh --newest takes the newest instead" >&2
+  fi
+  exit 1
 fi
+# What the venv was installed from: tests/test_packaging.py holds a pinned venv to the pins.
+echo "$pinned" > .venv/clapdesk-pins
 # An editable install leaves clapdesk's own modules uncompiled (pip compiles only what it copies),
 # and where PYTHONDONTWRITEBYTECODE is set every start would compile them again: about 0.2 s of
 # the window's first appearance. Compiled once here, as pip does for every other package.
