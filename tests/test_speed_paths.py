@@ -251,6 +251,40 @@ def test_prompt_vectors_are_computed_once_per_head(tiny_model: Path) -> None:
     assert calls == [2, len(PROBE_CAPTIONS), 2] and not np.allclose(retrained, first)
 
 
+def test_prompt_vectors_are_kept_for_the_next_process_and_only_for_the_same_head(
+        tiny_model: Path) -> None:
+    """A new process (a fresh load) reads the prompts' vectors from the cache folder; a head
+    with other numbers, even under a reused version name, computes its own; a damaged file is
+    computed again."""
+    import torch
+
+    from clapdesk.core.embed.embedder import load_embedder
+    from clapdesk.core.store.paths import cache_dir
+
+    prompts = ["the sound of kick", "the sound of pad", "the sound of riser"]
+    first = load_embedder(str(tiny_model), device="cpu").embed_prompts(prompts)
+    later = load_embedder(str(tiny_model), device="cpu")
+    calls: list[int] = []
+    real = later.embed_text
+    later.embed_text = lambda texts: calls.append(len(texts)) or real(texts)
+    kept = later.embed_prompts(prompts)
+    assert calls == [] and np.array_equal(kept, first) and not kept.flags.writeable
+    # Another head under the same key: its own vectors, not the cached ones.
+    torch.manual_seed(3)
+    head = torch.nn.Linear(later.text_head.linear1.in_features, later.dim)
+    later.use_heads(later.audio_head, head, later.model_key)
+    calls.clear()
+    other = later.embed_prompts(prompts)
+    assert calls == [len(prompts)] and not np.allclose(other, first)
+    # A damaged file reads as missing.
+    files = sorted((cache_dir() / "prompt-vectors").glob("*.npy"))
+    assert len(files) == 2
+    for path in files:
+        path.write_bytes(b"not an array")
+    again = load_embedder(str(tiny_model), device="cpu")
+    assert np.array_equal(again.embed_prompts(prompts), first)
+
+
 def test_torch_threads_spin_briefly_unless_the_user_says_otherwise() -> None:
     probe = ("import os, sys, clapdesk.core.embed.embedder; "
              "print(os.environ.get('GOMP_SPINCOUNT'), 'torch' in sys.modules)")
