@@ -356,59 +356,9 @@ def _show(args: argparse.Namespace, response: Any, seconds: float) -> dict[str, 
 
 
 def cmd_doctor(args: argparse.Namespace) -> dict[str, Any]:
-    import platform
+    from clapdesk.doctor_cli import cmd_doctor as run
 
-    import hnswlib  # noqa: F401
-    import soundfile
-    import torch
-    import transformers
-
-    from clapdesk.core.embed.embedder import pick_device
-    from clapdesk.core.embed.hub import ModelError
-    from clapdesk.core.store.integrity import quick_check
-
-    library = open_library(args)
-    try:
-        catalog_path = library.paths.catalog
-        result: dict[str, Any] = {
-            "clapdesk": __version__, "python": platform.python_version(),
-            "torch": torch.__version__, "transformers": transformers.__version__,
-            "libsndfile": soundfile.__libsndfile_version__,
-            "device": pick_device(args.device), "library": str(library.paths.root),
-            "catalog_bytes": catalog_path.stat().st_size if catalog_path.exists() else 0,
-            "catalog_check": quick_check(library.catalog) or "ok",
-            "files": library.catalog.count_files(), "failed": len(library.catalog.failures()),
-            "folders": [result_path(p) for _, p in library.catalog.roots()],
-            "model": library.model_ref,
-        }
-        try:
-            identity = library.identity
-            result.update(model_state="available", model_folder=identity.folder,
-                          model_revision=identity.revision, model_key=library.model_key)
-            result["model_health"] = _model_health(library)
-        except ModelError as exc:
-            result.update(model_state="unavailable", model_error=str(exc))
-    finally:
-        library.close()
-    if not args.json:
-        for key, value in result.items():
-            print(f"{key:>14}: {value}")
-    return result
-
-
-def _model_health(library: Any) -> dict[str, Any]:
-    """The text tower's health check, from its cache when this model was checked before (a
-    doctor run then loads no model); otherwise the model is loaded and checked."""
-    from clapdesk.core.embed import health
-    from clapdesk.core.embed.hub import ModelError
-
-    known = health.cached(library.model_key)
-    if known is None:
-        try:
-            known = library.embedder().text_health
-        except ModelError as exc:
-            return {"text_ok": None, "text_spread": None, "error": str(exc)}
-    return known.to_json()
+    return run(args)
 
 
 def cmd_failures(args: argparse.Namespace) -> dict[str, Any]:
