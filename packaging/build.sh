@@ -15,19 +15,18 @@ cd "$(dirname "$0")/.."
 
 smoke=0
 pins=(-c packaging/constraints.txt)
+install=(--torch cpu)
 for arg in "$@"; do
   case "$arg" in
     --smoke) smoke=1 ;;
-    --newest) pins=() ;;  # the newest PyInstaller, not the pinned one (packaging/pin_versions.py)
+    # The newest PyInstaller (and packages, if the venv is made here), not the pinned ones.
+    --newest) pins=(); install+=(--newest) ;;
     *) echo "build.sh: unknown option '$arg' (--smoke, --newest)" >&2; exit 2 ;;
   esac
 done
 say() { echo "build.sh: $*"; }
 
-if [ ! -x .venv/bin/python ]; then
-  if [ ${#pins[@]} -eq 0 ]; then bash packaging/install.sh --torch cpu --newest
-  else bash packaging/install.sh --torch cpu; fi
-fi
+[ -x .venv/bin/python ] || bash packaging/install.sh "${install[@]}"
 if ! .venv/bin/python -c "import sys, torch; sys.exit(1 if torch.version.cuda else 0)"; then
   say "the virtual environment has a CUDA build of torch: bash packaging/install.sh --torch cpu" >&2
   exit 1

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
 
 CONSTRAINTS = Path(__file__).resolve().parent / "constraints.txt"
 # Chosen elsewhere: torch (and what only a CUDA build brings) by install.sh, clapdesk is the
@@ -37,10 +38,6 @@ HEADER = """\
 # The releases clapdesk's suite and bundle last passed with: install.sh and build.sh install
 # through this file (pip -c). Written by packaging/pin_versions.py; see there to refresh it.
 """
-
-
-def canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def python_marker(requires_python: str | None) -> str:
@@ -56,11 +53,11 @@ def pin_lines(distributions: Iterable[metadata.Distribution]) -> list[str]:
     pins: dict[str, str] = {}
     for dist in distributions:
         name = dist.metadata["Name"]
-        if not name or NOT_PINNED.match(canonical(name)):
+        if not name or NOT_PINNED.match(canonicalize_name(name)):
             continue
-        line = f"{canonical(name)}=={dist.version}"
+        name = canonicalize_name(name)
         marker = python_marker(dist.metadata.get("Requires-Python"))
-        pins[canonical(name)] = f"{line} ; {marker}" if marker else line
+        pins[name] = f"{name}=={dist.version}" + (f" ; {marker}" if marker else "")
     return [pins[name] for name in sorted(pins)]
 
 
@@ -71,7 +68,7 @@ def read_pins(path: Path = CONSTRAINTS) -> dict[str, Requirement]:
         line = raw.split("#", 1)[0].strip()
         if line:
             requirement = Requirement(line)
-            pins[canonical(requirement.name)] = requirement
+            pins[canonicalize_name(requirement.name)] = requirement
     return pins
 
 

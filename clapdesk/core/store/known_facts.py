@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +43,8 @@ class KnownFacts:
         """Keep `value` under `key`, written whole (another process reads all or nothing)."""
         data = self.read()
         data[key] = value
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            scratch = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-            scratch.write_text(json.dumps(data), encoding="utf-8")
-            os.replace(scratch, self.path)
-        except OSError as exc:
-            log.info("%s not kept: %s", self.path.name, exc)
+        _write_whole(self.path, lambda scratch: scratch.write_text(json.dumps(data),
+                                                                   encoding="utf-8"))
 
 
 class KnownArrays:
@@ -75,11 +71,23 @@ class KnownArrays:
 
     def put(self, key: str, array: np.ndarray) -> None:
         """Keep `array` under `key`, written whole (another process reads all or nothing)."""
-        path = self._path(key)
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            scratch = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
-            np.save(scratch, np.ascontiguousarray(array, np.float32), allow_pickle=False)
-            os.replace(scratch, path)
-        except OSError as exc:
-            log.info("%s not kept: %s", path.name, exc)
+        kept = np.ascontiguousarray(array, np.float32)
+        # A file object, so np.save adds no ".npy" to the scratch name.
+        _write_whole(self._path(key), lambda scratch: _save_array(scratch, kept))
+
+
+def _save_array(path: Path, array: np.ndarray) -> None:
+    with path.open("wb") as out:
+        np.save(out, array, allow_pickle=False)
+
+
+def _write_whole(path: Path, write: Callable[[Path], object]) -> None:
+    """`write` into a scratch file beside `path`, then put it in place in one step; a cache
+    that cannot be written (read-only disk, full disk) is only logged."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        write(scratch)
+        os.replace(scratch, path)
+    except OSError as exc:
+        log.info("%s not kept: %s", path.name, exc)
