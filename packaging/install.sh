@@ -194,7 +194,7 @@ if ! "${pip[@]}" install -q "${pins[@]}" -e "$project"; then
   fi
   exit 1
 fi
-# What the venv was installed from: tests/test_packaging.py holds a pinned venv to the pins.
+# What the venv was installed from: tests/test_pinned_releases.py holds a pinned venv to the pins.
 echo "$pinned" > .venv/clapdesk-pins
 # An editable install leaves clapdesk's own modules uncompiled (pip compiles only what it copies),
 # and where PYTHONDONTWRITEBYTECODE is set every start would compile them again: about 0.2 s of
