@@ -48,8 +48,9 @@ def cmd_doctor(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         library.close()
     if not args.json:
+        width = max(map(len, result))
         for key, value in result.items():
-            print(f"{key:>14}: {value}")
+            print(f"{key:>{width}}: {'unknown' if value is None else value}")
     return result
 
 
@@ -58,12 +59,14 @@ def _catalog_counts(catalog: Any) -> dict[str, Any]:
     of the catalog holds them: doctor is where a producer looks when the catalog is damaged."""
     import sqlite3
 
+    from clapdesk.core.store.integrity import DAMAGED_ADVICE
+
     try:
         return {"files": catalog.count_files(), "failed": len(catalog.failures()),
                 "folders": [result_path(p) for _, p in catalog.roots()]}
     except sqlite3.DatabaseError as exc:
         return {"files": None, "failed": None, "folders": None,
-                "catalog_unreadable": f"the catalog could not be read ({exc})"}
+                "catalog_unreadable": f"the catalog could not be read ({exc}). {DAMAGED_ADVICE}."}
 
 
 def _model_health(library: Any) -> dict[str, Any]:

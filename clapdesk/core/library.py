@@ -36,16 +36,15 @@ log = logging.getLogger(__name__)
 
 def _refuse_damaged(catalog: Catalog) -> None:
     """No indexing into a damaged catalog: writing next to a bad page can spread the damage."""
-    from clapdesk.core.store.integrity import NOT_FINISHED, quick_check
+    from clapdesk.core.store.integrity import DAMAGED_ADVICE, NOT_FINISHED, quick_check
 
     problem = quick_check(catalog)
     if problem == NOT_FINISHED:
         log.info("the catalog check ran out of time; indexing goes on")
     elif problem:
         raise CatalogError(
-            f"the catalog {catalog.path} is damaged ({problem}); nothing was written. Copy the "
-            "library folder somewhere safe, then remove the catalog there to index afresh "
-            "(your tags and favourites are in it)")
+            f"the catalog {catalog.path} is damaged ({problem}); nothing was written. "
+            f"{DAMAGED_ADVICE}")
 
 
 class LibraryReadOnly(CatalogError):

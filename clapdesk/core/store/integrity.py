@@ -14,6 +14,10 @@ import time
 from clapdesk.core.store.catalog import Catalog
 
 CHECK_SECONDS = 10.0
+# What a producer does with a damaged catalog, wherever clapdesk finds one.
+DAMAGED_ADVICE = ("Keep a copy of the library folder somewhere safe (your tags and favourites "
+                  "are in its catalog), then delete catalog.sqlite3 from the library folder to "
+                  "index afresh")
 NOT_FINISHED = "not finished"
 
 
